@@ -1,0 +1,1 @@
+"""eafix-capacity: plan, deploy and verify EAFIX capacity on Kubernetes."""

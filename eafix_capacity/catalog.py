@@ -1,0 +1,329 @@
+"""The EAFIX service catalogue: what each service asks of a cluster.
+
+Loaded from ``data/services.yaml`` (or built by the manifest importer) into frozen
+records whose figures are plain integers: CPU in millicores, memory and storage in
+bytes, already rounded up the way Kubernetes rounds quantities. Everything downstream
+(scenarios, packing, plan, manifests) reads these records and nothing else.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import InputError, QuantityError
+from .paths import data_file
+from .quantity import parse
+from .yamlio import load_yaml_file
+
+TIERS = ("trading", "supporting", "infrastructure", "monitoring")
+KINDS = ("Deployment", "StatefulSet")
+RUNTIMES = ("generic", "jvm", "redis", "postgres", "prometheus", "grafana")
+ACCESS_MODES = ("ReadWriteOnce", "ReadWriteOncePod", "ReadOnlyMany", "ReadWriteMany")
+SOURCE_KEYS = ("port", "replicas", "resources", "hpa", "storage")
+SOURCE_KINDS = ("seed", "assumed", "imported")
+
+
+@dataclass(frozen=True)
+class Resources:
+    """Requests and limits of one container or one pod (millicores and bytes)."""
+
+    cpu_request_m: int
+    memory_request_bytes: int
+    cpu_limit_m: int
+    memory_limit_bytes: int
+
+    def __add__(self, other: Resources) -> Resources:
+        return Resources(
+            self.cpu_request_m + other.cpu_request_m,
+            self.memory_request_bytes + other.memory_request_bytes,
+            self.cpu_limit_m + other.cpu_limit_m,
+            self.memory_limit_bytes + other.memory_limit_bytes,
+        )
+
+    def __mul__(self, n: int) -> Resources:
+        return Resources(
+            self.cpu_request_m * n,
+            self.memory_request_bytes * n,
+            self.cpu_limit_m * n,
+            self.memory_limit_bytes * n,
+        )
+
+
+ZERO = Resources(0, 0, 0, 0)
+
+
+@dataclass(frozen=True)
+class Container:
+    name: str
+    resources: Resources
+
+
+@dataclass(frozen=True)
+class HPA:
+    min_replicas: int
+    max_replicas: int
+    cpu_utilization: int
+
+
+@dataclass(frozen=True)
+class Volume:
+    """A persistent volume claim of a service (a volumeClaimTemplate for StatefulSets)."""
+
+    name: str
+    size_bytes: int
+    mount_path: str
+    access_mode: str = "ReadWriteOnce"
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    port: int
+    tier: str
+    kind: str
+    replicas: int
+    containers: tuple[Container, ...]
+    hpa: HPA | None = None
+    volumes: tuple[Volume, ...] = ()
+    runtime: str = "generic"
+    image: str = ""
+    description: str = ""
+    mesh_inject: bool = True
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def pod_resources(self) -> Resources:
+        """Requests and limits of one pod of the service's own containers."""
+        total = ZERO
+        for c in self.containers:
+            total = total + c.resources
+        return total
+
+    @property
+    def storage_bytes(self) -> int:
+        """Storage claimed by all replicas (each StatefulSet replica has its own claims)."""
+        per_pod = sum(v.size_bytes for v in self.volumes)
+        return per_pod * self.replicas if self.kind == "StatefulSet" else per_pod
+
+    @property
+    def max_replicas(self) -> int:
+        return self.hpa.max_replicas if self.hpa else self.replicas
+
+
+@dataclass(frozen=True)
+class Catalog:
+    services: tuple[Service, ...]
+    source_file: str = ""
+
+    def names(self) -> list[str]:
+        return [s.name for s in self.services]
+
+    def get(self, name: str) -> Service:
+        for s in self.services:
+            if s.name == name:
+                return s
+        raise InputError(
+            "unknown service", file=self.source_file or None, value=name,
+            valid="known services: " + ", ".join(self.names()),
+        )
+
+    def with_replicas(self, overrides: Mapping[str, int]) -> Catalog:
+        """A copy with some services' replica counts changed (validated like the file)."""
+        by_name = {s.name: s for s in self.services}
+        for name, n in overrides.items():
+            svc = self.get(name)
+            _check_replicas(n, svc.hpa, file=self.source_file, obj=name, field="replicas")
+            by_name[name] = replace(svc, replicas=n)
+        return Catalog(tuple(by_name[s.name] for s in self.services), self.source_file)
+
+
+def load_catalog(path: str | Path | None = None) -> Catalog:
+    """Read and validate a services file (default: the embedded ``data/services.yaml``)."""
+    p = Path(path) if path is not None else data_file("services.yaml")
+    doc = load_yaml_file(p)
+    return catalog_from_dict(doc, file=str(p))
+
+
+def catalog_from_dict(doc: Any, *, file: str = "<dict>") -> Catalog:
+    if not isinstance(doc, dict) or not isinstance(doc.get("services"), list):
+        raise InputError("missing field", file=file, field="services",
+                         valid="the file must be a mapping with a `services` list")
+    services: list[Service] = []
+    seen: set[str] = set()
+    for i, raw in enumerate(doc["services"]):
+        svc = _service(raw, file=file, index=i)
+        if svc.name in seen:
+            raise InputError("duplicate service", file=file, obj=svc.name, field="name",
+                             value=svc.name, valid="each service appears once")
+        seen.add(svc.name)
+        services.append(svc)
+    return Catalog(tuple(services), file)
+
+
+class _Fields:
+    """Typed access to one mapping of a data file, with errors that say where."""
+
+    def __init__(self, raw: Any, *, file: str, obj: str, prefix: str = "") -> None:
+        if not isinstance(raw, dict):
+            raise InputError("expected a mapping", file=file, obj=obj, field=prefix or None,
+                             value=raw)
+        self.raw, self.file, self.obj, self.prefix = raw, file, obj, prefix
+
+    def path(self, key: str) -> str:
+        return f"{self.prefix}.{key}" if self.prefix else key
+
+    def fail(self, key: str, problem: str, value: Any = None, valid: str | None = None) -> InputError:
+        return InputError(problem, file=self.file, obj=self.obj, field=self.path(key),
+                          value=value, valid=valid)
+
+    def required(self, key: str) -> Any:
+        if key not in self.raw or self.raw[key] is None:
+            raise self.fail(key, "missing field")
+        return self.raw[key]
+
+    def integer(self, key: str, *, minimum: int | None = None, maximum: int | None = None,
+                default: int | None = None) -> int:
+        v = self.raw.get(key, default) if default is not None else self.required(key)
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise self.fail(key, "not an integer", v, "a whole number")
+        if minimum is not None and v < minimum:
+            raise self.fail(key, f"must be at least {minimum}, got", v)
+        if maximum is not None and v > maximum:
+            raise self.fail(key, f"must be at most {maximum}, got", v)
+        return v
+
+    def text(self, key: str, *, choices: tuple[str, ...] | None = None, default: str | None = None) -> str:
+        v = self.raw.get(key, default) if default is not None else self.required(key)
+        if not isinstance(v, str) or not v:
+            raise self.fail(key, "not a non-empty string", v)
+        if choices is not None and v not in choices:
+            raise self.fail(key, "invalid value", v, "one of: " + ", ".join(choices))
+        return v
+
+    def quantity(self, key: str, *, cpu: bool) -> int:
+        v = self.required(key)
+        if isinstance(v, bool) or not isinstance(v, (str, int, float)):
+            raise self.fail(key, "not a quantity", v, "a quoted Kubernetes quantity such as \"250m\" or \"1Gi\"")
+        try:
+            q = parse(str(v))
+        except QuantityError as e:
+            raise QuantityError(
+                "malformed quantity", file=self.file, obj=self.obj, field=self.path(key),
+                value=str(v), valid="a Kubernetes quantity such as \"250m\", \"1.5\", \"512Mi\" or \"1G\"",
+            ) from e
+        if q.value < 0:
+            raise self.fail(key, "negative quantity", str(v), "a quantity of zero or more")
+        return q.milli_value() if cpu else q.int_value()
+
+    def sub(self, key: str) -> _Fields:
+        return _Fields(self.required(key), file=self.file, obj=self.obj, prefix=self.path(key))
+
+
+def _check_replicas(n: Any, hpa: HPA | None, *, file: str, obj: str, field: str) -> None:
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise InputError("not an integer", file=file, obj=obj, field=field, value=n,
+                         valid="a whole number of replicas, 0 or more")
+    if n < 0:
+        raise InputError("negative replicas", file=file, obj=obj, field=field, value=n,
+                         valid="0 or more (0 scales the service to zero)")
+    if hpa is not None and n != 0 and not hpa.min_replicas <= n <= hpa.max_replicas:
+        raise InputError(
+            "replicas outside the HPA bounds", file=file, obj=obj, field=field, value=n,
+            valid=f"between hpa.min_replicas {hpa.min_replicas} and hpa.max_replicas {hpa.max_replicas}, or 0",
+        )
+
+
+def _resources(f: _Fields) -> Resources:
+    req, lim = f.sub("requests"), f.sub("limits")
+    r = Resources(req.quantity("cpu", cpu=True), req.quantity("memory", cpu=False),
+                  lim.quantity("cpu", cpu=True), lim.quantity("memory", cpu=False))
+    if r.cpu_request_m > r.cpu_limit_m:
+        raise f.fail("requests.cpu", "request above limit", req.raw["cpu"],
+                     f"at most limits.cpu {lim.raw['cpu']!r}")
+    if r.memory_request_bytes > r.memory_limit_bytes:
+        raise f.fail("requests.memory", "request above limit", req.raw["memory"],
+                     f"at most limits.memory {lim.raw['memory']!r}")
+    return r
+
+
+def _hpa(raw: Any, *, file: str, obj: str) -> HPA | None:
+    if raw is None:
+        return None
+    f = _Fields(raw, file=file, obj=obj, prefix="hpa")
+    lo = f.integer("min_replicas", minimum=1)
+    hi = f.integer("max_replicas", minimum=1)
+    if lo > hi:
+        raise f.fail("min_replicas", f"above max_replicas {hi}:", lo,
+                     "min_replicas <= max_replicas")
+    return HPA(lo, hi, f.integer("cpu_utilization", minimum=1, maximum=1000))
+
+
+def _sources(raw: Any, svc: Service, *, file: str) -> dict[str, str]:
+    f = _Fields(raw, file=file, obj=svc.name, prefix="source")
+    needed = ["port", "replicas", "resources"]
+    if svc.hpa:
+        needed.append("hpa")
+    if svc.volumes:
+        needed.append("storage")
+    out: dict[str, str] = {}
+    for key in needed:
+        v = f.text(key)
+        kind, _, reason = v.partition(":")
+        if kind.strip() not in SOURCE_KINDS:
+            raise f.fail(key, "invalid source", v,
+                         "`seed`, `assumed: <reason>` or `imported: <manifest file>`")
+        if kind.strip() != "seed" and not reason.strip():
+            raise f.fail(key, f"{kind.strip()} figure without a reason", v,
+                         f"`{kind.strip()}: <one-line reason>`")
+        out[key] = v
+    extra = sorted(set(f.raw) - set(SOURCE_KEYS))
+    if extra:
+        raise f.fail(extra[0], "unknown source key", extra[0], "one of: " + ", ".join(SOURCE_KEYS))
+    return out
+
+
+def _service(raw: Any, *, file: str, index: int) -> Service:
+    name = raw.get("name") if isinstance(raw, dict) else None
+    obj = name if isinstance(name, str) and name else f"services[{index}]"
+    f = _Fields(raw, file=file, obj=obj)
+    name = f.text("name")
+    containers_raw = f.required("containers")
+    if not isinstance(containers_raw, list) or not containers_raw:
+        raise f.fail("containers", "expected a non-empty list", containers_raw)
+    containers = []
+    for i, c in enumerate(containers_raw):
+        cf = _Fields(c, file=file, obj=name, prefix=f"containers[{i}]")
+        containers.append(Container(cf.text("name"), _resources(cf)))
+    hpa = _hpa(raw.get("hpa"), file=file, obj=name)
+    volumes = []
+    storage_raw = raw.get("storage") or []
+    if not isinstance(storage_raw, list):
+        raise f.fail("storage", "expected a list", storage_raw)
+    for i, v in enumerate(storage_raw):
+        vf = _Fields(v, file=file, obj=name, prefix=f"storage[{i}]")
+        size = vf.quantity("size", cpu=False)
+        if size <= 0:
+            raise vf.fail("size", "storage size must be positive", vf.raw["size"])
+        volumes.append(Volume(vf.text("name"), size, vf.text("mount_path"),
+                              vf.text("access_mode", choices=ACCESS_MODES, default="ReadWriteOnce")))
+    replicas = f.required("replicas")
+    _check_replicas(replicas, hpa, file=file, obj=name, field="replicas")
+    mesh_inject = raw.get("mesh_inject", True)
+    if not isinstance(mesh_inject, bool):
+        raise f.fail("mesh_inject", "not a boolean", mesh_inject, "true or false")
+    svc = Service(
+        name=name,
+        port=f.integer("port", minimum=1, maximum=65535),
+        tier=f.text("tier", choices=TIERS),
+        kind=f.text("kind", choices=KINDS),
+        replicas=replicas,
+        containers=tuple(containers),
+        hpa=hpa,
+        volumes=tuple(volumes),
+        runtime=f.text("runtime", choices=RUNTIMES, default="generic"),
+        image=raw.get("image") or "",
+        description=raw.get("description") or "",
+        mesh_inject=mesh_inject,
+    )
+    return replace(svc, sources=_sources(f.required("source"), svc, file=file))

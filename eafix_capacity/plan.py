@@ -1,0 +1,333 @@
+"""The capacity plan: from catalogue, profile and node pool to node counts and gates.
+
+``make_plan`` is pure: it takes loaded records and plain options and returns a ``Plan``
+record. Every figure a report or notebook shows comes from here, and ``Plan.to_dict``
+is the shape of ``plan --format json`` and of the notebooks' ``summary.json``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from math import floor
+from typing import Any
+
+from .catalog import Catalog, Resources
+from .errors import InputError
+from .mesh import normalise_mesh
+from .nodes import Allocatable, NodeType, allocatable
+from .profiles import Profile
+from .scenarios import SCENARIOS, PodDemand, demand, largest_surge, pod_resources, totals
+from .scheduling import NodeShape, Placement, PodRequest, min_nodes, pack
+
+DEFAULT_HEADROOM_PCT = 20.0
+DEFAULT_CPU_LIMIT_RATIO = 4.0
+DEFAULT_MEMORY_LIMIT_RATIO = 1.5
+WORKLOAD_GATES = ("baseline-headroom", "hpa-max", "rollout", "node-drain")
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    """Everything a plan depends on besides the records themselves."""
+
+    provider: str
+    nodes: int | None = None
+    mesh: str = "none"
+    headroom_pct: float = DEFAULT_HEADROOM_PCT
+    cpu_limit_ratio: float = DEFAULT_CPU_LIMIT_RATIO
+    memory_limit_ratio: float = DEFAULT_MEMORY_LIMIT_RATIO
+    storage_bytes: int | None = None       # provisioned persistent storage; default: profile's
+    storage_media: str | None = None       # "ssd" or "any"; default: the profile's
+    max_pods: int | None = None
+
+
+@dataclass(frozen=True)
+class Gate:
+    name: str
+    passed: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class ScenarioResult:
+    name: str
+    pods: int
+    requests: Resources
+    nodes_needed: int | None
+    lower_bound: int
+    nodes_evaluated: int           # the node count the scenario is judged on
+    fits: bool
+    placement: Placement | None    # at nodes_evaluated, None when it does not fit
+    unfit: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Plan:
+    catalog: Catalog
+    profile: Profile
+    node_type: NodeType
+    options: PlanOptions
+    node: Allocatable
+    nodes: int                       # the count the gates are judged on
+    recommended_nodes: int | None
+    nodes_given: bool
+    totals: Resources                # baseline pods, sidecars included when meshed
+    storage_request_bytes: int
+    scenarios: dict[str, ScenarioResult]
+    gates: tuple[Gate, ...]
+    headroom_shape: NodeShape = field(repr=False, default=NodeShape(0, 0, 0))
+
+    @property
+    def passed(self) -> bool:
+        return all(g.passed for g in self.gates)
+
+    def failed_gates(self) -> list[Gate]:
+        return [g for g in self.gates if not g.passed]
+
+    def to_dict(self) -> dict[str, Any]:
+        n, a = self.nodes, self.node
+        return {
+            "inputs": {
+                "profile": self.profile.name,
+                "provider": self.options.provider,
+                "node_type": self.node_type.name,
+                "nodes": self.options.nodes,
+                "mesh": self.options.mesh,
+                "headroom_pct": self.options.headroom_pct,
+                "cpu_limit_ratio": self.options.cpu_limit_ratio,
+                "memory_limit_ratio": self.options.memory_limit_ratio,
+                "storage_bytes": self.options.storage_bytes,
+                "max_pods": self.options.max_pods,
+                "catalog": self.catalog.source_file,
+            },
+            "services": [
+                {
+                    "name": s.name,
+                    "port": s.port,
+                    "tier": s.tier,
+                    "kind": s.kind,
+                    "replicas": s.replicas,
+                    "hpa_max_replicas": s.hpa.max_replicas if s.hpa else None,
+                    **_resource_fields(s.pod_resources),
+                    "storage_request_bytes": s.storage_bytes,
+                }
+                for s in self.catalog.services
+            ],
+            "totals": {**_resource_fields(self.totals),
+                       "storage_request_bytes": self.storage_request_bytes},
+            "cluster": {
+                "nodes": n,
+                "nodes_given": self.nodes_given,
+                "recommended_nodes": self.recommended_nodes,
+                "capacity_cpu_m": a.capacity_cpu_m * n,
+                "capacity_memory_bytes": a.capacity_memory_bytes * n,
+                "allocatable_cpu_m": a.cpu_m * n,
+                "allocatable_memory_bytes": a.memory_bytes * n,
+                "workload_cpu_m": a.workload_cpu_m * n,
+                "workload_memory_bytes": a.workload_memory_bytes * n,
+                "storage_bytes": _storage(self),
+                "per_node": a.as_dict(),
+                "daemonsets": [{"name": d.name, "cpu_m": d.cpu_m, "memory_bytes": d.memory_bytes}
+                               for d in a.daemonsets],
+            },
+            "scenarios": {
+                name: {
+                    "pods": r.pods,
+                    "cpu_request_m": r.requests.cpu_request_m,
+                    "memory_request_bytes": r.requests.memory_request_bytes,
+                    "nodes_needed": r.nodes_needed,
+                    "lower_bound": r.lower_bound,
+                    "nodes_evaluated": r.nodes_evaluated,
+                    "fits": r.fits,
+                    **_utilisation(r, a),
+                }
+                for name, r in self.scenarios.items()
+            },
+            "gates": [{"name": g.name, "passed": g.passed, "detail": g.detail} for g in self.gates],
+            "passed": self.passed,
+        }
+
+
+def _resource_fields(r: Resources) -> dict[str, int]:
+    return {
+        "cpu_request_m": r.cpu_request_m,
+        "memory_request_bytes": r.memory_request_bytes,
+        "cpu_limit_m": r.cpu_limit_m,
+        "memory_limit_bytes": r.memory_limit_bytes,
+    }
+
+
+def _utilisation(r: ScenarioResult, a: Allocatable) -> dict[str, float | None]:
+    """Requests (workload pods plus DaemonSets) as a share of allocatable."""
+    n = r.nodes_evaluated
+    if n <= 0:
+        return {"cpu_utilisation": None, "memory_utilisation": None, "pods_utilisation": None}
+    return {
+        "cpu_utilisation": round((r.requests.cpu_request_m + a.daemonset_cpu_m * n) / (a.cpu_m * n), 4),
+        "memory_utilisation": round(
+            (r.requests.memory_request_bytes + a.daemonset_memory_bytes * n) / (a.memory_bytes * n), 4),
+        "pods_utilisation": round((r.pods + a.daemonset_pods * n) / (a.max_pods * n), 4),
+    }
+
+
+def _storage(plan: Plan) -> int:
+    s = plan.options.storage_bytes
+    return plan.profile.storage_bytes if s is None else s
+
+
+def _requests(pods: list[PodDemand]) -> list[PodRequest]:
+    return [PodRequest(p.name, p.service, p.resources.cpu_request_m, p.resources.memory_request_bytes)
+            for p in pods]
+
+
+def _check_options(o: PlanOptions) -> None:
+    if o.nodes is not None and (isinstance(o.nodes, bool) or not isinstance(o.nodes, int) or o.nodes < 1):
+        raise InputError("invalid node count", field="nodes", value=o.nodes, valid="a whole number of at least 1")
+    if not 0 <= o.headroom_pct < 100:
+        raise InputError("invalid headroom", field="headroom_pct", value=o.headroom_pct,
+                         valid="a percentage from 0 up to (not including) 100")
+    for name in ("cpu_limit_ratio", "memory_limit_ratio"):
+        v = getattr(o, name)
+        if not v > 0:
+            raise InputError("invalid overcommit ratio", field=name, value=v, valid="a number above 0")
+    if o.storage_bytes is not None and o.storage_bytes < 0:
+        raise InputError("invalid storage", field="storage", value=o.storage_bytes, valid="0 or more bytes")
+    if o.storage_media not in (None, "ssd", "any"):
+        raise InputError("invalid storage media", field="storage_media", value=o.storage_media,
+                         valid="ssd or any")
+
+
+def make_plan(catalog: Catalog, profile: Profile, node_type: NodeType, options: PlanOptions) -> Plan:
+    """Pack every scenario, pick the node count, and judge the gates."""
+    _check_options(options)
+    mesh = normalise_mesh(options.mesh)
+    node = allocatable(node_type, provider=options.provider, max_pods=options.max_pods,
+                       mesh="istio" if mesh == "istio" else None)
+    shape = NodeShape(node.workload_cpu_m, node.workload_memory_bytes, node.workload_pods)
+    keep = 1 - options.headroom_pct / 100
+    headroom = NodeShape(floor(shape.cpu_m * keep), floor(shape.memory_bytes * keep), shape.max_pods)
+
+    pods = {name: demand(catalog, name, mesh=mesh) for name in SCENARIOS}
+    reqs = {name: _requests(p) for name, p in pods.items()}
+    needed = {
+        "baseline": min_nodes(reqs["baseline"], headroom),
+        "hpa-max": min_nodes(reqs["hpa-max"], shape),
+        "rollout": min_nodes(reqs["rollout"], shape),
+    }
+    drain_base = min_nodes(reqs["node-drain"], shape)
+    needed["node-drain"] = drain_base
+    # node-drain runs the baseline on N-1 nodes, so it needs one more node than the baseline
+    drain_needed = drain_base.nodes_needed + 1 if drain_base.nodes_needed is not None else None
+
+    counts = {name: r.nodes_needed for name, r in needed.items()}
+    counts["node-drain"] = drain_needed
+    base_totals = totals(pods["baseline"])
+    workload = [c for c in counts.values()]
+    recommended = None if any(c is None for c in workload) else max(
+        max(workload),
+        _nodes_for(profile.cpu_m, node.capacity_cpu_m),
+        _nodes_for(profile.memory_bytes, node.capacity_memory_bytes),
+        _nodes_for(base_totals.cpu_limit_m / options.cpu_limit_ratio, shape.cpu_m),
+        _nodes_for(base_totals.memory_limit_bytes / options.memory_limit_ratio, shape.memory_bytes),
+    )
+    n = options.nodes if options.nodes is not None else (recommended or 1)
+
+    scenarios = {}
+    for name in SCENARIOS:
+        evaluated = n - 1 if name == "node-drain" else n
+        node_shape = headroom if name == "baseline" else shape
+        r = needed[name]
+        placement = pack(reqs[name], node_shape, nodes=evaluated) if r.nodes_needed is not None else None
+        scenarios[name] = ScenarioResult(
+            name=name, pods=len(pods[name]), requests=totals(pods[name]),
+            nodes_needed=counts[name], lower_bound=r.lower_bound + (1 if name == "node-drain" else 0),
+            nodes_evaluated=evaluated, fits=placement is not None, placement=placement, unfit=r.unfit,
+        )
+
+    storage_claims = sum(s.storage_bytes for s in catalog.services)
+    plan = Plan(
+        catalog=catalog, profile=profile, node_type=node_type, options=options, node=node, nodes=n,
+        recommended_nodes=recommended, nodes_given=options.nodes is not None, totals=base_totals,
+        storage_request_bytes=storage_claims, scenarios=scenarios, gates=(), headroom_shape=headroom,
+    )
+    return _with_gates(plan, mesh=mesh)
+
+
+def _nodes_for(amount: float, per_node: int) -> int:
+    return max(1, -(-int(amount) // per_node)) if per_node > 0 else 1
+
+
+def _cores(m: float) -> str:
+    return f"{m / 1000:g} cores"
+
+
+def _gib(b: float) -> str:
+    return f"{b / 2**30:.1f} GiB"
+
+
+def _with_gates(plan: Plan, *, mesh: str) -> Plan:
+    p, a, n, o = plan.profile, plan.node, plan.nodes, plan.options
+    gates: list[Gate] = []
+    cap_cpu, cap_mem = a.capacity_cpu_m * n, a.capacity_memory_bytes * n
+    gates.append(Gate("profile-cpu", cap_cpu >= p.cpu_m,
+                      f"{n} x {plan.node_type.name} = {_cores(cap_cpu)} against the {p.name} "
+                      f"profile's {_cores(p.cpu_m)}"))
+    gates.append(Gate("profile-memory", cap_mem >= p.memory_bytes,
+                      f"{n} x {plan.node_type.name} = {_gib(cap_mem)} against the {p.name} "
+                      f"profile's {_gib(p.memory_bytes)}"))
+    storage = _storage(plan)
+    media = o.storage_media or ("ssd" if p.storage_media == "ssd" else "any")
+    media_ok = p.storage_media != "ssd" or media == "ssd"
+    gates.append(Gate("profile-storage", storage >= p.storage_bytes and media_ok,
+                      f"{_gib(storage)} {media} provisioned against the {p.name} profile's "
+                      f"{_gib(p.storage_bytes)} {p.storage_media}"))
+
+    def scenario_gate(gate: str, name: str, what: str) -> Gate:
+        r = plan.scenarios[name]
+        if r.unfit:
+            return Gate(gate, False, f"{r.unfit[0]} is larger than one {plan.node_type.name}'s "
+                                     f"room for workloads; no node count fits {what}")
+        verdict = "fits" if r.fits else "does not fit"
+        return Gate(gate, r.fits, f"{what} ({r.pods} pods, {_cores(r.requests.cpu_request_m)}, "
+                                  f"{_gib(r.requests.memory_request_bytes)} requested) {verdict} on "
+                                  f"{r.nodes_evaluated} nodes; needs {r.nodes_needed}")
+
+    gates.append(scenario_gate("baseline-headroom", "baseline",
+                               f"baseline with {o.headroom_pct:g}% headroom per node"))
+    gates.append(scenario_gate("hpa-max", "hpa-max", "every HPA at its maximum"))
+    surge = largest_surge(plan.catalog, mesh=mesh)
+    surge_text = f"baseline plus the {surge[0].name} surge of {surge[1]}" if surge else "baseline (no surge)"
+    gates.append(scenario_gate("rollout", "rollout", surge_text))
+    gates.append(scenario_gate("node-drain", "node-drain", "baseline with one node drained"))
+    gates.append(Gate("storage-claims", plan.storage_request_bytes <= storage,
+                      f"claims of {_gib(plan.storage_request_bytes)} against {_gib(storage)} provisioned"))
+    wl_cpu, wl_mem = a.workload_cpu_m * n, a.workload_memory_bytes * n
+    cpu_ratio = plan.totals.cpu_limit_m / wl_cpu
+    mem_ratio = plan.totals.memory_limit_bytes / wl_mem
+    gates.append(Gate("cpu-limit-overcommit", cpu_ratio <= o.cpu_limit_ratio,
+                      f"CPU limits {_cores(plan.totals.cpu_limit_m)} are {cpu_ratio:.2f}x the "
+                      f"{_cores(wl_cpu)} left for workloads (max {o.cpu_limit_ratio:g}x)"))
+    gates.append(Gate("memory-limit-overcommit", mem_ratio <= o.memory_limit_ratio,
+                      f"memory limits {_gib(plan.totals.memory_limit_bytes)} are {mem_ratio:.2f}x the "
+                      f"{_gib(wl_mem)} left for workloads (max {o.memory_limit_ratio:g}x)"))
+    return Plan(**{**plan.__dict__, "gates": tuple(gates)})
+
+
+def service_table(plan: Plan) -> list[dict[str, Any]]:
+    """Per-service rows (per pod and for all baseline replicas, sidecar separate)."""
+    mesh = normalise_mesh(plan.options.mesh)
+    rows = []
+    for s in plan.catalog.services:
+        own = s.pod_resources
+        full = pod_resources(s, mesh=mesh)
+        rows.append({
+            "service": s.name, "tier": s.tier, "kind": s.kind, "port": s.port,
+            "replicas": s.replicas, "hpa_max": s.hpa.max_replicas if s.hpa else None,
+            **_resource_fields(own),
+            "sidecar_cpu_request_m": full.cpu_request_m - own.cpu_request_m,
+            "sidecar_memory_request_bytes": full.memory_request_bytes - own.memory_request_bytes,
+            "total_cpu_request_m": full.cpu_request_m * s.replicas,
+            "total_memory_request_bytes": full.memory_request_bytes * s.replicas,
+            "total_cpu_limit_m": full.cpu_limit_m * s.replicas,
+            "total_memory_limit_bytes": full.memory_limit_bytes * s.replicas,
+            "storage_request_bytes": s.storage_bytes,
+        })
+    return rows

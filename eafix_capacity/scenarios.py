@@ -1,0 +1,117 @@
+"""The demand each capacity scenario puts on the cluster, as a list of pods.
+
+- ``baseline``: every service at its configured replicas.
+- ``hpa-max``: every HPA at its maximum.
+- ``rollout``: baseline plus the largest surge any single Deployment makes during a
+  rolling update (maxSurge 25%, rounded up).
+- ``node-drain``: the baseline pods, to be placed on one node fewer: a node-pool upgrade
+  drains one node at a time, and a lost node leaves the same state.
+
+With the mesh on, each injected pod carries the Istio sidecar, and the mesh's control
+plane pods join every scenario.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import ceil
+
+from .catalog import ZERO, Catalog, Resources, Service
+from .errors import InputError
+from .mesh import CONTROL_PLANE, SIDECAR, normalise_mesh
+
+SCENARIOS = ("baseline", "hpa-max", "rollout", "node-drain")
+MAX_SURGE = 0.25
+
+
+@dataclass(frozen=True)
+class PodDemand:
+    """One pod of a scenario: the service (spread group) and its full requests/limits."""
+
+    name: str
+    service: str
+    resources: Resources
+    surge: bool = False
+
+
+def pod_resources(service: Service, *, mesh: str | None) -> Resources:
+    """One pod's requests and limits, sidecar included when the mesh injects it."""
+    r = service.pod_resources
+    if normalise_mesh(mesh) == "istio" and service.mesh_inject:
+        r = r + SIDECAR
+    return r
+
+
+def uses_recreate(service: Service) -> bool:
+    """A Deployment with a ReadWriteOnce claim is rolled out with ``Recreate``: a
+    surge pod could not mount the volume the old pod holds."""
+    return service.kind == "Deployment" and any(
+        v.access_mode in ("ReadWriteOnce", "ReadWriteOncePod") for v in service.volumes)
+
+
+def surge_pods(service: Service) -> int:
+    """Extra pods a rolling update of the service creates (maxSurge 25%, rounded up);
+    none for StatefulSets and ``Recreate`` Deployments."""
+    if service.kind != "Deployment" or service.replicas == 0 or uses_recreate(service):
+        return 0
+    return ceil(service.replicas * MAX_SURGE)
+
+
+def largest_surge(catalog: Catalog, *, mesh: str | None) -> tuple[Service, int] | None:
+    """The Deployment whose rollout surge asks for the most (cpu share + memory share
+    of the catalogue's baseline totals); ties by name."""
+    base = totals(demand(catalog, "baseline", mesh=mesh))
+    best = None
+    for s in catalog.services:
+        n = surge_pods(s)
+        if n == 0:
+            continue
+        r = pod_resources(s, mesh=mesh) * n
+        weight = (r.cpu_request_m / max(base.cpu_request_m, 1)
+                  + r.memory_request_bytes / max(base.memory_request_bytes, 1))
+        key = (weight, s.name)
+        if best is None or key[0] > best[0][0] or (key[0] == best[0][0] and s.name < best[1].name):
+            best = (key, s, n)
+    return (best[1], best[2]) if best else None
+
+
+def demand(catalog: Catalog, scenario: str, *, mesh: str | None) -> list[PodDemand]:
+    """Every pod the scenario runs."""
+    if scenario not in SCENARIOS:
+        raise InputError("unknown scenario", field="scenario", value=scenario,
+                         valid="one of: " + ", ".join(SCENARIOS))
+    pods: list[PodDemand] = []
+    for s in catalog.services:
+        n = s.max_replicas if scenario == "hpa-max" else s.replicas
+        r = pod_resources(s, mesh=mesh)
+        pods.extend(PodDemand(f"{s.name}-{i}", s.name, r) for i in range(n))
+    if normalise_mesh(mesh) == "istio":
+        for cp in CONTROL_PLANE:
+            pods.extend(PodDemand(f"{cp.name}-{i}", cp.name, cp.resources)
+                        for i in range(cp.replicas))
+    if scenario == "rollout":
+        surge = largest_surge(catalog, mesh=mesh)
+        if surge:
+            s, n = surge
+            r = pod_resources(s, mesh=mesh)
+            pods.extend(PodDemand(f"{s.name}-surge-{i}", s.name, r, surge=True) for i in range(n))
+    return pods
+
+
+def totals(pods: list[PodDemand]) -> Resources:
+    total = ZERO
+    for p in pods:
+        total = total + p.resources
+    return total
+
+
+def peak_totals(catalog: Catalog, *, mesh: str | None) -> Resources:
+    """The most the namespace can ask for at once: HPAs at maximum plus the largest
+    rollout surge (what a ResourceQuota must admit). Control-plane pods excluded: they
+    run in their own namespace."""
+    peak = ZERO
+    for s in catalog.services:
+        peak = peak + pod_resources(s, mesh=mesh) * s.max_replicas
+    surge = largest_surge(catalog, mesh=mesh)
+    if surge:
+        peak = peak + pod_resources(surge[0], mesh=mesh) * surge[1]
+    return peak

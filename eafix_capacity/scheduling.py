@@ -1,0 +1,394 @@
+"""Placement rules and bin packing: the one scheduler of the kit.
+
+Two users share these rules. The sizing engine packs a scenario's pods onto N identical
+nodes and searches the smallest N (``min_nodes``); the sim cluster's scheduler places one
+pending pod at a time on real Node objects (``schedule``). Both apply the same filters,
+in the order and with the reason strings of kube-scheduler's plugins:
+
+- NodeUnschedulable: ``node(s) were unschedulable`` (cordoned)
+- TaintToleration:   ``node(s) had untolerated taint {key: value}``
+- NodeAffinity:      ``node(s) didn't match Pod's node affinity/selector``
+- NodeResourcesFit:  ``Insufficient cpu``, ``Insufficient memory``, ``Too many pods``
+- PodTopologySpread: ``node(s) didn't match pod topology spread constraints``
+- InterPodAffinity:  ``node(s) didn't match pod anti-affinity rules``
+
+Topology spread follows the DoNotSchedule semantics: placing a pod on node x is allowed
+when ``count(domain of x) + 1 - min(count over eligible domains) <= maxSkew``, where the
+eligible domains are those of nodes matching the pod's node selector (and, with
+``nodeTaintsPolicy: Honor``, whose taints it tolerates).
+
+Packing guarantees (``pack``/``min_nodes``): every placement returned satisfies every
+filter above for every pod (``check_placement`` verifies it, and the property tests run
+it); the node count returned is never below ``lower_bound``; pods are placed First-Fit
+Decreasing by their share of a node (cpu share + memory share), the order Cluster
+Autoscaler's binpacking estimator uses, so the count is a heuristic upper bound on the
+optimum, not the optimum itself.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from math import ceil
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+
+HOSTNAME = "kubernetes.io/hostname"
+
+R_UNSCHEDULABLE = "node(s) were unschedulable"
+R_SELECTOR = "node(s) didn't match Pod's node affinity/selector"
+R_CPU = "Insufficient cpu"
+R_MEMORY = "Insufficient memory"
+R_PODS = "Too many pods"
+R_SPREAD = "node(s) didn't match pod topology spread constraints"
+R_ANTI_AFFINITY = "node(s) didn't match pod anti-affinity rules"
+
+
+@dataclass(frozen=True)
+class Taint:
+    key: str
+    value: str = ""
+    effect: str = "NoSchedule"
+
+    def describe(self) -> str:
+        return f"{{{self.key}: {self.value}}}"
+
+
+@dataclass(frozen=True)
+class Toleration:
+    key: str = ""
+    operator: str = "Equal"
+    value: str = ""
+    effect: str = ""
+
+    def tolerates(self, taint: Taint) -> bool:
+        if self.effect and self.effect != taint.effect:
+            return False
+        if not self.key:
+            return self.operator == "Exists"
+        if self.key != taint.key:
+            return False
+        return self.operator == "Exists" or self.value == taint.value
+
+
+@dataclass(frozen=True)
+class SpreadConstraint:
+    max_skew: int = 1
+    topology_key: str = HOSTNAME
+    honor_taints: bool = False
+
+
+@dataclass(frozen=True)
+class PodRequest:
+    """What the scheduler needs of a pod. ``group`` is the set of pods its spread
+    constraint and anti-affinity count (the service: pods with the same app label)."""
+
+    name: str
+    group: str
+    cpu_m: int
+    memory_bytes: int
+    node_selector: tuple[tuple[str, str], ...] = ()
+    tolerations: tuple[Toleration, ...] = ()
+    anti_affinity: bool = False
+    spread: SpreadConstraint | None = SpreadConstraint()
+
+
+@dataclass
+class NodeState:
+    """A node as the scheduler sees it: free capacity for workload pods, and which
+    groups already run there. ``cpu_m``/``memory_bytes``/``max_pods`` are what pods may
+    request in total (allocatable less DaemonSets)."""
+
+    name: str
+    cpu_m: int
+    memory_bytes: int
+    max_pods: int
+    labels: dict[str, str] = field(default_factory=dict)
+    taints: tuple[Taint, ...] = ()
+    unschedulable: bool = False
+    used_cpu_m: int = 0
+    used_memory_bytes: int = 0
+    pod_count: int = 0
+    groups: Counter = field(default_factory=Counter)
+
+    def __post_init__(self) -> None:
+        self.labels.setdefault(HOSTNAME, self.name)
+
+    def add(self, pod: PodRequest) -> None:
+        self.used_cpu_m += pod.cpu_m
+        self.used_memory_bytes += pod.memory_bytes
+        self.pod_count += 1
+        self.groups[pod.group] += 1
+
+    def remove(self, pod: PodRequest) -> None:
+        self.used_cpu_m -= pod.cpu_m
+        self.used_memory_bytes -= pod.memory_bytes
+        self.pod_count -= 1
+        self.groups[pod.group] -= 1
+
+
+def _untolerated(pod: PodRequest, node: NodeState) -> Taint | None:
+    for taint in node.taints:
+        if taint.effect in ("NoSchedule", "NoExecute") and not any(
+            t.tolerates(taint) for t in pod.tolerations
+        ):
+            return taint
+    return None
+
+
+def _matches_selector(pod: PodRequest, node: NodeState) -> bool:
+    return all(node.labels.get(k) == v for k, v in pod.node_selector)
+
+
+def _spread_domain_counts(pod: PodRequest, nodes: Iterable[NodeState]) -> dict[str, int]:
+    assert pod.spread is not None
+    counts: dict[str, int] = {}
+    for n in nodes:
+        if not _matches_selector(pod, n):
+            continue
+        if pod.spread.honor_taints and _untolerated(pod, n) is not None:
+            continue
+        domain = n.labels.get(pod.spread.topology_key)
+        if domain is None:
+            continue
+        counts[domain] = counts.get(domain, 0) + n.groups.get(pod.group, 0)
+    return counts
+
+
+def filter_node(pod: PodRequest, node: NodeState, nodes: Sequence[NodeState],
+                *, spread_counts: Mapping[str, int] | None = None) -> list[str]:
+    """Reasons ``node`` cannot take ``pod`` (empty when it can), kube-scheduler style.
+
+    Like kube-scheduler, the first failing plugin decides; resource fit lists every
+    insufficient resource. ``spread_counts`` may carry precomputed domain counts.
+    """
+    if node.unschedulable and not any(
+        t.tolerates(Taint("node.kubernetes.io/unschedulable")) for t in pod.tolerations
+    ):
+        return [R_UNSCHEDULABLE]
+    taint = _untolerated(pod, node)
+    if taint is not None:
+        return [f"node(s) had untolerated taint {taint.describe()}"]
+    if not _matches_selector(pod, node):
+        return [R_SELECTOR]
+    reasons = []
+    if node.pod_count + 1 > node.max_pods:
+        reasons.append(R_PODS)
+    if node.used_cpu_m + pod.cpu_m > node.cpu_m:
+        reasons.append(R_CPU)
+    if node.used_memory_bytes + pod.memory_bytes > node.memory_bytes:
+        reasons.append(R_MEMORY)
+    if reasons:
+        return reasons
+    if pod.spread is not None:
+        counts = spread_counts if spread_counts is not None else _spread_domain_counts(pod, nodes)
+        domain = node.labels.get(pod.spread.topology_key)
+        if domain is None or domain not in counts:
+            return [R_SPREAD]
+        if counts[domain] + 1 - min(counts.values()) > pod.spread.max_skew:
+            return [R_SPREAD]
+    if pod.anti_affinity and node.groups.get(pod.group, 0) > 0:
+        return [R_ANTI_AFFINITY]
+    return []
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Outcome of scheduling one pod: the chosen node, or why none fits."""
+
+    node: str | None
+    reasons: Counter
+    total_nodes: int
+
+    def message(self) -> str:
+        """The FailedScheduling message, e.g. ``0/3 nodes are available: 3 Insufficient cpu.``"""
+        parts = ", ".join(f"{n} {r}" for r, n in sorted(self.reasons.items()))
+        return f"0/{self.total_nodes} nodes are available: {parts}."
+
+
+def schedule(pod: PodRequest, nodes: Sequence[NodeState]) -> Decision:
+    """Choose a node for one pod: filter, then score by least allocated (the default
+    scoring's dominant term), ties broken by node name. Does not modify the nodes."""
+    counts = _spread_domain_counts(pod, nodes) if pod.spread is not None else None
+    reasons: Counter = Counter()
+    best: tuple[float, str] | None = None
+    for node in nodes:
+        why = filter_node(pod, node, nodes, spread_counts=counts)
+        if why:
+            reasons.update(why)
+            continue
+        used = ((node.used_cpu_m + pod.cpu_m) / max(node.cpu_m, 1)
+                + (node.used_memory_bytes + pod.memory_bytes) / max(node.memory_bytes, 1))
+        key = (used, node.name)
+        if best is None or key < best:
+            best = key
+    return Decision(best[1] if best else None, reasons, len(nodes))
+
+
+# ---------------------------------------------------------------------------------------
+# Packing onto identical nodes (the sizing engine)
+
+
+@dataclass(frozen=True)
+class NodeShape:
+    """Room for workload pods on one node of a type: allocatable less DaemonSets."""
+
+    cpu_m: int
+    memory_bytes: int
+    max_pods: int
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Pods placed on ``nodes`` identical nodes named node-0..node-(n-1)."""
+
+    nodes: int
+    assignment: tuple[tuple[str, int], ...]   # (pod name, node index)
+    cpu_m: tuple[int, ...]
+    memory_bytes: tuple[int, ...]
+    pods: tuple[int, ...]
+
+    def by_node(self) -> dict[int, list[str]]:
+        out: dict[int, list[str]] = {i: [] for i in range(self.nodes)}
+        for pod, i in self.assignment:
+            out[i].append(pod)
+        return out
+
+
+@dataclass(frozen=True)
+class PackResult:
+    nodes_needed: int | None      # None when some pod fits no node at all
+    lower_bound: int
+    placement: Placement | None
+    unfit: tuple[str, ...] = ()   # pods larger than an empty node
+
+
+def lower_bound(pods: Sequence[PodRequest], shape: NodeShape) -> int:
+    """Largest of ceil(total cpu / node cpu), the same for memory, ceil(pods / max pods),
+    and the largest anti-affinity group (one pod per node)."""
+    if not pods:
+        return 0
+    cpu = sum(p.cpu_m for p in pods)
+    mem = sum(p.memory_bytes for p in pods)
+    anti = Counter(p.group for p in pods if p.anti_affinity)
+    return max(
+        ceil(cpu / shape.cpu_m) if shape.cpu_m else (0 if cpu == 0 else len(pods)),
+        ceil(mem / shape.memory_bytes) if shape.memory_bytes else (0 if mem == 0 else len(pods)),
+        ceil(len(pods) / shape.max_pods) if shape.max_pods else len(pods),
+        max(anti.values(), default=0),
+        1,
+    )
+
+
+def ffd_order(pods: Sequence[PodRequest], shape: NodeShape) -> list[PodRequest]:
+    """Pods by decreasing (cpu share + memory share) of a node; ties by group, name."""
+    c = max(shape.cpu_m, 1)
+    m = max(shape.memory_bytes, 1)
+    return sorted(pods, key=lambda p: (-(p.cpu_m / c + p.memory_bytes / m), p.group, p.name))
+
+
+def pack(pods: Sequence[PodRequest], shape: NodeShape, *, nodes: int,
+         ordered: bool = False) -> Placement | None:
+    """First-Fit Decreasing onto ``nodes`` identical empty nodes with the spread and
+    anti-affinity rules of ``filter_node`` (hostname topology). None when a pod finds
+    no node. Pods with node selectors or tolerations are not modelled here: the sizing
+    engine's pods have neither."""
+    if nodes <= 0:
+        return None if pods else Placement(0, (), (), (), ())
+    order = pods if ordered else ffd_order(pods, shape)
+    free_cpu = np.full(nodes, shape.cpu_m, dtype=np.int64)
+    free_mem = np.full(nodes, shape.memory_bytes, dtype=np.int64)
+    free_pods = np.full(nodes, shape.max_pods, dtype=np.int64)
+    group_counts: dict[str, np.ndarray] = {}
+    group_min: dict[str, int] = {}
+    assignment = []
+    for p in order:
+        counts = group_counts.get(p.group)
+        if counts is None:
+            counts = group_counts[p.group] = np.zeros(nodes, dtype=np.int64)
+            group_min[p.group] = 0
+        ok = (free_cpu >= p.cpu_m) & (free_mem >= p.memory_bytes) & (free_pods >= 1)
+        if p.spread is not None:
+            ok &= counts + 1 - group_min[p.group] <= p.spread.max_skew
+        if p.anti_affinity:
+            ok &= counts == 0
+        i = int(ok.argmax())
+        if not ok[i]:
+            return None
+        free_cpu[i] -= p.cpu_m
+        free_mem[i] -= p.memory_bytes
+        free_pods[i] -= 1
+        counts[i] += 1
+        if counts[i] - 1 == group_min[p.group]:
+            group_min[p.group] = int(counts.min())
+        assignment.append((p.name, i))
+    return Placement(
+        nodes, tuple(assignment),
+        tuple(int(x) for x in shape.cpu_m - free_cpu),
+        tuple(int(x) for x in shape.memory_bytes - free_mem),
+        tuple(int(x) for x in shape.max_pods - free_pods),
+    )
+
+
+def min_nodes(pods: Sequence[PodRequest], shape: NodeShape, *,
+              at_least: int = 0) -> PackResult:
+    """Smallest node count (searched from the lower bound) whose FFD packing succeeds.
+
+    Counts from the lower bound up are tried one by one for a few steps, then by
+    doubling and bisection; with N >= len(pods) every pod has its own node, so the
+    search always ends when each pod fits an empty node. ``at_least`` raises the floor
+    of the search (for example to keep a node spare)."""
+    lb = lower_bound(pods, shape)
+    unfit = tuple(p.name for p in pods if p.cpu_m > shape.cpu_m
+                  or p.memory_bytes > shape.memory_bytes or shape.max_pods < 1)
+    if unfit:
+        return PackResult(None, lb, None, unfit)
+    order = ffd_order(pods, shape)
+    start = max(lb, at_least)
+    if not pods:
+        return PackResult(start, lb, pack(order, shape, nodes=start, ordered=True))
+    failed = start - 1
+    n = start
+    step = 1
+    while True:
+        placement = pack(order, shape, nodes=n, ordered=True)
+        if placement is not None:
+            break
+        failed = n
+        if n - start >= 3:
+            step *= 2
+        n = min(n + step, max(len(pods), start))
+    best, best_placement = n, placement
+    lo, hi = failed + 1, n - 1
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        placement = pack(order, shape, nodes=mid, ordered=True)
+        if placement is not None:
+            best, best_placement = mid, placement
+            hi = mid - 1
+        else:
+            lo = mid + 1
+    return PackResult(best, lb, best_placement)
+
+
+def check_placement(pods: Sequence[PodRequest], shape: NodeShape,
+                    placement: Placement) -> list[str]:
+    """Every violation of the filters in ``placement`` (empty when valid), checked with
+    the scalar rules the sim scheduler uses: each pod, placed in the given order, must
+    pass ``filter_node`` on its node given the pods placed before it."""
+    by_name = {p.name: p for p in pods}
+    nodes = [NodeState(f"node-{i}", shape.cpu_m, shape.memory_bytes, shape.max_pods)
+             for i in range(placement.nodes)]
+    problems = []
+    placed = set()
+    for name, i in placement.assignment:
+        pod = by_name[name]
+        why = filter_node(pod, nodes[i], nodes)
+        if why:
+            problems.append(f"{name} on node-{i}: {', '.join(why)}")
+        nodes[i].add(pod)
+        placed.add(name)
+    missing = set(by_name) - placed
+    if missing:
+        problems.append(f"not placed: {', '.join(sorted(missing))}")
+    return problems

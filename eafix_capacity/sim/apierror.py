@@ -1,0 +1,56 @@
+"""The error every sim API operation raises, carrying the HTTP code and a metav1.Status body.
+
+It lives in its own module so the registry, the store, the patchers and the controllers
+can all raise it without importing each other; ``store.ApiError`` re-exports it.
+"""
+from __future__ import annotations
+
+from eafix_capacity.errors import ClusterError
+
+
+class ApiError(ClusterError):
+    """A request the sim API refuses, answered as a Kubernetes ``Status`` with ``code``."""
+
+    def __init__(self, code: int, reason: str, message: str, *, details: dict | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.reason = reason
+        self.message = message
+        self.details = details
+
+    def status(self) -> dict:
+        body: dict = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                      "message": self.message, "reason": self.reason, "code": self.code}
+        if self.details:
+            body["details"] = self.details
+        return body
+
+
+def not_found(rt_plural: str, group: str, name: str) -> ApiError:
+    qualified = f"{rt_plural}.{group}" if group else rt_plural
+    return ApiError(404, "NotFound", f'{qualified} "{name}" not found',
+                    details={"name": name, "group": group, "kind": rt_plural})
+
+
+def already_exists(rt_plural: str, group: str, name: str) -> ApiError:
+    qualified = f"{rt_plural}.{group}" if group else rt_plural
+    return ApiError(409, "AlreadyExists", f'{qualified} "{name}" already exists',
+                    details={"name": name, "group": group, "kind": rt_plural})
+
+
+def conflict(rt_plural: str, group: str, name: str, why: str) -> ApiError:
+    qualified = f"{rt_plural}.{group}" if group else rt_plural
+    return ApiError(409, "Conflict", f'Operation cannot be fulfilled on {qualified} "{name}": {why}',
+                    details={"name": name, "group": group, "kind": rt_plural})
+
+
+def invalid(kind: str, group: str, name: str, causes: list[dict]) -> ApiError:
+    """422 Invalid; ``causes`` are ``{"reason": "FieldValueInvalid", "message": ..., "field": ...}``."""
+    qualified = f"{kind}.{group}" if group else kind
+    summary = ", ".join(f'{c.get("field", "")}: {c.get("message", "")}'.lstrip(": ") for c in causes)
+    return ApiError(422, "Invalid", f'{qualified} "{name}" is invalid: {summary}',
+                    details={"name": name, "group": group, "kind": kind, "causes": causes})
+
+
+def bad_request(message: str) -> ApiError:
+    return ApiError(400, "BadRequest", message)

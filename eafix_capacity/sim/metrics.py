@@ -1,0 +1,154 @@
+"""metrics.k8s.io/v1beta1 bodies for the sim cluster, in metrics-server's shape.
+
+``kubectl top`` and the HPA read PodMetrics and NodeMetrics from the aggregated
+metrics API; the sim answers them from the usage model instead of cAdvisor. The
+functions here are pure (pods, nodes, a model and a time in; JSON-ready dicts out) so they
+are unit-tested without a server. Quantities use metrics-server's formatting: CPU as a
+nano-scaled decimal quantity (``123456789n``), memory as a binary quantity of whole pages
+(``12345Ki``), both in apimachinery's canonical form.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Iterable, Mapping
+
+from eafix_capacity.sim.clock import rfc3339
+from eafix_capacity.sim.usage_model import UsageModel, cpu_nanocores
+
+API_VERSION = "metrics.k8s.io/v1beta1"
+WINDOW = "30s"
+_PAGE = 4096
+
+
+def format_cpu(nanocores: int) -> str:
+    """Canonical decimal quantity of a nano-scaled value: ``1500000n`` -> ``1500u``, ``2000000000n`` -> ``2``."""
+    if nanocores == 0:
+        return "0"
+    for suffix, scale in (("", 10**9), ("m", 10**6), ("u", 10**3)):
+        if nanocores % scale == 0:
+            return f"{nanocores // scale}{suffix}"
+    return f"{nanocores}n"
+
+
+def format_memory(nbytes: int) -> str:
+    """Working-set bytes, rounded to whole pages, as a canonical binary quantity (mostly ``Ki``)."""
+    nbytes = (nbytes + _PAGE - 1) // _PAGE * _PAGE
+    if nbytes == 0:
+        return "0"
+    for suffix, scale in (("Ei", 2**60), ("Pi", 2**50), ("Ti", 2**40), ("Gi", 2**30), ("Mi", 2**20), ("Ki", 2**10)):
+        if nbytes % scale == 0:
+            return f"{nbytes // scale}{suffix}"
+    return str(nbytes)
+
+
+def pod_is_measured(pod: Mapping) -> bool:
+    """metrics-server only knows pods whose containers run on a node."""
+    return bool(pod.get("spec", {}).get("nodeName")) and pod.get("status", {}).get("phase") == "Running"
+
+
+def container_usage(pod: Mapping, model: UsageModel, t: datetime) -> list[tuple[str, int, int]]:
+    """(container name, cpu nanocores, memory bytes) for each container of a pod."""
+    meta = pod.get("metadata", {})
+    labels = meta.get("labels") or {}
+    key = f"{meta.get('namespace', '')}/{meta.get('name', '')}"
+    out = []
+    for c in pod.get("spec", {}).get("containers") or []:
+        res = c.get("resources") or {}
+        cpu, mem = model.usage(labels, c.get("name", ""), res.get("requests"), res.get("limits"), t, key=key)
+        out.append((c.get("name", ""), cpu, mem))
+    return out
+
+
+def pod_metrics(pod: Mapping, model: UsageModel, t: datetime) -> dict:
+    meta = pod.get("metadata", {})
+    return {
+        "kind": "PodMetrics",
+        "apiVersion": API_VERSION,
+        "metadata": {
+            "name": meta.get("name"),
+            "namespace": meta.get("namespace"),
+            "creationTimestamp": rfc3339(t),
+            "labels": dict(meta.get("labels") or {}),
+        },
+        "timestamp": rfc3339(t),
+        "window": WINDOW,
+        "containers": [
+            {"name": name, "usage": {"cpu": format_cpu(cpu), "memory": format_memory(mem)}}
+            for name, cpu, mem in container_usage(pod, model, t)
+        ],
+    }
+
+
+def node_usage(node_name: str, pods: Iterable[Mapping], model: UsageModel, t: datetime) -> tuple[int, int]:
+    """(cpu nanocores, memory bytes) of a node: its measured pods plus the system overhead."""
+    cpu = model.node_overhead_cpu_nanocores
+    mem = model.node_overhead_memory_bytes
+    for pod in pods:
+        if pod.get("spec", {}).get("nodeName") != node_name or not pod_is_measured(pod):
+            continue
+        for _, c, m in container_usage(pod, model, t):
+            cpu += c
+            mem += m
+    return cpu, mem
+
+
+def node_metrics(node: Mapping, usage: tuple[int, int], t: datetime) -> dict:
+    meta = node.get("metadata", {})
+    return {
+        "kind": "NodeMetrics",
+        "apiVersion": API_VERSION,
+        "metadata": {
+            "name": meta.get("name"),
+            "creationTimestamp": rfc3339(t),
+            "labels": dict(meta.get("labels") or {}),
+        },
+        "timestamp": rfc3339(t),
+        "window": WINDOW,
+        "usage": {"cpu": format_cpu(usage[0]), "memory": format_memory(usage[1])},
+    }
+
+
+def pod_metrics_list(pods: Iterable[Mapping], model: UsageModel, t: datetime) -> dict:
+    return {
+        "kind": "PodMetricsList",
+        "apiVersion": API_VERSION,
+        "metadata": {},
+        "items": [pod_metrics(p, model, t) for p in pods if pod_is_measured(p)],
+    }
+
+
+def node_metrics_list(nodes: Iterable[Mapping], pods: Iterable[Mapping], model: UsageModel, t: datetime) -> dict:
+    by_node: dict[str, list[Mapping]] = {}
+    for p in pods:
+        if pod_is_measured(p):
+            by_node.setdefault(p["spec"]["nodeName"], []).append(p)
+    items = []
+    for n in nodes:
+        name = n.get("metadata", {}).get("name", "")
+        items.append(node_metrics(n, node_usage(name, by_node.get(name, []), model, t), t))
+    return {"kind": "NodeMetricsList", "apiVersion": API_VERSION, "metadata": {}, "items": items}
+
+
+def pod_cpu_utilization(pods: Iterable[Mapping], model: UsageModel, t: datetime) -> tuple[int, int, int] | None:
+    """HPA's view: (total cpu usage nanocores, total cpu request nanocores, pods counted).
+
+    Like the HPA's resource metric, only measured pods count and every container needs a
+    CPU request; ``None`` when no pod can be measured or a request is missing.
+    """
+    used = requested = counted = 0
+    for pod in pods:
+        if not pod_is_measured(pod):
+            continue
+        containers = pod.get("spec", {}).get("containers") or []
+        reqs = []
+        for c in containers:
+            r = ((c.get("resources") or {}).get("requests") or {}).get("cpu")
+            if r is None:
+                return None
+            reqs.append(cpu_nanocores(r))
+        used += sum(cpu for _, cpu, _ in container_usage(pod, model, t))
+        requested += sum(reqs)
+        counted += 1
+    if counted == 0 or requested == 0:
+        return None
+    return used, requested, counted

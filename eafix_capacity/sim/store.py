@@ -1,0 +1,451 @@
+"""The sim cluster's object store: what etcd plus the generic registry do in a real API server.
+
+Objects are kept per resource type as immutable dicts together with their JSON encoding
+(so lists and watches are served without re-encoding). Every committed change gets the
+next global ``resourceVersion`` and is appended to a bounded event log that watches replay
+from. Metadata the server owns (uid, resourceVersion, creationTimestamp, generation) is
+set here, as are namespace existence, optimistic concurrency and garbage collection
+through ``ownerReferences``. Subscribers (the controllers) hear about every change.
+"""
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass
+from typing import Callable
+
+from eafix_capacity.sim import resources as R
+from eafix_capacity.sim.apierror import ApiError, already_exists, bad_request, conflict, invalid, not_found
+from eafix_capacity.sim.resources import Registry, ResourceType
+from eafix_capacity.sim.selectors import matcher
+
+__all__ = ["ApiError", "Store", "WatchEvent", "now_rfc3339", "encode"]
+
+Subscriber = Callable[[str, ResourceType, dict], None]
+
+_GEN_CHARS = "bcdfghjklmnpqrstvwxz2456789"
+_INITIAL_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+# Top-level keys that are not "spec" for generation purposes.
+_NON_SPEC_KEYS = frozenset({"apiVersion", "kind", "metadata", "status"})
+
+
+def now_rfc3339() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def encode(obj: object) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+@dataclass(frozen=True)
+class WatchEvent:
+    rv: int
+    type: str
+    rt_key: str
+    namespace: str
+    obj: dict
+    raw: bytes
+
+
+@dataclass
+class _Entry:
+    obj: dict
+    raw: bytes
+
+
+class Store:
+    """Thread-safe object store; every method raises ``ApiError`` with the real server's codes."""
+
+    def __init__(self, registry: Registry | None = None, *, log_size: int = 200_000, seed: int = 0) -> None:
+        self.registry = registry or Registry()
+        self.lock = threading.RLock()
+        self._changed = threading.Condition(self.lock)
+        self._data: dict[str, dict[tuple[str, str], _Entry]] = {}
+        self._owned: dict[str, set[tuple[str, str, str]]] = {}
+        self._rv = 0
+        self._log: deque[WatchEvent] = deque(maxlen=log_size)
+        self._subscribers: list[Subscriber] = []
+        self._rand = random.Random(seed)
+        self._local = threading.local()
+        self.closed = False
+        for ns in _INITIAL_NAMESPACES:
+            self.create(R.NAMESPACE, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+
+    # --- reads -------------------------------------------------------------------------------
+
+    @property
+    def resource_version(self) -> int:
+        with self.lock:
+            return self._rv
+
+    def get(self, rt: ResourceType, namespace: str | None, name: str) -> dict:
+        return json.loads(self.get_raw(rt, namespace, name))
+
+    def get_raw(self, rt: ResourceType, namespace: str | None, name: str) -> bytes:
+        with self.lock:
+            entry = self._data.get(rt.key, {}).get((self._ns(rt, namespace), name))
+        if entry is None:
+            raise not_found(rt.plural, rt.group, name)
+        return entry.raw
+
+    def exists(self, rt: ResourceType, namespace: str | None, name: str) -> bool:
+        with self.lock:
+            return (self._ns(rt, namespace), name) in self._data.get(rt.key, {})
+
+    def list(self, rt: ResourceType, namespace: str | None = None, *, label_selector: str | None = None,
+             field_selector: str | None = None) -> tuple[list[dict], str]:
+        raws, rv = self.list_raw(rt, namespace, label_selector=label_selector, field_selector=field_selector)
+        return [json.loads(r) for r in raws], rv
+
+    def list_objects(self, rt: ResourceType, namespace: str | None = None, *, label_selector: str | None = None,
+                     field_selector: str | None = None) -> tuple[list[dict], list[bytes], str]:
+        """Stored objects (shared: callers must not mutate them) with their encodings, sorted."""
+        match = matcher(label_selector, field_selector, rt.kind)
+        with self.lock:
+            entries = list(self._data.get(rt.key, {}).items())
+            rv = str(self._rv)
+        if rt.namespaced and namespace:
+            entries = [kv for kv in entries if kv[0][0] == namespace]
+        entries.sort(key=lambda kv: kv[0])
+        objs, raws = [], []
+        for _, entry in entries:
+            if match(entry.obj):
+                objs.append(entry.obj)
+                raws.append(entry.raw)
+        return objs, raws, rv
+
+    def list_raw(self, rt: ResourceType, namespace: str | None = None, *, label_selector: str | None = None,
+                 field_selector: str | None = None) -> tuple[list[bytes], str]:
+        _, raws, rv = self.list_objects(rt, namespace, label_selector=label_selector, field_selector=field_selector)
+        return raws, rv
+
+    def count(self, rt: ResourceType) -> int:
+        with self.lock:
+            return len(self._data.get(rt.key, {}))
+
+    # --- writes ------------------------------------------------------------------------------
+
+    def create(self, rt: ResourceType, obj: dict, *, dry_run: bool = False) -> dict:
+        return json.loads(self.create_raw(rt, obj, dry_run=dry_run))
+
+    def create_raw(self, rt: ResourceType, obj: dict, *, dry_run: bool = False) -> bytes:
+        obj = _plain_copy(obj)
+        meta = _meta(obj, rt)
+        if meta.get("resourceVersion"):
+            raise bad_request("resourceVersion should not be set on objects to be created")
+        obj["apiVersion"], obj["kind"] = rt.api_version, rt.kind
+        with self.lock:
+            ns = self._ns(rt, meta.get("namespace"))
+            if rt.namespaced:
+                meta["namespace"] = ns
+                if rt.key != R.NAMESPACE.key and not self._namespace_usable(ns):
+                    raise not_found("namespaces", "", ns)
+            else:
+                meta.pop("namespace", None)
+            if not meta.get("name"):
+                if meta.get("generateName"):
+                    meta["name"] = self._generate_name(rt, ns, meta["generateName"])
+                else:
+                    raise invalid(rt.kind, rt.group, "", [{"reason": "FieldValueRequired",
+                                                         "message": "Required value: name or generateName is required",
+                                                         "field": "metadata.name"}])
+            name = meta["name"]
+            table = self._data.setdefault(rt.key, {})
+            if (ns, name) in table:
+                raise already_exists(rt.plural, rt.group, name)
+            meta["uid"] = str(uuid.UUID(int=self._rand.getrandbits(128), version=4))
+            meta["creationTimestamp"] = now_rfc3339()
+            meta["generation"] = 1
+            meta.pop("deletionTimestamp", None)
+            if rt.key == R.NAMESPACE.key:
+                obj.setdefault("spec", {"finalizers": ["kubernetes"]})
+                obj["status"] = {"phase": "Active"}
+            if dry_run:
+                meta["resourceVersion"] = str(self._rv)
+                return encode(obj)
+            return self._commit("ADDED", rt, ns, name, obj)
+
+    def update(self, rt: ResourceType, obj: dict, *, subresource: str | None = None, dry_run: bool = False) -> dict:
+        return json.loads(self.update_raw(rt, obj, subresource=subresource, dry_run=dry_run))
+
+    def update_raw(self, rt: ResourceType, obj: dict, *, subresource: str | None = None,
+                   dry_run: bool = False) -> bytes:
+        obj = _plain_copy(obj)
+        meta = _meta(obj, rt)
+        name = meta.get("name") or ""
+        with self.lock:
+            ns = self._ns(rt, meta.get("namespace"))
+            entry = self._data.get(rt.key, {}).get((ns, name))
+            if entry is None:
+                raise not_found(rt.plural, rt.group, name)
+            old = entry.obj
+            want_rv = meta.get("resourceVersion")
+            if want_rv and want_rv != old["metadata"]["resourceVersion"]:
+                raise conflict(rt.plural, rt.group, name,
+                               "the object has been modified; please apply your changes to the latest version "
+                               "and try again")
+            if subresource == "status":
+                new = dict(old)
+                if "status" in obj:
+                    new["status"] = obj["status"]
+                else:
+                    new.pop("status", None)
+                new["metadata"] = dict(old["metadata"])
+                if "managedFields" in meta:
+                    new["metadata"]["managedFields"] = meta["managedFields"]
+            else:
+                new = obj
+                new["apiVersion"], new["kind"] = rt.api_version, rt.kind
+                for key in ("uid", "creationTimestamp", "generation", "deletionTimestamp",
+                            "deletionGracePeriodSeconds"):
+                    if key in old["metadata"]:
+                        meta[key] = old["metadata"][key]
+                    else:
+                        meta.pop(key, None)
+                if "managedFields" not in meta and "managedFields" in old["metadata"]:
+                    meta["managedFields"] = old["metadata"]["managedFields"]
+                if rt.namespaced:
+                    meta["namespace"] = ns
+                if "status" in rt.subresources or rt.key == R.NAMESPACE.key:
+                    if "status" in old:
+                        new["status"] = old["status"]
+                    else:
+                        new.pop("status", None)
+                if _spec_of(new) != _spec_of(old):
+                    meta["generation"] = int(old["metadata"].get("generation", 1)) + 1
+            new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
+            if _same(new, old):
+                return entry.raw
+            if dry_run:
+                return encode(new)
+            return self._commit("MODIFIED", rt, ns, name, new)
+
+    def delete(self, rt: ResourceType, namespace: str | None, name: str, *, dry_run: bool = False,
+               propagation: str = "Background", preconditions: dict | None = None) -> dict:
+        with self.lock:
+            ns = self._ns(rt, namespace)
+            entry = self._data.get(rt.key, {}).get((ns, name))
+            if entry is None:
+                raise not_found(rt.plural, rt.group, name)
+            pre = preconditions or {}
+            meta = entry.obj["metadata"]
+            if pre.get("uid") and pre["uid"] != meta.get("uid"):
+                raise conflict(rt.plural, rt.group, name,
+                               f"Precondition failed: UID in precondition: {pre['uid']}, UID in object meta: "
+                               f"{meta.get('uid')}")
+            if pre.get("resourceVersion") and pre["resourceVersion"] != meta.get("resourceVersion"):
+                raise conflict(rt.plural, rt.group, name,
+                               "the object has been modified; please apply your changes to the latest version "
+                               "and try again")
+            if dry_run:
+                return json.loads(entry.raw)
+            uid = meta.get("uid", "")
+            if propagation == "Orphan":
+                self._orphan_dependents(uid)
+            else:
+                self._delete_dependents(uid)
+            if rt.key == R.NAMESPACE.key:
+                self._delete_namespace_contents(name)
+            self._remove(rt, ns, name)
+            return json.loads(entry.raw)
+
+    def delete_collection(self, rt: ResourceType, namespace: str | None, *, label_selector: str | None = None,
+                          field_selector: str | None = None, dry_run: bool = False) -> list[dict]:
+        with self.lock:
+            objs, _, _ = self.list_objects(rt, namespace, label_selector=label_selector, field_selector=field_selector)
+            names = [(o["metadata"].get("namespace"), o["metadata"]["name"]) for o in objs]
+            return [self.delete(rt, ns, n, dry_run=dry_run) for ns, n in names if self.exists(rt, ns, n)]
+
+    def subscribe(self, callback: Subscriber) -> None:
+        """Call ``callback(event_type, rt, obj_copy)`` after each committed change.
+
+        Callbacks run in the writing thread while the store lock is held, in commit order; they
+        must be quick (enqueue work) and must not wait for other threads. Exceptions are ignored.
+        """
+        with self.lock:
+            self._subscribers.append(callback)
+
+    # --- watch support -----------------------------------------------------------------------
+
+    def events_since(self, rv: int, rt: ResourceType) -> list[WatchEvent]:
+        """Committed events of ``rt`` with resourceVersion > rv; 410 Gone if the log no longer reaches back."""
+        with self.lock:
+            if self._log and rv < self._log[0].rv - 1 and rv < self._rv:
+                raise ApiError(410, "Expired", f"too old resource version: {rv} ({self._log[0].rv - 1})")
+            if rv > self._rv:
+                return []
+            out: list[WatchEvent] = []
+            for ev in reversed(self._log):
+                if ev.rv <= rv:
+                    break
+                if ev.rt_key == rt.key:
+                    out.append(ev)
+            out.reverse()
+            return out
+
+    def wait_for_change(self, rv: int, timeout: float) -> int:
+        """Block until the store's resourceVersion exceeds ``rv`` or ``timeout`` passes."""
+        with self._changed:
+            if self._rv <= rv and not self.closed:
+                self._changed.wait(timeout)
+            return self._rv
+
+    def close(self) -> None:
+        with self._changed:
+            self.closed = True
+            self._changed.notify_all()
+
+    # --- persistence -------------------------------------------------------------------------
+
+    def dump(self) -> dict:
+        with self.lock:
+            return {"resourceVersion": self._rv,
+                    "objects": {key: [e.obj for e in table.values()] for key, table in self._data.items() if table}}
+
+    def restore(self, state: dict) -> None:
+        """Replace the content with what ``dump()`` returned (no events are emitted)."""
+        with self.lock:
+            self._data.clear()
+            self._owned.clear()
+            self._log.clear()
+            self._rv = int(state.get("resourceVersion", 0))
+            for key, objs in (state.get("objects") or {}).items():
+                table = self._data.setdefault(key, {})
+                for obj in objs:
+                    meta = obj["metadata"]
+                    table[(meta.get("namespace", ""), meta["name"])] = _Entry(obj, encode(obj))
+                    self._index_owners(key, obj, add=True)
+
+    # --- internals ---------------------------------------------------------------------------
+
+    def _ns(self, rt: ResourceType, namespace: str | None) -> str:
+        return (namespace or "default") if rt.namespaced else ""
+
+    def _namespace_usable(self, ns: str) -> bool:
+        return ("", ns) in self._data.get(R.NAMESPACE.key, {})
+
+    def _generate_name(self, rt: ResourceType, ns: str, prefix: str) -> str:
+        table = self._data.get(rt.key, {})
+        while True:
+            name = prefix[:58] + "".join(self._rand.choice(_GEN_CHARS) for _ in range(5))
+            if (ns, name) not in table:
+                return name
+
+    def _commit(self, etype: str, rt: ResourceType, ns: str, name: str, obj: dict) -> bytes:
+        self._rv += 1
+        obj["metadata"]["resourceVersion"] = str(self._rv)
+        raw = encode(obj)
+        table = self._data.setdefault(rt.key, {})
+        old = table.get((ns, name))
+        if old is not None:
+            self._index_owners(rt.key, old.obj, add=False)
+        if etype == "DELETED":
+            table.pop((ns, name), None)
+        else:
+            table[(ns, name)] = _Entry(obj, raw)
+            self._index_owners(rt.key, obj, add=True)
+        self._log.append(WatchEvent(self._rv, etype, rt.key, ns, obj, raw))
+        self._changed.notify_all()
+        subscribers = list(self._subscribers)
+        if subscribers:
+            self._notify(subscribers, etype, rt, raw)
+        return raw
+
+    def _notify(self, subscribers: list[Subscriber], etype: str, rt: ResourceType, raw: bytes) -> None:
+        for callback in subscribers:
+            try:
+                callback(etype, rt, json.loads(raw))
+            except Exception:  # a broken subscriber must not fail the write that notified it
+                continue
+
+    def _remove(self, rt: ResourceType, ns: str, name: str) -> None:
+        entry = self._data.get(rt.key, {}).get((ns, name))
+        if entry is None:
+            return
+        obj = dict(entry.obj)
+        obj["metadata"] = dict(obj["metadata"])
+        self._commit("DELETED", rt, ns, name, obj)
+
+    def _index_owners(self, key: str, obj: dict, *, add: bool) -> None:
+        meta = obj.get("metadata") or {}
+        for ref in meta.get("ownerReferences") or ():
+            uid = ref.get("uid")
+            if not uid:
+                continue
+            ident = (key, meta.get("namespace", ""), meta["name"])
+            if add:
+                self._owned.setdefault(uid, set()).add(ident)
+            else:
+                deps = self._owned.get(uid)
+                if deps is not None:
+                    deps.discard(ident)
+                    if not deps:
+                        del self._owned[uid]
+
+    def _resolve_key(self, key: str) -> ResourceType | None:
+        for rt in self.registry.types():
+            if rt.key == key:
+                return rt
+        return None
+
+    def _delete_dependents(self, uid: str) -> None:
+        for key, ns, name in sorted(self._owned.get(uid, set())):
+            rt = self._resolve_key(key)
+            if rt is None or (ns, name) not in self._data.get(key, {}):
+                continue
+            self._delete_dependents(self._data[key][(ns, name)].obj["metadata"].get("uid", ""))
+            self._remove(rt, ns, name)
+
+    def _orphan_dependents(self, uid: str) -> None:
+        for key, ns, name in sorted(self._owned.get(uid, set())):
+            rt = self._resolve_key(key)
+            entry = self._data.get(key, {}).get((ns, name))
+            if rt is None or entry is None:
+                continue
+            obj = json.loads(entry.raw)
+            obj["metadata"]["ownerReferences"] = [r for r in obj["metadata"].get("ownerReferences", [])
+                                                  if r.get("uid") != uid]
+            if not obj["metadata"]["ownerReferences"]:
+                del obj["metadata"]["ownerReferences"]
+            self._commit("MODIFIED", rt, ns, name, obj)
+
+    def _delete_namespace_contents(self, ns: str) -> None:
+        for key in list(self._data):
+            rt = self._resolve_key(key)
+            if rt is None or not rt.namespaced:
+                continue
+            for (obj_ns, name) in [k for k in self._data[key] if k[0] == ns]:
+                if (obj_ns, name) in self._data[key]:
+                    self._remove(rt, obj_ns, name)
+
+
+def _plain_copy(obj: object) -> dict:
+    if not isinstance(obj, dict):
+        raise bad_request("the body of the request must be a JSON object")
+    try:
+        copy = json.loads(json.dumps(obj))
+    except (TypeError, ValueError) as e:
+        raise bad_request(f"the object cannot be encoded as JSON: {e}") from e
+    return copy
+
+
+def _meta(obj: dict, rt: ResourceType) -> dict:
+    meta = obj.get("metadata")
+    if meta is None:
+        meta = obj["metadata"] = {}
+    if not isinstance(meta, dict):
+        raise bad_request(f"{rt.kind}.metadata must be an object")
+    return meta
+
+
+def _spec_of(obj: dict) -> dict:
+    return {k: v for k, v in obj.items() if k not in _NON_SPEC_KEYS}
+
+
+def _same(a: dict, b: dict) -> bool:
+    return a == b
+
