@@ -25,8 +25,11 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/run_all.py
 
+# Re-execute every committed notebook in place with its default parameters.
 notebooks: $(STAMP)
-	$(PY) -m eafix_capacity.notebooks_exec
+	for nb in notebooks/0*.ipynb; do \
+	  $(VENV)/bin/papermill --no-progress-bar -k $(KERNEL) --cwd notebooks $$nb $$nb || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) reports .pytest_cache .hypothesis

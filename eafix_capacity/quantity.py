@@ -18,10 +18,10 @@ Deliberate differences from the Go code, all on text no manifest should contain:
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from types import MappingProxyType
-from typing import Mapping
 
 from eafix_capacity.errors import QuantityError
 
@@ -92,7 +92,6 @@ class Quantity:
     def _nanos(self) -> int:
         return (self.value * _NANO).numerator
 
-    # comparison by value
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Quantity):
             return NotImplemented

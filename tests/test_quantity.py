@@ -8,6 +8,7 @@ against an independent Fraction computation.
 from __future__ import annotations
 
 import math
+import re
 from fractions import Fraction
 
 import pytest
@@ -259,8 +260,6 @@ def test_canonical_string_reference_table(q: Quantity, canonical: str, alternate
         ("123456789n", "123456789n"),
         ("8Ei", "9223372036854775807"),
         ("1000E", "1e21"),
-        ("-0", "0"),
-        ("+0Ki", "0"),
         ("0.0e5", "0"),
     ],
 )
@@ -268,6 +267,12 @@ def test_parse_then_print(text: str, canonical: str) -> None:
     assert str(parse(text)) == canonical
     negative = parse("-" + text)
     assert str(negative) == ("-" + canonical if canonical != "0" else "0")
+
+
+@pytest.mark.parametrize("text", ["-0", "+0", "-0Ki", "+0.000", "-0e9", "0000"])
+def test_signed_zero_prints_zero(text: str) -> None:
+    assert str(parse(text)) == "0"
+    assert parse(text) == parse("0")
 
 
 def test_binary_integer_without_binary_suffix_prints_bare_like_k8s() -> None:
@@ -284,7 +289,8 @@ def test_binary_beyond_ei_keeps_its_magnitude() -> None:
     assert str(Quantity(Fraction(2**63), BINARY_SI)) == "8Ei"
     assert str(from_bytes(2**70)) == "1024Ei"
     assert str(from_bytes(-(2**70))) == "-1024Ei"
-    assert parse(str(from_bytes(2**70))).value == 2**70  # sums are not capped
+    # Sums are not capped, but parsing caps BinarySI at 2**63-1, as k8s does (#140674).
+    assert parse(str(from_bytes(2**70))).value == MAX_INT64
 
 
 INVALID = [
@@ -373,7 +379,7 @@ def test_bad_text_is_refused_naming_it(text: str) -> None:
     ],
 )
 def test_error_says_what_is_wrong(text: str, problem: str) -> None:
-    with pytest.raises(QuantityError, match="^" + problem):
+    with pytest.raises(QuantityError, match="^" + re.escape(problem)):
         parse(text)
 
 
@@ -418,7 +424,9 @@ def test_non_finite_floats_are_refused(number: float) -> None:
         (from_bytes(1024 * 1024), "1Mi"),
         (from_bytes(268435456), "256Mi"),
         (from_bytes(268435456, binary=False), "268435456"),
-        (from_bytes(1000), "1000"),
+        (from_bytes(1000), "1k"),  # BinarySI under 1024 prints as DecimalSI
+        (from_bytes(1023), "1023"),
+        (from_bytes(1025), "1025"),
         (from_bytes(0), "0"),
         (Quantity(10**6, DECIMAL_EXPONENT), "1e6"),
         (Quantity(Fraction(1, 10**9)), "1n"),
@@ -703,7 +711,7 @@ def expected_value(exact: Fraction, fmt: str) -> tuple[Fraction, str]:
     return (-magnitude if exact < 0 else magnitude), fmt
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(quantity_texts())
 def test_parse_value_is_exact(case: tuple[str, Fraction, str]) -> None:
     text, exact, fmt = case
@@ -712,7 +720,7 @@ def test_parse_value_is_exact(case: tuple[str, Fraction, str]) -> None:
     assert (q.value * 10**9).denominator == 1
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(quantity_texts())
 def test_canonical_text_round_trips(case: tuple[str, Fraction, str]) -> None:
     text = case[0]
@@ -731,7 +739,7 @@ def test_canonical_text_round_trips(case: tuple[str, Fraction, str]) -> None:
     assert served == text or served == printed
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(quantity_texts(), quantity_texts())
 def test_arithmetic_and_order_follow_values(a_case: tuple[str, Fraction, str], b_case: tuple[str, Fraction, str]) -> None:
     a, b = parse(a_case[0]), parse(b_case[0])
@@ -741,7 +749,21 @@ def test_arithmetic_and_order_follow_values(a_case: tuple[str, Fraction, str], b
     assert (-a).value == -a.value
     assert (a < b) == (a.value < b.value)
     assert (a == b) == (a.value == b.value)
-    assert parse(str(a + b)) == a + b
+    total = a + b
+    if total.format != BINARY_SI or abs(total.value) <= MAX_INT64:
+        assert parse(str(total)) == total
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from("0123456789.+-eEinumkKMGTPb \n"), max_size=12) | st.text(max_size=12))
+def test_any_text_parses_or_raises_quantity_error(text: str) -> None:
+    try:
+        q = parse(text)
+    except QuantityError as err:
+        assert err.value == text
+    else:
+        assert parse(str(q)) == q
+        assert parse(api_string(text)) == q
 
 
 @given(st.integers(-(10**15), 10**15))
@@ -763,7 +785,7 @@ def test_from_bytes_round_trips(n: int, binary: bool) -> None:
 def test_integer_binary_suffixes_print_with_the_largest_suffix(n: int, suffix: str) -> None:
     q = parse(f"{n}{suffix}")
     printed = str(q)
-    value = n * 2 ** _BIN_SUFFIX[suffix]
+    value = min(n * 2 ** _BIN_SUFFIX[suffix], MAX_INT64)
     if value == 0:
         assert printed == "0"
     elif value < 1024:

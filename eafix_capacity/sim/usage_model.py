@@ -14,55 +14,24 @@ import math
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from fractions import Fraction
 from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
 
-from eafix_capacity.errors import InputError
+from eafix_capacity import quantity
+from eafix_capacity.errors import InputError, QuantityError
 
 SERVICE_LABEL = "app.kubernetes.io/name"
 DEFAULT_MODEL_PATH = Path(__file__).resolve().parents[2] / "data" / "usage-model.yaml"
 
-_SUFFIX = {
-    "n": Fraction(1, 10**9), "u": Fraction(1, 10**6), "m": Fraction(1, 1000), "": Fraction(1),
-    "k": Fraction(10**3), "M": Fraction(10**6), "G": Fraction(10**9), "T": Fraction(10**12),
-    "P": Fraction(10**15), "E": Fraction(10**18),
-    "Ki": Fraction(2**10), "Mi": Fraction(2**20), "Gi": Fraction(2**30), "Ti": Fraction(2**40),
-    "Pi": Fraction(2**50), "Ei": Fraction(2**60),
-}
-_QUANTITY = re.compile(r"^([+-]?(?:\d+\.?\d*|\.\d+))(?:([eE][+-]?\d+)|(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE])?)$")
-
-
-def parse_quantity(text: object) -> Fraction:
-    """A Kubernetes quantity (``"200m"``, ``"1Gi"``, ``2``) as an exact number.
-
-    Kept local so the sim depends on nothing but the standard library and PyYAML; the
-    kit's full quantity module handles canonical output, which the sim does not need.
-    """
-    if isinstance(text, bool):
-        raise ValueError(f"not a quantity: {text!r}")
-    if isinstance(text, int):
-        return Fraction(text)
-    if isinstance(text, float):
-        return Fraction(str(text))
-    m = _QUANTITY.match(str(text).strip()) if isinstance(text, str) else None
-    if not m:
-        raise ValueError(f"not a quantity: {text!r}")
-    number = Fraction(m.group(1))
-    if m.group(2):
-        return number * Fraction(10) ** int(m.group(2)[1:])
-    return number * _SUFFIX[m.group(3) or ""]
-
-
 def cpu_nanocores(text: object) -> int:
-    """CPU quantity to nanocores, rounded up like the API server rounds to nano."""
-    return math.ceil(parse_quantity(text) * 10**9)
+    """CPU quantity to nanocores, rounded up to nano precision like the API server."""
+    return math.ceil(quantity.parse(text).value * 10**9)  # type: ignore[arg-type]
 
 
 def memory_bytes(text: object) -> int:
-    return math.ceil(parse_quantity(text))
+    return quantity.parse(text).int_value()  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -225,7 +194,7 @@ def _number(value: object, *, source: str, obj: str | None, fld: str, low: float
 def _quantity(value: object, *, source: str, obj: str, fld: str, cpu: bool) -> int:
     try:
         amount = cpu_nanocores(value) if cpu else memory_bytes(value)
-    except ValueError as e:
+    except (QuantityError, TypeError) as e:
         raise InputError("not a Kubernetes quantity", file=source, obj=obj, field=fld, value=value,
                          valid='a quoted quantity such as "100m" or "512Mi"') from e
     if amount < 0:

@@ -1,0 +1,150 @@
+"""The ``eafix-capacity`` command.
+
+Bad input never shows a traceback: every ``EafixCapacityError`` is printed as one line
+on stderr and the command exits 2. Gate failures exit 1 only when asked
+(``--fail-on-gate``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Sequence
+
+from .errors import EafixCapacityError, InputError
+from .inputs import PlanParams, plan_from_params
+
+EXIT_GATE_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+
+def _replicas(values: list[str] | None) -> dict[str, int]:
+    out = {}
+    for v in values or []:
+        name, sep, n = v.partition("=")
+        if not sep or not n.lstrip("-").isdigit():
+            raise InputError("invalid --replicas", field="replicas", value=v, valid="SERVICE=N, e.g. reporter=2")
+        out[name] = int(n)
+    return out
+
+
+def add_plan_arguments(p: argparse.ArgumentParser) -> None:
+    """Flags shared by ``plan`` and ``report`` (defaults come from PlanParams)."""
+    d = PlanParams()
+    p.add_argument("--profile", default=None, help=f"cluster profile: minimum or recommended (default {d.profile})")
+    p.add_argument("--provider", default=None, help=f"gke, eks, aks or generic (default {d.provider})")
+    p.add_argument("--node-type", default=None, help=f"a name from data/node-types.csv (default {d.node_type})")
+    p.add_argument("--nodes", type=int, default=None, help="node count to judge (default: the recommended count)")
+    p.add_argument("--mesh", default=None, help="none or istio (adds sidecars and control plane)")
+    p.add_argument("--headroom", type=float, default=None, dest="headroom_pct",
+                   help=f"percent of each node kept free at baseline (default {d.headroom_pct:g})")
+    p.add_argument("--cpu-limit-ratio", type=float, default=None,
+                   help=f"largest allowed CPU limits / allocatable (default {d.cpu_limit_ratio:g})")
+    p.add_argument("--memory-limit-ratio", type=float, default=None,
+                   help=f"largest allowed memory limits / allocatable (default {d.memory_limit_ratio:g})")
+    p.add_argument("--storage-gib", type=float, default=None,
+                   help="persistent storage provisioned, GiB (default: the profile's)")
+    p.add_argument("--max-pods", type=int, default=None, help="pods per node (default: the provider's)")
+    p.add_argument("--catalog", default=None, help="services file (default: data/services.yaml)")
+    p.add_argument("--manifests", default=None, help="plan from existing manifests in this directory")
+    p.add_argument("--replicas", action="append", metavar="SERVICE=N", help="override a service's replicas")
+
+
+def params_from_args(args: argparse.Namespace, base: PlanParams | None = None) -> PlanParams:
+    values = dict((base or PlanParams()).__dict__)
+    for name in ("profile", "provider", "node_type", "nodes", "mesh", "headroom_pct", "cpu_limit_ratio",
+                 "memory_limit_ratio", "storage_gib", "max_pods", "catalog", "manifests"):
+        v = getattr(args, name, None)
+        if v is not None:
+            values[name] = v
+    if getattr(args, "replicas", None):
+        values["replicas"] = {**values["replicas"], **_replicas(args.replicas)}
+    return PlanParams.from_mapping(values, source="command line")
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    plan = plan_from_params(params_from_args(args))
+    if args.format == "json":
+        print(json.dumps(plan.to_dict(), indent=2))
+    else:
+        from .tables import gates_frame, scenarios_frame, services_frame
+        if args.format == "csv":
+            sys.stdout.write(services_frame(plan).to_csv(index=False))
+        else:
+            with_width = {"line_width": 200}
+            print(services_frame(plan).to_string(index=False, **with_width))
+            print()
+            print(scenarios_frame(plan).to_string(index=False, **with_width))
+            print()
+            print(gates_frame(plan).to_string(index=False, **with_width))
+            print()
+            print(f"nodes: {plan.nodes} x {plan.node_type.name} ({plan.options.provider}); "
+                  f"recommended: {plan.recommended_nodes}; overall: {'PASS' if plan.passed else 'FAIL'}")
+    return EXIT_GATE_FAILED if args.fail_on_gate and not plan.passed else 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .report import run_report
+    base = PlanParams.from_yaml(args.params) if args.params else None
+    params = params_from_args(args, base)
+    result = run_report(params, out_root=args.out)
+    print(result.html)
+    if not result.passed:
+        failed = ", ".join(result.failed_gates)
+        print(f"gates failed: {failed}", file=sys.stderr)
+        if args.fail_on_gate:
+            return EXIT_GATE_FAILED
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="eafix-capacity",
+        description="Plan, deploy and verify the capacity of the EAFIX trading system on Kubernetes.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("plan", help="size the cluster: nodes per scenario and PASS/FAIL gates",
+                       description="Compute requests and limits per service, nodes needed under baseline, "
+                                   "HPA maximum, rollout surge and a drained node, and judge the gates.")
+    add_plan_arguments(p)
+    p.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    p.add_argument("--fail-on-gate", action="store_true", help="exit 1 when a gate fails")
+    p.set_defaults(func=_cmd_plan)
+
+    r = sub.add_parser("report", help="run the capacity notebook with papermill into reports/<UTC time>/",
+                       description="Execute notebooks/01_capacity_model.ipynb with the given parameters, "
+                                   "write the executed notebook, an HTML export without code and "
+                                   "summary.json to reports/<UTC timestamp>/, and print the HTML path.")
+    add_plan_arguments(r)
+    r.add_argument("--params", help="YAML file of parameters (flags override it)")
+    r.add_argument("--out", default="reports", help="root directory for report runs (default reports)")
+    r.add_argument("--fail-on-gate", action="store_true", help="exit 1 when a gate fails")
+    r.set_defaults(func=_cmd_report)
+
+    for module in ("eafix_capacity.manifests.cli", "eafix_capacity.sim.cli"):
+        try:
+            mod = __import__(module, fromlist=["add_parser"])
+        except ImportError:
+            continue
+        mod.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_BAD_INPUT
+    try:
+        return int(args.func(args) or 0)
+    except EafixCapacityError as e:
+        print(f"eafix-capacity: error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

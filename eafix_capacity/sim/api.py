@@ -1,0 +1,598 @@
+"""The API server's request semantics, independent of HTTP plumbing.
+
+``Api.handle(method, path, query, headers, body)`` returns a ``Response`` (or a streaming
+one for watches). It does what kube-apiserver's generic registry does: discovery, CRUD,
+list with selectors and pagination, subresources (status, scale, eviction, binding, log),
+the four patch types, dry-run, field validation, Tables for kubectl, CRD registration and
+metrics.k8s.io delegation to the controllers. Every failure is a ``Status`` body.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Protocol
+
+import yaml
+
+from eafix_capacity.sim import crds, resources as R, tables
+from eafix_capacity.sim.apierror import ApiError, bad_request, invalid
+from eafix_capacity.sim.patch import json_patch, merge_patch, record_update, server_side_apply, strategic_merge_patch
+from eafix_capacity.sim.resources import Registry, ResourceType
+from eafix_capacity.sim.routing import Query, ResourcePath, parse_path, parse_query
+from eafix_capacity.sim.schemas import Node, builtin_node, crd_node
+from eafix_capacity.sim.store import Store, encode
+from eafix_capacity.sim.validation import validate
+
+MAX_BODY_BYTES = 3 * 1024 * 1024
+KUBERNETES_VERSION = "v1.32.0"
+_JSON = "application/json"
+_PATCH_TYPES = ("application/json-patch+json", "application/merge-patch+json",
+                "application/strategic-merge-patch+json", "application/apply-patch+yaml",
+                "application/apply-patch+cbor")
+_BODY_TYPES = ("application/json", "application/yaml", "*/*", "")
+_WATCH_DEFAULT_TIMEOUT = 1800
+_BOOKMARK_EVERY = 5.0
+
+
+class Controllers(Protocol):
+    def evict(self, namespace: str, name: str, body: dict) -> dict: ...
+    def metrics_list(self, kind: str, namespace: str | None, name: str | None,
+                     label_selector: str | None) -> dict: ...
+
+
+@dataclass
+class Response:
+    status: int
+    body: bytes = b""
+    content_type: str = _JSON
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    stream: Iterator[bytes] | None = None
+
+
+def _json_response(status: int, obj: Any, warnings: list[str] | None = None) -> Response:
+    raw = obj if isinstance(obj, bytes) else encode(obj)
+    headers = [("Warning", f'299 - "{w}"') for w in warnings or []]
+    return Response(status, raw, headers=headers)
+
+
+def error_response(err: ApiError) -> Response:
+    return Response(err.code, encode(err.status()))
+
+
+def _wants_table(accept: str) -> bool:
+    return "as=Table" in accept
+
+
+def _media_type(content_type: str) -> str:
+    return content_type.split(";", 1)[0].strip().lower()
+
+
+def _decode(body: bytes, media: str) -> Any:
+    if not body.strip():
+        raise bad_request("the request body is empty; an object is required")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise bad_request(f"the request body is not UTF-8: {e}") from e
+    try:
+        if media in ("application/yaml", "application/apply-patch+yaml"):
+            return yaml.safe_load(text)
+        return json.loads(text)
+    except (ValueError, yaml.YAMLError) as e:
+        what = "yaml" if "yaml" in media else "json"
+        raise bad_request(f"error decoding {what} body: {str(e).splitlines()[0]}") from e
+    except RecursionError as e:
+        raise bad_request("error decoding body: nested too deeply") from e
+
+
+class Api:
+    """One API server's request semantics over a ``Store``."""
+
+    def __init__(self, store: Store, *, controllers: Controllers | None = None) -> None:
+        self.store = store
+        self.registry: Registry = store.registry
+        self.controllers = controllers
+        self.stopping = False
+
+    # --- entry point ---------------------------------------------------------------------------
+
+    def handle(self, method: str, path: str, query_text: str, headers: dict[str, str], body: bytes) -> Response:
+        try:
+            return self._route(method.upper(), path, query_text, headers, body)
+        except ApiError as e:
+            return error_response(e)
+        except RecursionError:
+            return error_response(bad_request("the object is nested too deeply"))
+
+    def _route(self, method: str, path: str, query_text: str, headers: dict[str, str], body: bytes) -> Response:
+        path = path.rstrip("/") or "/"
+        fixed = self._fixed(method, path)
+        if fixed is not None:
+            return fixed
+        rp = parse_path(path)
+        if rp is None:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        if rp.group == "metrics.k8s.io":
+            return self._metrics(method, rp, parse_query(query_text))
+        rt = self.registry.by_plural(rp.group, rp.version, rp.plural)
+        if rt.namespaced is False and rp.namespace is not None:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        if rp.subresource and rp.subresource not in rt.subresources:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        q = parse_query(query_text)
+        accept = headers.get("accept", "")
+        if method == "GET":
+            if rp.name is None:
+                return self._watch(rt, rp, q, accept) if q.watch else self._list(rt, rp, q, accept)
+            return self._get(rt, rp, q, accept)
+        if method in ("POST", "PUT", "PATCH"):
+            media = _media_type(headers.get("content-type", ""))
+            return self._write(method, rt, rp, q, media, body, headers)
+        if method == "DELETE":
+            return self._delete(rt, rp, q, body, headers)
+        raise ApiError(405, "MethodNotAllowed", f"the server does not allow this method on the requested resource")
+
+    def _fixed(self, method: str, path: str) -> Response | None:
+        if path in ("/healthz", "/readyz", "/livez") or path.startswith(("/healthz/", "/readyz/", "/livez/")):
+            return Response(200, b"ok", "text/plain; charset=utf-8")
+        if path == "/version":
+            return _json_response(200, {"major": "1", "minor": "32", "gitVersion": KUBERNETES_VERSION,
+                                        "gitCommit": "eafix-sim", "gitTreeState": "clean",
+                                        "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.23",
+                                        "compiler": "gc", "platform": "linux/amd64"})
+        if path == "/api":
+            return _json_response(200, self.registry.core_versions())
+        if path == "/apis":
+            return _json_response(200, self.registry.api_group_list())
+        if path == "/api/v1":
+            return _json_response(200, self.registry.api_resource_list("", "v1"))
+        parts = path.strip("/").split("/")
+        if parts[0] == "apis" and len(parts) == 2:
+            return _json_response(200, self.registry.api_group(parts[1]))
+        if parts[0] == "apis" and len(parts) == 3:
+            return _json_response(200, self.registry.api_resource_list(parts[1], parts[2]))
+        if parts[0] in ("openapi", "metrics", "logs", "debug"):
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        if method != "GET" and path in ("/", "/api", "/apis"):
+            raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+        return None
+
+    # --- reads -----------------------------------------------------------------------------------
+
+    def _get(self, rt: ResourceType, rp: ResourcePath, q: Query, accept: str) -> Response:
+        assert rp.name is not None
+        if rp.subresource == "scale":
+            return _json_response(200, self._scale_of(rt, self.store.get(rt, rp.namespace, rp.name)))
+        if rp.subresource == "log":
+            self.store.get_raw(rt, rp.namespace, rp.name)
+            return Response(200, b"", "text/plain")
+        if rp.subresource not in (None, "status"):
+            raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+        raw = self.store.get_raw(rt, rp.namespace, rp.name)
+        if _wants_table(accept):
+            obj = json.loads(raw)
+            return _json_response(200, self._table(rt, [obj], obj["metadata"].get("resourceVersion", ""), q))
+        return _json_response(200, raw)
+
+    def _table(self, rt: ResourceType, objs: list[dict], rv: str, q: Query, cont: str = "") -> dict:
+        custom = None
+        if not self.registry.is_builtin(rt):
+            crd = self._crd_for(rt)
+            custom = crds.printer_columns(crd, rt.version) if crd else None
+        return tables.table(rt.kind, objs, resource_version=rv, include_object=q.include_object,
+                            custom_columns=custom, continue_token=cont)
+
+    def _crd_for(self, rt: ResourceType) -> dict | None:
+        try:
+            return self.store.get(R.CRD, None, f"{rt.plural}.{rt.group}")
+        except ApiError:
+            return None
+
+    def _list(self, rt: ResourceType, rp: ResourcePath, q: Query, accept: str) -> Response:
+        if "list" not in rt.verbs:
+            raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+        objs, raws, rv = self.store.list_objects(rt, rp.namespace, label_selector=q.label_selector,
+                                                 field_selector=q.field_selector)
+        start = 0
+        if q.continue_token:
+            start, rv = self._decode_continue(q.continue_token, rt)
+        end = len(objs) if not q.limit else min(len(objs), start + q.limit)
+        cont = ""
+        remaining = None
+        if end < len(objs):
+            cont = base64.urlsafe_b64encode(json.dumps({"rv": rv, "start": end, "key": rt.key}).encode()).decode()
+            remaining = len(objs) - end
+        if _wants_table(accept):
+            return _json_response(200, self._table(rt, objs[start:end], rv, q, cont))
+        meta = f'"resourceVersion":"{rv}"'
+        if cont:
+            meta += f',"continue":"{cont}","remainingItemCount":{remaining}'
+        head = f'{{"kind":"{rt.list_kind}","apiVersion":"{rt.api_version}","metadata":{{{meta}}},"items":['.encode()
+        return _json_response(200, head + b",".join(raws[start:end]) + b"]}")
+
+    def _decode_continue(self, token: str, rt: ResourceType) -> tuple[int, str]:
+        try:
+            data = json.loads(base64.urlsafe_b64decode(token.encode() + b"==="))
+            if data.get("key") != rt.key:
+                raise ValueError("continue token is for another resource")
+            return int(data["start"]), str(data["rv"])
+        except (ValueError, KeyError, TypeError) as e:
+            raise bad_request(f"continue key is not valid: {e}") from e
+
+    def _watch(self, rt: ResourceType, rp: ResourcePath, q: Query, accept: str) -> Response:
+        from eafix_capacity.sim.selectors import matcher
+
+        match = matcher(q.label_selector, q.field_selector, rt.kind)
+        as_table = _wants_table(accept)
+        rv_text = q.resource_version
+        try:
+            since = int(rv_text) if rv_text not in ("", "0") else None
+        except ValueError:
+            raise bad_request(f'resourceVersion: invalid value "{rv_text}"') from None
+        if since is not None:
+            self.store.events_since(since, rt)  # raises 410 Gone now rather than mid-stream
+        timeout = q.timeout_seconds if q.timeout_seconds is not None else _WATCH_DEFAULT_TIMEOUT
+        return Response(200, content_type=_JSON, stream=self._watch_stream(rt, rp, q, match, as_table, since,
+                                                                          timeout))
+
+    def _frame(self, etype: str, rt: ResourceType, obj: dict | None, raw: bytes | None, as_table: bool,
+               q: Query) -> bytes:
+        if as_table and obj is not None and etype != "BOOKMARK":
+            raw = encode(self._table(rt, [obj], obj["metadata"].get("resourceVersion", ""), q))
+        return b'{"type":"' + etype.encode() + b'","object":' + (raw or b"{}") + b"}\n"
+
+    def _watch_stream(self, rt: ResourceType, rp: ResourcePath, q: Query, match: Any, as_table: bool,
+                      since: int | None, timeout: float) -> Iterator[bytes]:
+        deadline = time.monotonic() + timeout
+        if since is None:
+            objs, raws, rv = self.store.list_objects(rt, rp.namespace, label_selector=q.label_selector,
+                                                     field_selector=q.field_selector)
+            for obj, raw in zip(objs, raws):
+                if rp.name is None or obj["metadata"].get("name") == rp.name:
+                    yield self._frame("ADDED", rt, obj, raw, as_table, q)
+            since = int(rv)
+            if q.send_initial_events and q.allow_bookmarks:
+                yield self._bookmark(rt, since, initial_end=True)
+        last_sent = time.monotonic()
+        while not self.stopping and not self.store.closed:
+            now = time.monotonic()
+            if now >= deadline:
+                return
+            try:
+                events = self.store.events_since(since, rt)
+            except ApiError as e:
+                yield b'{"type":"ERROR","object":' + encode(e.status()) + b"}\n"
+                return
+            for ev in events:
+                since = ev.rv
+                if rp.namespace and ev.namespace != rp.namespace:
+                    continue
+                if rp.name is not None and ev.obj["metadata"].get("name") != rp.name:
+                    continue
+                if not match(ev.obj):
+                    continue
+                yield self._frame(ev.type, rt, ev.obj, ev.raw, as_table, q)
+                last_sent = time.monotonic()
+            if events:
+                since = max(since, events[-1].rv)
+            if q.allow_bookmarks and time.monotonic() - last_sent > _BOOKMARK_EVERY:
+                yield self._bookmark(rt, self.store.resource_version, initial_end=False)
+                last_sent = time.monotonic()
+            self.store.wait_for_change(since, min(1.0, max(0.01, deadline - time.monotonic())))
+            if not events:
+                since = max(since, self._quiet_rv(since))
+
+    def _quiet_rv(self, since: int) -> int:
+        return since
+
+    def _bookmark(self, rt: ResourceType, rv: int, *, initial_end: bool) -> bytes:
+        meta: dict = {"resourceVersion": str(rv)}
+        if initial_end:
+            meta["annotations"] = {"k8s.io/initial-events-end": "true"}
+        return self._frame("BOOKMARK", rt, None, encode({"kind": rt.kind, "apiVersion": rt.api_version,
+                                                         "metadata": meta}), False, Query())
+
+    # --- writes ----------------------------------------------------------------------------------
+
+    def _node(self, rt: ResourceType) -> Node:
+        schema = self.registry.crd_schema(rt)
+        if schema is not None:
+            return crd_node(schema)
+        return builtin_node(rt.api_version, rt.kind) or Node({}, None)
+
+    def _manager(self, q: Query, headers: dict[str, str], default: str) -> str:
+        if q.field_manager is not None:
+            if not q.field_manager or len(q.field_manager) > 128:
+                raise bad_request("fieldManager: Invalid value: must be between 1 and 128 characters long")
+            return q.field_manager
+        agent = headers.get("user-agent", "")
+        return agent.split("/", 1)[0] or default
+
+    def _check_identity(self, obj: Any, rt: ResourceType, rp: ResourcePath, *, expect_name: bool) -> dict:
+        if not isinstance(obj, dict):
+            raise bad_request(f"the body of the request was in an unknown format: expected a {rt.kind} object, "
+                              f"got {type(obj).__name__}")
+        api_version, kind = obj.get("apiVersion"), obj.get("kind")
+        if api_version is not None and api_version != rt.api_version:
+            raise bad_request(f"the API version in the data ({api_version}) does not match the expected API "
+                              f"version ({rt.api_version})")
+        if kind is not None and kind != rt.kind:
+            raise bad_request(f"the kind in the data ({kind}) does not match the expected kind ({rt.kind})")
+        meta = obj.setdefault("metadata", {})
+        if not isinstance(meta, dict):
+            raise bad_request(f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
+                              "json: cannot unmarshal into Go struct field .metadata of type v1.ObjectMeta")
+        ns = meta.get("namespace")
+        if rt.namespaced and rp.namespace and ns and ns != rp.namespace:
+            raise bad_request("the namespace of the provided object does not match the namespace sent on the "
+                              "request")
+        if rt.namespaced and rp.namespace:
+            meta["namespace"] = rp.namespace
+        if expect_name and rp.name and meta.get("name") and meta["name"] != rp.name:
+            raise bad_request("the name of the object does not match the name on the URL")
+        if expect_name and rp.name:
+            meta["name"] = rp.name
+        return obj
+
+    def _write(self, method: str, rt: ResourceType, rp: ResourcePath, q: Query, media: str, body: bytes,
+               headers: dict[str, str]) -> Response:
+        if method == "POST":
+            if rp.subresource in ("eviction", "binding"):
+                return self._pod_action(rt, rp, media, body)
+            if rp.name is not None:
+                raise ApiError(405, "MethodNotAllowed",
+                               "the server does not allow this method on the requested resource")
+            if "create" not in rt.verbs:
+                raise ApiError(405, "MethodNotAllowed",
+                               "the server does not allow this method on the requested resource")
+            self._check_media(media, _BODY_TYPES)
+            obj = self._check_identity(_decode(body, media), rt, rp, expect_name=False)
+            return self._create(rt, obj, q, headers)
+        if rp.name is None or "update" not in rt.verbs:
+            raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+        if method == "PUT":
+            self._check_media(media, _BODY_TYPES)
+            obj = _decode(body, media)
+            if rp.subresource == "scale":
+                return self._put_scale(rt, rp, obj, q)
+            obj = self._check_identity(obj, rt, rp, expect_name=True)
+            return self._update(rt, rp, obj, q, headers, manager_default="unknown")
+        self._check_media(media, _PATCH_TYPES)
+        if media == "application/apply-patch+cbor":
+            raise ApiError(415, "UnsupportedMediaType", 'the body of the request was in an unknown format - accepted '
+                                                        'media types include: application/apply-patch+yaml')
+        return self._patch(rt, rp, q, media, _decode(body, media), headers)
+
+    def _check_media(self, media: str, allowed: tuple[str, ...]) -> None:
+        if media not in allowed:
+            shown = ", ".join(a for a in allowed if a not in ("", "*/*"))
+            raise ApiError(415, "UnsupportedMediaType",
+                           f'the body of the request was in an unknown format - accepted media types include: {shown}')
+
+    def _validated(self, rt: ResourceType, obj: dict, q: Query) -> tuple[dict, list[str]]:
+        out = validate(obj, rt, self.registry, mode=q.field_validation or "Strict")
+        if rt == R.CRD:
+            self._check_crd(out.obj)
+        return out.obj, out.warnings
+
+    def _check_crd(self, crd: dict) -> None:
+        spec = crd.get("spec") or {}
+        names = spec.get("names") or {}
+        want = f"{names.get('plural', '')}.{spec.get('group', '')}"
+        name = (crd.get("metadata") or {}).get("name", "")
+        causes = []
+        if name != want:
+            causes.append({"reason": "FieldValueInvalid", "field": "metadata.name",
+                           "message": f'Invalid value: "{name}": must be spec.names.plural+"."+spec.group'})
+        versions = [v for v in spec.get("versions") or [] if isinstance(v, dict)]
+        if not versions:
+            causes.append({"reason": "FieldValueRequired", "field": "spec.versions", "message": "Required value"})
+        elif sum(1 for v in versions if v.get("storage")) != 1:
+            causes.append({"reason": "FieldValueInvalid", "field": "spec.versions",
+                           "message": "Invalid value: must have exactly one version marked as storage version"})
+        if causes:
+            raise invalid("CustomResourceDefinition", "apiextensions.k8s.io", name, causes)
+
+    def _create(self, rt: ResourceType, obj: dict, q: Query, headers: dict[str, str]) -> Response:
+        obj, warnings = self._validated(rt, obj, q)
+        obj.get("metadata", {}).pop("managedFields", None)
+        record_update(None, obj, self._node(rt), manager=self._manager(q, headers, "unknown"))
+        raw = self.store.create_raw(rt, obj, dry_run=q.dry_run)
+        if rt == R.CRD and not q.dry_run:
+            raw = self._establish(json.loads(raw))
+        return _json_response(201, raw, warnings)
+
+    def _establish(self, crd: dict) -> bytes:
+        crds.register(self.registry, crd)
+        crd["status"] = crds.established_status(crd)
+        return self.store.update_raw(R.CRD, crd, subresource="status")
+
+    def _update(self, rt: ResourceType, rp: ResourcePath, obj: dict, q: Query, headers: dict[str, str], *,
+                manager_default: str, created_ok: bool = False) -> Response:
+        assert rp.name is not None
+        old = self.store.get(rt, rp.namespace, rp.name)
+        obj, warnings = self._validated(rt, obj, q)
+        if rp.subresource is None and "managedFields" not in obj.get("metadata", {}):
+            obj["metadata"]["managedFields"] = old["metadata"].get("managedFields", [])
+        record_update(old, obj, self._node(rt), manager=self._manager(q, headers, manager_default),
+                      subresource=rp.subresource)
+        raw = self.store.update_raw(rt, obj, subresource=rp.subresource, dry_run=q.dry_run)
+        if rt == R.CRD and not q.dry_run and rp.subresource is None:
+            crds.unregister(self.registry, old)
+            raw = self._establish(json.loads(raw))
+        return _json_response(200, raw, warnings)
+
+    def _patch(self, rt: ResourceType, rp: ResourcePath, q: Query, media: str, patch: Any,
+               headers: dict[str, str]) -> Response:
+        assert rp.name is not None
+        node = self._node(rt)
+        if media == "application/apply-patch+yaml":
+            return self._apply(rt, rp, q, patch, node)
+        if rp.subresource == "scale":
+            current = self._scale_of(rt, self.store.get(rt, rp.namespace, rp.name))
+            return self._put_scale(rt, rp, self._apply_patch(media, current, patch, node=None, rt=rt), q)
+        live = self.store.get(rt, rp.namespace, rp.name)
+        new = self._apply_patch(media, live, patch, node, rt)
+        if not isinstance(new, dict):
+            raise bad_request("the patch produced something that is not an object")
+        new = self._check_identity(new, rt, rp, expect_name=True)
+        new.setdefault("metadata", {})["resourceVersion"] = (new.get("metadata") or {}).get(
+            "resourceVersion") or live["metadata"]["resourceVersion"]
+        return self._update(rt, rp, new, q, headers, manager_default="unknown")
+
+    def _apply_patch(self, media: str, live: dict, patch: Any, node: Node | None, rt: ResourceType) -> Any:
+        if media == "application/json-patch+json":
+            return json_patch(live, patch)
+        if not isinstance(patch, dict):
+            raise bad_request("the patch must be a JSON object")
+        if media == "application/merge-patch+json":
+            return merge_patch(live, patch)
+        if not self.registry.is_builtin(rt):
+            raise ApiError(415, "UnsupportedMediaType", "the body of the request was in an unknown format - accepted "
+                                                        "media types include: application/json-patch+json, "
+                                                        "application/merge-patch+json, application/apply-patch+yaml")
+        result = strategic_merge_patch(live, patch, node or Node({}, None))
+        if result is None:
+            raise bad_request("the patch deleted the whole object")
+        return result
+
+    def _apply(self, rt: ResourceType, rp: ResourcePath, q: Query, applied: Any, node: Node) -> Response:
+        assert rp.name is not None
+        if q.field_manager is None:
+            raise bad_request("PATCH, application/apply-patch+yaml requires fieldManager parameter")
+        manager = self._manager(q, {}, "unknown")
+        applied = self._check_identity(applied, rt, rp, expect_name=True)
+        if not applied.get("apiVersion") or not applied.get("kind"):
+            raise bad_request("invalid object type: the applied configuration must set apiVersion and kind")
+        if "managedFields" in applied.get("metadata", {}):
+            raise bad_request("metadata.managedFields must be nil")
+        applied, warnings = self._validated(rt, applied, q)
+        try:
+            live = self.store.get(rt, rp.namespace, rp.name)
+        except ApiError as e:
+            if e.code != 404:
+                raise
+            live = None
+        result = server_side_apply(live, applied, node, manager=manager, force=q.force)
+        if live is None:
+            if rp.subresource:
+                raise ApiError(404, "NotFound", f'{rt.plural} "{rp.name}" not found')
+            raw = self.store.create_raw(rt, result, dry_run=q.dry_run)
+            if rt == R.CRD and not q.dry_run:
+                raw = self._establish(json.loads(raw))
+            return _json_response(201, raw, warnings)
+        want_rv = (applied.get("metadata") or {}).get("resourceVersion")
+        result["metadata"]["resourceVersion"] = want_rv or live["metadata"]["resourceVersion"]
+        raw = self.store.update_raw(rt, result, subresource=rp.subresource, dry_run=q.dry_run)
+        if rt == R.CRD and not q.dry_run and rp.subresource is None:
+            crds.unregister(self.registry, live)
+            raw = self._establish(json.loads(raw))
+        return _json_response(200, raw, warnings)
+
+    # --- scale, eviction, binding ----------------------------------------------------------------
+
+    def _scale_of(self, rt: ResourceType, obj: dict) -> dict:
+        meta = obj["metadata"]
+        spec, status = obj.get("spec") or {}, obj.get("status") or {}
+        sel = (spec.get("selector") or {}).get("matchLabels") or {}
+        return {"kind": "Scale", "apiVersion": "autoscaling/v1",
+                "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+                             if k in meta},
+                "spec": {"replicas": spec.get("replicas", 1)},
+                "status": {"replicas": status.get("replicas", 0),
+                           "selector": ",".join(f"{k}={v}" for k, v in sorted(sel.items()))}}
+
+    def _put_scale(self, rt: ResourceType, rp: ResourcePath, scale: Any, q: Query) -> Response:
+        assert rp.name is not None
+        if not isinstance(scale, dict):
+            raise bad_request("the body must be an autoscaling/v1 Scale object")
+        replicas = (scale.get("spec") or {}).get("replicas", 0)
+        if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+            raise invalid("Scale", "autoscaling", rp.name, [{"reason": "FieldValueInvalid", "field": "spec.replicas",
+                                                             "message": f"Invalid value: {replicas!r}: must be greater "
+                                                                        "than or equal to 0"}])
+        obj = self.store.get(rt, rp.namespace, rp.name)
+        want_rv = (scale.get("metadata") or {}).get("resourceVersion")
+        if want_rv:
+            obj["metadata"]["resourceVersion"] = want_rv
+        obj.setdefault("spec", {})["replicas"] = replicas
+        raw = self.store.update_raw(rt, obj, dry_run=q.dry_run)
+        return _json_response(200, self._scale_of(rt, json.loads(raw)))
+
+    def _pod_action(self, rt: ResourceType, rp: ResourcePath, media: str, body: bytes) -> Response:
+        assert rp.name is not None
+        self._check_media(media, _BODY_TYPES)
+        obj = _decode(body, media)
+        if not isinstance(obj, dict):
+            raise bad_request("the body must be an object")
+        pod = self.store.get(rt, rp.namespace, rp.name)
+        if rp.subresource == "eviction":
+            if self.controllers is not None:
+                result = self.controllers.evict(rp.namespace or "default", rp.name, obj)
+            else:
+                self.store.delete(rt, rp.namespace, rp.name)
+                result = {}
+            status = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
+            return _json_response(201, result if result.get("kind") == "Status" else status)
+        target = (obj.get("target") or {}).get("name")
+        if not target:
+            raise invalid("Binding", "", rp.name, [{"reason": "FieldValueRequired", "field": "target.name",
+                                                    "message": "Required value"}])
+        if pod.get("spec", {}).get("nodeName"):
+            raise ApiError(409, "Conflict", f'Operation cannot be fulfilled on pods/binding "{rp.name}": pod '
+                                            f'{rp.name} is already assigned to node "{pod["spec"]["nodeName"]}"')
+        pod["spec"]["nodeName"] = target
+        self.store.update_raw(rt, pod)
+        return _json_response(201, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                                    "code": 201})
+
+    # --- delete ----------------------------------------------------------------------------------
+
+    def _delete(self, rt: ResourceType, rp: ResourcePath, q: Query, body: bytes,
+                headers: dict[str, str]) -> Response:
+        if "delete" not in rt.verbs or rp.subresource:
+            raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+        propagation, preconditions, dry_run = q.propagation, None, q.dry_run
+        if body.strip():
+            opts = _decode(body, _media_type(headers.get("content-type", "")) or _JSON)
+            if not isinstance(opts, dict):
+                raise bad_request("the body of a DELETE must be a DeleteOptions object")
+            propagation = opts.get("propagationPolicy") or propagation
+            if propagation not in ("Orphan", "Background", "Foreground"):
+                raise bad_request(f'propagationPolicy: Unsupported value: "{propagation}"')
+            if opts.get("orphanDependents") is True:
+                propagation = "Orphan"
+            preconditions = opts.get("preconditions") if isinstance(opts.get("preconditions"), dict) else None
+            dry_run = dry_run or opts.get("dryRun") == ["All"]
+        if rp.name is None:
+            deleted = self.store.delete_collection(rt, rp.namespace, label_selector=q.label_selector,
+                                                   field_selector=q.field_selector, dry_run=dry_run)
+            if rt == R.CRD and not dry_run:
+                for crd in deleted:
+                    self._drop_crd(crd)
+            return _json_response(200, {"kind": rt.list_kind, "apiVersion": rt.api_version,
+                                        "metadata": {"resourceVersion": str(self.store.resource_version)},
+                                        "items": deleted})
+        obj = self.store.delete(rt, rp.namespace, rp.name, dry_run=dry_run, propagation=propagation,
+                                preconditions=preconditions)
+        if rt == R.CRD and not dry_run:
+            self._drop_crd(obj)
+        return _json_response(200, obj)
+
+    def _drop_crd(self, crd: dict) -> None:
+        for rt in crds.unregister(self.registry, crd):
+            self.store.delete_collection(rt, None)
+
+    # --- metrics.k8s.io --------------------------------------------------------------------------
+
+    def _metrics(self, method: str, rp: ResourcePath, q: Query) -> Response:
+        rt = self.registry.by_plural(rp.group, rp.version, rp.plural)
+        if method != "GET" or rp.subresource:
+            raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+        if self.controllers is None:
+            raise ApiError(503, "ServiceUnavailable", "the server is currently unable to handle the request "
+                                                      "(no metrics source)")
+        body = self.controllers.metrics_list(rt.kind, rp.namespace, rp.name, q.label_selector)
+        return _json_response(200, body)

@@ -1,0 +1,152 @@
+"""HTTP plumbing for the sim API server: a threading HTTP/1.1 server on 127.0.0.1.
+
+Reads bounded request bodies (413 above ``MAX_BODY_BYTES``, 400 on a broken body), hands
+them to ``Api.handle`` and writes the answer with a Content-Length, or chunked for watch
+streams. Socket timeouts make sure no connection hangs a thread forever.
+"""
+from __future__ import annotations
+
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+from eafix_capacity.sim.api import MAX_BODY_BYTES, Api, Response, error_response
+from eafix_capacity.sim.apierror import ApiError
+
+_READ_TIMEOUT = 30.0
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "eafix-sim"
+    sys_version = ""
+    timeout = _READ_TIMEOUT
+    server: "_Server"
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - BaseHTTPRequestHandler's name
+        return
+
+    def _read_body(self) -> bytes:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            return self._read_chunked()
+        length_text = self.headers.get("Content-Length", "0") or "0"
+        try:
+            length = int(length_text)
+        except ValueError:
+            raise ApiError(400, "BadRequest", f"invalid Content-Length {length_text!r}") from None
+        if length < 0:
+            raise ApiError(400, "BadRequest", f"invalid Content-Length {length_text!r}")
+        if length > MAX_BODY_BYTES:
+            self.close_connection = True
+            raise ApiError(413, "RequestEntityTooLarge",
+                           f"Request entity too large: limit is {MAX_BODY_BYTES} bytes")
+        return self.rfile.read(length) if length else b""
+
+    def _read_chunked(self) -> bytes:
+        chunks, total = [], 0
+        while True:
+            line = self.rfile.readline(100).strip()
+            try:
+                size = int(line.split(b";")[0], 16)
+            except ValueError:
+                self.close_connection = True
+                raise ApiError(400, "BadRequest", "malformed chunked request body") from None
+            if size == 0:
+                self.rfile.readline(100)
+                break
+            total += size
+            if total > MAX_BODY_BYTES:
+                self.close_connection = True
+                raise ApiError(413, "RequestEntityTooLarge",
+                               f"Request entity too large: limit is {MAX_BODY_BYTES} bytes")
+            chunks.append(self.rfile.read(size))
+            self.rfile.readline(100)
+        return b"".join(chunks)
+
+    def _serve(self) -> None:
+        try:
+            body = self._read_body()
+        except ApiError as e:
+            self._send(error_response(e))
+            return
+        url = urlsplit(self.path)
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        try:
+            response = self.server.api.handle(self.command, url.path, url.query, headers, body)
+        except Exception as e:  # the sim must answer, never drop the connection
+            response = error_response(ApiError(500, "InternalError", f"Internal error occurred: {e!r}"))
+        self._send(response)
+
+    def _send(self, response: Response) -> None:
+        self.send_response(response.status)
+        self.send_header("Content-Type", response.content_type)
+        self.send_header("Cache-Control", "no-cache, private")
+        for name, value in response.headers:
+            self.send_header(name, value)
+        if response.stream is None:
+            self.send_header("Content-Length", str(len(response.body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(response.body)
+            return
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        self.wfile.flush()
+        try:
+            for chunk in response.stream:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        finally:
+            close = getattr(response.stream, "close", None)
+            if close is not None:
+                close()
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
+
+    def handle_one_request(self) -> None:
+        try:
+            super().handle_one_request()
+        except (ConnectionError, socket.timeout, TimeoutError, OSError):
+            self.close_connection = True
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], api: Api) -> None:
+        self.api = api
+        super().__init__(address, _Handler)
+
+
+class ApiServer:
+    """Serves an ``Api`` on 127.0.0.1:port (0 = ephemeral) in a background thread."""
+
+    def __init__(self, api: Api, *, port: int = 0, host: str = "127.0.0.1") -> None:
+        self.api = api
+        self._server = _Server((host, port), api)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
+                                        name="eafix-sim-api", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.api.stopping = True
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)

@@ -1,0 +1,29 @@
+"""Shared helpers for notebook tests: run nbval on a committed notebook, run papermill."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SANITIZE = ROOT / "tests" / "nbval_sanitize.cfg"
+
+
+def run_nbval(notebook: Path, *, timeout: int = 600) -> subprocess.CompletedProcess:
+    """nbval over a committed notebook in a separate pytest process (its own kernel)."""
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval", str(notebook),
+         "--nbval-sanitize-with", str(SANITIZE), "--nbval-kernel-name", "eafix-capacity",
+         "--nbval-cell-timeout", "300", "--rootdir", str(ROOT / "notebooks"), "-o", "addopts="],
+        cwd=ROOT / "notebooks", capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def run_papermill(notebook: Path, out_dir: Path, parameters: dict) -> dict:
+    """Execute a notebook into ``out_dir`` and return the summary.json it wrote."""
+    from eafix_capacity.report import execute_notebook
+    out_dir.mkdir(parents=True, exist_ok=True)
+    execute_notebook(notebook, out_dir / notebook.name, {**parameters, "output_dir": str(out_dir)},
+                     cwd=notebook.parent)
+    return json.loads((out_dir / "summary.json").read_text())

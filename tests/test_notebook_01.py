@@ -1,0 +1,58 @@
+"""Notebook 01: nbval over the committed notebook, papermill over a parameter matrix."""
+from __future__ import annotations
+
+import pytest
+
+from eafix_capacity.inputs import PlanParams, plan_from_params
+from eafix_capacity.mesh import CONTROL_PLANE, SIDECAR
+from eafix_capacity.paths import NOTEBOOKS_DIR
+from notebook_helpers import run_nbval, run_papermill
+
+NOTEBOOK = NOTEBOOKS_DIR / "01_capacity_model.ipynb"
+
+pytestmark = pytest.mark.notebook
+
+
+def test_committed_notebook_matches_its_outputs():
+    result = run_nbval(NOTEBOOK)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert " passed" in result.stdout
+
+
+MATRIX = [
+    ("minimum", "gke", "n2-standard-4", "none"),
+    ("minimum", "eks", "m5.2xlarge", "istio"),
+    ("recommended", "gke", "n2-standard-8", "istio"),
+    ("recommended", "eks", "m5.2xlarge", "none"),
+]
+
+
+@pytest.mark.parametrize("profile,provider,node_type,mesh", MATRIX)
+def test_papermill_summary_matches_the_library(tmp_path, profile, provider, node_type, mesh):
+    params = {"profile": profile, "provider": provider, "node_type": node_type, "mesh": mesh,
+              "scenario": "hpa-max"}
+    summary = run_papermill(NOTEBOOK, tmp_path, params)
+    expected = plan_from_params(PlanParams(profile=profile, provider=provider, node_type=node_type,
+                                           mesh=mesh)).to_dict()
+    assert summary["inputs"] == expected["inputs"]
+    assert summary["totals"] == expected["totals"]
+    assert summary["scenarios"] == expected["scenarios"]
+    assert summary["gates"] == expected["gates"]
+    assert summary["scenario_shown"] == "hpa-max"
+    assert summary["inputs"]["profile"] == profile
+    assert summary["cluster"]["per_node"]["node_type"] == node_type
+    # the recommended count passes every gate
+    assert summary["passed"] is True
+    assert summary["cluster"]["nodes"] == summary["cluster"]["recommended_nodes"]
+    if mesh == "istio":
+        injected_pods = sum(s["replicas"] for s in summary["services"])
+        own = sum(s["cpu_request_m"] * s["replicas"] for s in summary["services"])
+        control_plane = sum(p.resources.cpu_request_m * p.replicas for p in CONTROL_PLANE)
+        assert summary["totals"]["cpu_request_m"] == own + injected_pods * SIDECAR.cpu_request_m + control_plane
+
+
+def test_bad_parameter_fails_in_the_validation_cell(tmp_path):
+    from eafix_capacity.errors import InputError
+    with pytest.raises(InputError, match="unknown provider.*'gcp'"):
+        run_papermill(NOTEBOOK, tmp_path, {"provider": "gcp"})
+    assert not (tmp_path / "summary.json").exists()
