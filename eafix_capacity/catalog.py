@@ -179,7 +179,8 @@ class _Fields:
 
     def required(self, key: str) -> Any:
         if key not in self.raw or self.raw[key] is None:
-            raise self.fail(key, "missing field")
+            raise self.fail(key, "missing field", valid=f"`{self.path(key)}` is required "
+                            "(the fields are listed at the top of data/services.yaml)")
         return self.raw[key]
 
     def integer(self, key: str, *, minimum: int | None = None, maximum: int | None = None,

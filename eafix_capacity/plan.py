@@ -7,7 +7,7 @@ is the shape of ``plan --format json`` and of the notebooks' ``summary.json``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from math import floor
+from math import ceil, floor
 from typing import Any
 
 from .catalog import Catalog, Resources
@@ -16,7 +16,7 @@ from .mesh import normalise_mesh
 from .nodes import Allocatable, NodeType, allocatable
 from .profiles import Profile
 from .scenarios import SCENARIOS, PodDemand, demand, largest_surge, pod_resources, totals
-from .scheduling import NodeShape, Placement, PodRequest, min_nodes, pack
+from .scheduling import NodeShape, Placement, PodRequest, min_nodes, place
 
 DEFAULT_HEADROOM_PCT = 20.0
 DEFAULT_CPU_LIMIT_RATIO = 4.0
@@ -225,8 +225,8 @@ def make_plan(catalog: Catalog, profile: Profile, node_type: NodeType, options: 
         max(workload),
         _nodes_for(profile.cpu_m, node.capacity_cpu_m),
         _nodes_for(profile.memory_bytes, node.capacity_memory_bytes),
-        _nodes_for(base_totals.cpu_limit_m / options.cpu_limit_ratio, shape.cpu_m),
-        _nodes_for(base_totals.memory_limit_bytes / options.memory_limit_ratio, shape.memory_bytes),
+        _nodes_for_ratio(base_totals.cpu_limit_m, options.cpu_limit_ratio, shape.cpu_m),
+        _nodes_for_ratio(base_totals.memory_limit_bytes, options.memory_limit_ratio, shape.memory_bytes),
     )
     n = options.nodes if options.nodes is not None else (recommended or 1)
 
@@ -235,7 +235,7 @@ def make_plan(catalog: Catalog, profile: Profile, node_type: NodeType, options: 
         evaluated = n - 1 if name == "node-drain" else n
         node_shape = headroom if name == "baseline" else shape
         r = needed[name]
-        placement = pack(reqs[name], node_shape, nodes=evaluated) if r.nodes_needed is not None else None
+        placement = place(reqs[name], node_shape, nodes=evaluated) if r.nodes_needed is not None else None
         scenarios[name] = ScenarioResult(
             name=name, pods=len(pods[name]), requests=totals(pods[name]),
             nodes_needed=counts[name], lower_bound=r.lower_bound + (1 if name == "node-drain" else 0),
@@ -253,6 +253,19 @@ def make_plan(catalog: Catalog, profile: Profile, node_type: NodeType, options: 
 
 def _nodes_for(amount: float, per_node: int) -> int:
     return max(1, -(-int(amount) // per_node)) if per_node > 0 else 1
+
+
+def _nodes_for_ratio(limits: int, ratio: float, per_node: int) -> int:
+    """Smallest node count whose overcommit gate passes, judged by the gate's own
+    expression ``limits / (per_node * n) <= ratio`` so the two never disagree."""
+    if per_node <= 0:
+        return 1
+    n = max(1, ceil(limits / (per_node * ratio)))
+    while n > 1 and limits / (per_node * (n - 1)) <= ratio:
+        n -= 1
+    while limits / (per_node * n) > ratio:
+        n += 1
+    return n
 
 
 def _cores(m: float) -> str:

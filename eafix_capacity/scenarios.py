@@ -81,7 +81,8 @@ def demand(catalog: Catalog, scenario: str, *, mesh: str | None) -> list[PodDema
                          valid="one of: " + ", ".join(SCENARIOS))
     pods: list[PodDemand] = []
     for s in catalog.services:
-        n = s.max_replicas if scenario == "hpa-max" else s.replicas
+        # an HPA does not scale a target scaled to zero (ScalingActive=False, ScalingDisabled)
+        n = s.max_replicas if scenario == "hpa-max" and s.replicas > 0 else s.replicas
         r = pod_resources(s, mesh=mesh)
         pods.extend(PodDemand(f"{s.name}-{i}", s.name, r) for i in range(n))
     if normalise_mesh(mesh) == "istio":

@@ -202,8 +202,10 @@ class Decision:
 
     def message(self) -> str:
         """The FailedScheduling message, e.g. ``0/3 nodes are available: 3 Insufficient cpu.``"""
-        parts = ", ".join(f"{n} {r}" for r, n in sorted(self.reasons.items()))
-        return f"0/{self.total_nodes} nodes are available: {parts}."
+        # kube-scheduler's FitError sorts the "<count> <reason>" strings themselves
+        parts = ", ".join(sorted(f"{n} {r}" for r, n in self.reasons.items() if n))
+        head = f"0/{self.total_nodes} nodes are available"
+        return f"{head}: {parts}." if parts else f"{head}."
 
 
 def schedule(pod: PodRequest, nodes: Sequence[NodeState]) -> Decision:
@@ -264,20 +266,39 @@ class PackResult:
 
 
 def lower_bound(pods: Sequence[PodRequest], shape: NodeShape) -> int:
-    """Largest of ceil(total cpu / node cpu), the same for memory, ceil(pods / max pods),
-    and the largest anti-affinity group (one pod per node)."""
+    """A count no valid placement can go below: the largest of ceil(total cpu / node
+    cpu), the same for memory, ceil(pods / max pods), the number of pods above half a
+    node's cpu (or memory), which cannot share a node, the largest anti-affinity group,
+    and the smallest N at which every node can hold the floor(r/N) pods that a maxSkew-1
+    spread puts on each node of each group."""
     if not pods:
         return 0
+    if shape.cpu_m <= 0 or shape.memory_bytes <= 0 or shape.max_pods <= 0:
+        return len(pods)
     cpu = sum(p.cpu_m for p in pods)
     mem = sum(p.memory_bytes for p in pods)
     anti = Counter(p.group for p in pods if p.anti_affinity)
-    return max(
-        ceil(cpu / shape.cpu_m) if shape.cpu_m else (0 if cpu == 0 else len(pods)),
-        ceil(mem / shape.memory_bytes) if shape.memory_bytes else (0 if mem == 0 else len(pods)),
-        ceil(len(pods) / shape.max_pods) if shape.max_pods else len(pods),
-        max(anti.values(), default=0),
-        1,
+    bound = max(
+        ceil(cpu / shape.cpu_m), ceil(mem / shape.memory_bytes), ceil(len(pods) / shape.max_pods),
+        sum(1 for p in pods if 2 * p.cpu_m > shape.cpu_m),
+        sum(1 for p in pods if 2 * p.memory_bytes > shape.memory_bytes),
+        max(anti.values(), default=0), 1,
     )
+    groups: dict[str, list[int]] = {}
+    for p in pods:
+        if p.spread is not None and p.spread.max_skew == 1:
+            g = groups.setdefault(p.group, [0, 0, 0])
+            g[0] += 1
+            g[1] = max(g[1], p.cpu_m) if g[0] == 1 else min(g[1], p.cpu_m)
+            g[2] = max(g[2], p.memory_bytes) if g[0] == 1 else min(g[2], p.memory_bytes)
+    while bound < len(pods):
+        floor_cpu = sum((r // bound) * c for r, c, _ in groups.values())
+        floor_mem = sum((r // bound) * m for r, _, m in groups.values())
+        floor_pods = sum(r // bound for r, _, _ in groups.values())
+        if floor_cpu <= shape.cpu_m and floor_mem <= shape.memory_bytes and floor_pods <= shape.max_pods:
+            break
+        bound += 1
+    return bound
 
 
 def ffd_order(pods: Sequence[PodRequest], shape: NodeShape) -> list[PodRequest]:
@@ -287,52 +308,139 @@ def ffd_order(pods: Sequence[PodRequest], shape: NodeShape) -> list[PodRequest]:
     return sorted(pods, key=lambda p: (-(p.cpu_m / c + p.memory_bytes / m), p.group, p.name))
 
 
+class _Bins:
+    """Free room of ``n`` identical nodes and per-group pod counts, as numpy arrays."""
+
+    def __init__(self, shape: NodeShape, n: int) -> None:
+        self.shape = shape
+        self.cpu = np.full(n, shape.cpu_m, dtype=np.int64)
+        self.mem = np.full(n, shape.memory_bytes, dtype=np.int64)
+        self.pods = np.full(n, shape.max_pods, dtype=np.int64)
+        self.n = n
+        self.counts: dict[str, np.ndarray] = {}
+        self.mins: dict[str, int] = {}
+
+    def group(self, name: str) -> np.ndarray:
+        c = self.counts.get(name)
+        if c is None:
+            c = self.counts[name] = np.zeros(self.n, dtype=np.int64)
+            self.mins[name] = 0
+        return c
+
+    def fits(self, p: PodRequest) -> np.ndarray:
+        return (self.cpu >= p.cpu_m) & (self.mem >= p.memory_bytes) & (self.pods >= 1)
+
+    def put(self, p: PodRequest, idx: np.ndarray | int, times: np.ndarray | int = 1) -> None:
+        self.cpu[idx] -= p.cpu_m * times
+        self.mem[idx] -= p.memory_bytes * times
+        self.pods[idx] -= times
+        self.counts[p.group][idx] += times
+
+
+def _place_run(bins: _Bins, run: Sequence[PodRequest], out: list[tuple[str, int]],
+               *, balanced: bool = False) -> bool:
+    """First-fit a run of identical pods (same group, size and rules) in one go.
+
+    Equivalent to placing them one by one: with maxSkew 1 a pod may only go to a node
+    holding the group's current minimum, so each layer takes the fitting nodes at that
+    level in index order; with anti-affinity each node takes at most one; without
+    either, each node in index order takes as many as fit."""
+    p = run[0]
+    counts = bins.group(p.group)
+    names = iter(q.name for q in run)
+    left = len(run)
+    if p.anti_affinity or (p.spread is not None and p.spread.max_skew == 1):
+        while left:
+            level = 0 if p.anti_affinity else bins.mins[p.group]
+            allowed = counts == level
+            chosen = np.flatnonzero(allowed & bins.fits(p))
+            if balanced and len(chosen) > left:
+                room = bins.cpu[chosen] / bins.shape.cpu_m + bins.mem[chosen] / bins.shape.memory_bytes
+                chosen = np.sort(chosen[np.argsort(-room, kind="stable")[:left]])
+            chosen = chosen[:left]
+            if len(chosen) == 0:
+                return False
+            bins.put(p, chosen)
+            out.extend((next(names), int(i)) for i in chosen)
+            left -= len(chosen)
+            if not p.anti_affinity and not (counts == level).any():
+                bins.mins[p.group] = level + 1
+            elif left and (p.anti_affinity or len(chosen) < int(allowed.sum())):
+                return False
+        return True
+    if p.spread is None:
+        room = np.minimum(np.minimum(bins.cpu // max(p.cpu_m, 1) if p.cpu_m else bins.pods,
+                                     bins.mem // max(p.memory_bytes, 1) if p.memory_bytes else bins.pods),
+                          bins.pods)
+        take = np.minimum(room, np.maximum(left - (np.cumsum(room) - room), 0))
+        if int(take.sum()) < left:
+            return False
+        for i in np.flatnonzero(take):
+            out.extend((next(names), int(i)) for _ in range(int(take[i])))
+        bins.put(p, slice(None), take)
+        return True
+    for q in run:  # maxSkew above 1: one pod at a time
+        ok = bins.fits(q) & (counts + 1 - bins.mins[q.group] <= q.spread.max_skew)
+        i = int(ok.argmax())
+        if not ok[i]:
+            return False
+        bins.put(q, i)
+        out.append((q.name, i))
+        bins.mins[q.group] = int(counts.min())
+    return True
+
+
+def _runs(order: Sequence[PodRequest]) -> list[list[PodRequest]]:
+    runs: list[list[PodRequest]] = []
+    key = None
+    for p in order:
+        k = (p.group, p.cpu_m, p.memory_bytes, p.spread, p.anti_affinity)
+        if k != key:
+            runs.append([])
+            key = k
+        runs[-1].append(p)
+    return runs
+
+
 def pack(pods: Sequence[PodRequest], shape: NodeShape, *, nodes: int,
-         ordered: bool = False) -> Placement | None:
+         ordered: bool = False, balanced: bool = False) -> Placement | None:
     """First-Fit Decreasing onto ``nodes`` identical empty nodes with the spread and
     anti-affinity rules of ``filter_node`` (hostname topology). None when a pod finds
     no node. Pods with node selectors or tolerations are not modelled here: the sizing
-    engine's pods have neither."""
+    engine's pods have neither.
+
+    ``balanced`` places each spread layer on the emptiest allowed nodes instead of the
+    first ones (the default scheduler's least-allocated scoring). First-fit piles the
+    large pods onto the first nodes; a spread group with more replicas than nodes
+    then finds a full node at its minimum and can go nowhere, which balancing avoids."""
     if nodes <= 0:
         return None if pods else Placement(0, (), (), (), ())
     order = pods if ordered else ffd_order(pods, shape)
-    free_cpu = np.full(nodes, shape.cpu_m, dtype=np.int64)
-    free_mem = np.full(nodes, shape.memory_bytes, dtype=np.int64)
-    free_pods = np.full(nodes, shape.max_pods, dtype=np.int64)
-    group_counts: dict[str, np.ndarray] = {}
-    group_min: dict[str, int] = {}
-    assignment = []
-    for p in order:
-        counts = group_counts.get(p.group)
-        if counts is None:
-            counts = group_counts[p.group] = np.zeros(nodes, dtype=np.int64)
-            group_min[p.group] = 0
-        ok = (free_cpu >= p.cpu_m) & (free_mem >= p.memory_bytes) & (free_pods >= 1)
-        if p.spread is not None:
-            ok &= counts + 1 - group_min[p.group] <= p.spread.max_skew
-        if p.anti_affinity:
-            ok &= counts == 0
-        i = int(ok.argmax())
-        if not ok[i]:
+    bins = _Bins(shape, nodes)
+    assignment: list[tuple[str, int]] = []
+    for run in _runs(order):
+        if not _place_run(bins, run, assignment, balanced=balanced):
             return None
-        free_cpu[i] -= p.cpu_m
-        free_mem[i] -= p.memory_bytes
-        free_pods[i] -= 1
-        counts[i] += 1
-        if counts[i] - 1 == group_min[p.group]:
-            group_min[p.group] = int(counts.min())
-        assignment.append((p.name, i))
     return Placement(
         nodes, tuple(assignment),
-        tuple(int(x) for x in shape.cpu_m - free_cpu),
-        tuple(int(x) for x in shape.memory_bytes - free_mem),
-        tuple(int(x) for x in shape.max_pods - free_pods),
+        tuple(int(x) for x in shape.cpu_m - bins.cpu),
+        tuple(int(x) for x in shape.memory_bytes - bins.mem),
+        tuple(int(x) for x in shape.max_pods - bins.pods),
     )
+
+
+def place(pods: Sequence[PodRequest], shape: NodeShape, *, nodes: int,
+          ordered: bool = False) -> Placement | None:
+    """Pack with first-fit, and when that fails with balanced layers: the placement
+    the sizing engine reports for a node count."""
+    order = pods if ordered else ffd_order(pods, shape)
+    return (pack(order, shape, nodes=nodes, ordered=True)
+            or pack(order, shape, nodes=nodes, ordered=True, balanced=True))
 
 
 def min_nodes(pods: Sequence[PodRequest], shape: NodeShape, *,
               at_least: int = 0) -> PackResult:
-    """Smallest node count (searched from the lower bound) whose FFD packing succeeds.
+    """Smallest node count (searched from the lower bound) that ``place`` can pack.
 
     Counts from the lower bound up are tried one by one for a few steps, then by
     doubling and bisection; with N >= len(pods) every pod has its own node, so the
@@ -351,7 +459,7 @@ def min_nodes(pods: Sequence[PodRequest], shape: NodeShape, *,
     n = start
     step = 1
     while True:
-        placement = pack(order, shape, nodes=n, ordered=True)
+        placement = place(order, shape, nodes=n, ordered=True)
         if placement is not None:
             break
         failed = n
@@ -362,7 +470,7 @@ def min_nodes(pods: Sequence[PodRequest], shape: NodeShape, *,
     lo, hi = failed + 1, n - 1
     while lo <= hi:
         mid = (lo + hi) // 2
-        placement = pack(order, shape, nodes=mid, ordered=True)
+        placement = place(order, shape, nodes=mid, ordered=True)
         if placement is not None:
             best, best_placement = mid, placement
             hi = mid - 1

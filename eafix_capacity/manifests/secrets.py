@@ -41,6 +41,7 @@ _TOKEN_PREFIX = re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|xox[abprs]-[A-Za-z0
 _URL_PASSWORD = re.compile(r"[a-z][a-z0-9+.-]*://([^/\s:@]*):([^@\s/]+)@", re.IGNORECASE)
 _SECRETISH_NAME = re.compile(r"(?:PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|PRIVATE_?KEY|CREDENTIAL)",
                              re.IGNORECASE)
+_DIGEST = re.compile(r"sha(?:256|512):[0-9a-f]+")
 _WORD = re.compile(r"[A-Za-z0-9+/=_-]{24,}")
 
 
@@ -63,13 +64,14 @@ def _entropy(text: str) -> float:
 
 
 def _looks_random(word: str) -> bool:
-    """A long token mixing character classes with high entropy (an API key, a base64 blob)."""
+    """A long token mixing upper case, lower case and digits with high entropy (an API
+    key, a base64 blob), or a long hex string that is not a content digest."""
     if len(word) < 24 or is_placeholder(word):
         return False
+    if re.fullmatch(r"[0-9a-f]{32,}", word):
+        return True
     classes = sum(bool(re.search(p, word)) for p in (r"[a-z]", r"[A-Z]", r"[0-9]"))
-    if classes < 3 and not (classes >= 2 and len(word) >= 40):
-        return False
-    return _entropy(word) >= (4.0 if len(word) < 40 else 4.3)
+    return classes == 3 and _entropy(word) >= 4.0
 
 
 def string_findings(value: str, *, field: str) -> list[SecretFinding]:
@@ -85,7 +87,8 @@ def string_findings(value: str, *, field: str) -> list[SecretFinding]:
         if not is_placeholder(m.group(2)):
             out.append(SecretFinding(field, "a password inside a URL"))
             break
-    if not out and any(_looks_random(w) for w in _WORD.findall(value)):
+    scrubbed = _DIGEST.sub("", value)
+    if not out and any(_looks_random(w) for w in _WORD.findall(scrubbed)):
         out.append(SecretFinding(field, "a high-entropy token (key or base64 blob)"))
     return out
 

@@ -16,7 +16,7 @@ from typing import Any, Iterator, Protocol
 
 import yaml
 
-from eafix_capacity.sim import crds, resources as R, tables
+from eafix_capacity.sim import crds, defaults, openapi, proto, resources as R, tables
 from eafix_capacity.sim.apierror import ApiError, bad_request, invalid
 from eafix_capacity.sim.patch import json_patch, merge_patch, record_update, server_side_apply, strategic_merge_patch
 from eafix_capacity.sim.resources import Registry, ResourceType
@@ -31,7 +31,8 @@ _JSON = "application/json"
 _PATCH_TYPES = ("application/json-patch+json", "application/merge-patch+json",
                 "application/strategic-merge-patch+json", "application/apply-patch+yaml",
                 "application/apply-patch+cbor")
-_BODY_TYPES = ("application/json", "application/yaml", "*/*", "")
+_PROTOBUF = "application/vnd.kubernetes.protobuf"
+_BODY_TYPES = ("application/json", "application/yaml", _PROTOBUF, "*/*", "")
 _WATCH_DEFAULT_TIMEOUT = 1800
 _BOOKMARK_EVERY = 5.0
 
@@ -72,6 +73,8 @@ def _media_type(content_type: str) -> str:
 def _decode(body: bytes, media: str) -> Any:
     if not body.strip():
         raise bad_request("the request body is empty; an object is required")
+    if media == _PROTOBUF:
+        return proto.decode(body)
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -153,6 +156,16 @@ class Api:
             return _json_response(200, self.registry.api_group(parts[1]))
         if parts[0] == "apis" and len(parts) == 3:
             return _json_response(200, self.registry.api_resource_list(parts[1], parts[2]))
+        if path == "/openapi/v3":
+            return _json_response(200, openapi.root(self.registry))
+        if path.startswith("/openapi/v3/"):
+            rest = path[len("/openapi/v3/"):].split("/")
+            group, version = ("", rest[1]) if rest[0] == "api" and len(rest) == 2 else (
+                (rest[1], rest[2]) if rest[0] == "apis" and len(rest) == 3 else ("", ""))
+            doc = openapi.group_version(self.registry, group, version) if version else None
+            if doc is None:
+                raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            return _json_response(200, doc)
         if parts[0] in ("openapi", "metrics", "logs", "debug"):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         if method != "GET" and path in ("/", "/api", "/apis"):
@@ -356,7 +369,7 @@ class Api:
             self._check_media(media, _BODY_TYPES)
             obj = _decode(body, media)
             if rp.subresource == "scale":
-                return self._put_scale(rt, rp, obj, q)
+                return self._put_scale(rt, rp, obj, q, self._manager(q, headers, "unknown"))
             obj = self._check_identity(obj, rt, rp, expect_name=True)
             return self._update(rt, rp, obj, q, headers, manager_default="unknown")
         self._check_media(media, _PATCH_TYPES)
@@ -371,11 +384,25 @@ class Api:
             raise ApiError(415, "UnsupportedMediaType",
                            f'the body of the request was in an unknown format - accepted media types include: {shown}')
 
-    def _validated(self, rt: ResourceType, obj: dict, q: Query) -> tuple[dict, list[str]]:
+    def _validated(self, rt: ResourceType, obj: dict, q: Query, *, defaulting: bool = True) -> tuple[dict, list[str]]:
         out = validate(obj, rt, self.registry, mode=q.field_validation or "Strict")
         if rt == R.CRD:
             self._check_crd(out.obj)
+        if defaulting and self.registry.is_builtin(rt):
+            defaults.apply_defaults(out.obj, rt.group, rt.kind)
         return out.obj, out.warnings
+
+    def _service_ip(self, obj: dict, old: dict | None) -> None:
+        spec = obj.get("spec")
+        if not isinstance(spec, dict):
+            return
+        if old is not None:
+            for key in ("clusterIP", "clusterIPs"):
+                if key not in spec and key in (old.get("spec") or {}):
+                    spec[key] = old["spec"][key]
+        services, _, _ = self.store.list_objects(R.SERVICE)
+        used = {str((s.get("spec") or {}).get("clusterIP")) for s in services}
+        defaults.allocate_ip(obj, used, seed=len(services) + 1)
 
     def _check_crd(self, crd: dict) -> None:
         spec = crd.get("spec") or {}
@@ -397,6 +424,8 @@ class Api:
 
     def _create(self, rt: ResourceType, obj: dict, q: Query, headers: dict[str, str]) -> Response:
         obj, warnings = self._validated(rt, obj, q)
+        if rt == R.SERVICE:
+            self._service_ip(obj, None)
         obj.get("metadata", {}).pop("managedFields", None)
         record_update(None, obj, self._node(rt), manager=self._manager(q, headers, "unknown"))
         raw = self.store.create_raw(rt, obj, dry_run=q.dry_run)
@@ -414,6 +443,8 @@ class Api:
         assert rp.name is not None
         old = self.store.get(rt, rp.namespace, rp.name)
         obj, warnings = self._validated(rt, obj, q)
+        if rt == R.SERVICE:
+            self._service_ip(obj, old)
         if rp.subresource is None and "managedFields" not in obj.get("metadata", {}):
             obj["metadata"]["managedFields"] = old["metadata"].get("managedFields", [])
         record_update(old, obj, self._node(rt), manager=self._manager(q, headers, manager_default),
@@ -432,7 +463,8 @@ class Api:
             return self._apply(rt, rp, q, patch, node)
         if rp.subresource == "scale":
             current = self._scale_of(rt, self.store.get(rt, rp.namespace, rp.name))
-            return self._put_scale(rt, rp, self._apply_patch(media, current, patch, node=None, rt=rt), q)
+            return self._put_scale(rt, rp, self._apply_patch(media, current, patch, node=None, rt=rt), q,
+                                   self._manager(q, headers, "unknown"))
         live = self.store.get(rt, rp.namespace, rp.name)
         new = self._apply_patch(media, live, patch, node, rt)
         if not isinstance(new, dict):
@@ -468,7 +500,7 @@ class Api:
             raise bad_request("invalid object type: the applied configuration must set apiVersion and kind")
         if "managedFields" in applied.get("metadata", {}):
             raise bad_request("metadata.managedFields must be nil")
-        applied, warnings = self._validated(rt, applied, q)
+        applied, warnings = self._validated(rt, applied, q, defaulting=False)
         try:
             live = self.store.get(rt, rp.namespace, rp.name)
         except ApiError as e:
@@ -476,6 +508,10 @@ class Api:
                 raise
             live = None
         result = server_side_apply(live, applied, node, manager=manager, force=q.force)
+        if self.registry.is_builtin(rt):
+            defaults.apply_defaults(result, rt.group, rt.kind)
+        if rt == R.SERVICE:
+            self._service_ip(result, live)
         if live is None:
             if rp.subresource:
                 raise ApiError(404, "NotFound", f'{rt.plural} "{rp.name}" not found')
@@ -504,7 +540,7 @@ class Api:
                 "status": {"replicas": status.get("replicas", 0),
                            "selector": ",".join(f"{k}={v}" for k, v in sorted(sel.items()))}}
 
-    def _put_scale(self, rt: ResourceType, rp: ResourcePath, scale: Any, q: Query) -> Response:
+    def _put_scale(self, rt: ResourceType, rp: ResourcePath, scale: Any, q: Query, manager: str) -> Response:
         assert rp.name is not None
         if not isinstance(scale, dict):
             raise bad_request("the body must be an autoscaling/v1 Scale object")
@@ -517,7 +553,9 @@ class Api:
         want_rv = (scale.get("metadata") or {}).get("resourceVersion")
         if want_rv:
             obj["metadata"]["resourceVersion"] = want_rv
+        old = json.loads(json.dumps(obj))
         obj.setdefault("spec", {})["replicas"] = replicas
+        record_update(old, obj, self._node(rt), manager=manager, subresource="scale")
         raw = self.store.update_raw(rt, obj, dry_run=q.dry_run)
         return _json_response(200, self._scale_of(rt, json.loads(raw)))
 

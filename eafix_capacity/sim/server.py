@@ -22,6 +22,7 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "eafix-sim"
     sys_version = ""
     timeout = _READ_TIMEOUT
+    disable_nagle_algorithm = True
     server: "_Server"
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - BaseHTTPRequestHandler's name

@@ -157,7 +157,7 @@ class Store:
             table = self._data.setdefault(rt.key, {})
             if (ns, name) in table:
                 raise already_exists(rt.plural, rt.group, name)
-            meta["uid"] = str(uuid.UUID(int=self._rand.getrandbits(128), version=4))
+            meta["uid"] = str(uuid.uuid4())
             meta["creationTimestamp"] = now_rfc3339()
             meta["generation"] = 1
             meta.pop("deletionTimestamp", None)

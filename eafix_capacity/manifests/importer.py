@@ -1,0 +1,261 @@
+"""Manifests back into the service catalogue, so ``plan`` runs on manifests others wrote.
+
+Deployments and StatefulSets become services; HorizontalPodAutoscalers their HPA;
+volume claim templates and the PersistentVolumeClaims a pod mounts their storage.
+What Kubernetes has no field for (tier, runtime, description, the source of each figure)
+is read from the ``eafix.io/*`` labels and annotations the renderer writes, and guessed
+from the image and kind when they are absent, with ``imported: <file>`` as the source.
+Quantities are parsed here, so a bad one is reported with the manifest's file, object
+and field path.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..catalog import RUNTIMES, TIERS, Catalog, catalog_from_dict
+from ..errors import ManifestError, QuantityError
+from ..quantity import from_bytes, from_milli, parse
+from .layout import object_ref
+from .load import LoadedObject, LoadResult, load_manifests
+from .render import (A_DESCRIPTION, A_IMAGE, A_ORDER, A_SOURCE, L_COMPONENT, L_INJECT,
+                     L_RUNTIME, L_TIER)
+
+WORKLOAD_KINDS = ("Deployment", "StatefulSet")
+_RUNTIME_BY_IMAGE = (("redis", "redis"), ("postgres", "postgres"), ("prometheus", "prometheus"),
+                     ("grafana", "grafana"))
+
+
+def _quantity(value: Any, *, cpu: bool, file: str, obj: str, field: str) -> int:
+    try:
+        if isinstance(value, bool) or value is None or not isinstance(value, (str, int, float)):
+            raise QuantityError("not a quantity", value=value)
+        q = parse(value)
+    except QuantityError as e:
+        raise QuantityError("invalid quantity that Kubernetes would reject", file=file, obj=obj,
+                            field=field, value=value,
+                            valid="a Kubernetes quantity such as 250m, 0.5, 512Mi or 1Gi") from e
+    if q.value < 0:
+        raise QuantityError("negative quantity", file=file, obj=obj, field=field, value=value,
+                            valid="zero or more")
+    return q.milli_value() if cpu else q.int_value()
+
+
+def _get(node: Any, *keys: str) -> Any:
+    for k in keys:
+        if not isinstance(node, dict):
+            return None
+        node = node.get(k)
+    return node
+
+
+def _container_resources(c: dict, *, file: str, obj: str, path: str) -> dict:
+    res = c.get("resources") or {}
+    req, lim = res.get("requests") or {}, res.get("limits") or {}
+    out = {"requests": {}, "limits": {}}
+    for key, cpu in (("cpu", True), ("memory", False)):
+        r, l = req.get(key), lim.get(key)
+        if r is None and l is None:
+            raise ManifestError(f"container without a {key} request or limit", file=file, obj=obj,
+                                field=f"{path}.resources.requests.{key}",
+                                valid="set resources.requests and resources.limits; the plan needs both")
+        rv = _quantity(r, cpu=cpu, file=file, obj=obj, field=f"{path}.resources.requests.{key}") \
+            if r is not None else None
+        lv = _quantity(l, cpu=cpu, file=file, obj=obj, field=f"{path}.resources.limits.{key}") \
+            if l is not None else None
+        rv = lv if rv is None else rv   # Kubernetes defaults a missing request to the limit
+        lv = rv if lv is None else lv   # no limit: plan with the request as the limit
+        fmt = (lambda v: str(from_milli(v))) if cpu else (lambda v: str(from_bytes(v)))
+        out["requests"][key] = fmt(rv)
+        out["limits"][key] = fmt(lv)
+    return out
+
+
+def _guess_runtime(labels: dict, containers: list[dict]) -> str:
+    if labels.get(L_RUNTIME) in RUNTIMES:
+        return labels[L_RUNTIME]
+    image = str(containers[0].get("image", "")).rsplit("/", 1)[-1].split(":")[0].split("@")[0]
+    for needle, runtime in _RUNTIME_BY_IMAGE:
+        if needle in image:
+            return runtime
+    for c in containers:
+        if any(isinstance(e, dict) and e.get("name") == "JAVA_OPTS" for e in c.get("env") or []):
+            return "jvm"
+    return "generic"
+
+
+def _guess_tier(kind: str, labels: dict, runtime: str) -> str:
+    for key in (L_TIER, L_COMPONENT):
+        if labels.get(key) in TIERS:
+            return labels[key]
+    if runtime in ("prometheus", "grafana"):
+        return "monitoring"
+    return "infrastructure" if kind == "StatefulSet" else "trading"
+
+
+def _port(containers: list[dict], services: list[dict], pod_labels: dict) -> int | None:
+    for c in containers:
+        for p in c.get("ports") or []:
+            if isinstance(p, dict) and isinstance(p.get("containerPort"), int):
+                return p["containerPort"]
+    for s in services:
+        sel = _get(s, "spec", "selector") or {}
+        if sel and all(pod_labels.get(k) == v for k, v in sel.items()):
+            for p in _get(s, "spec", "ports") or []:
+                if isinstance(p.get("port"), int):
+                    return p["port"]
+    return None
+
+
+def _hpa_for(kind: str, name: str, hpas: list[LoadedObject]) -> tuple[dict, str] | None:
+    for lo in hpas:
+        ref = _get(lo.obj, "spec", "scaleTargetRef") or {}
+        if ref.get("kind") == kind and ref.get("name") == name:
+            spec = lo.obj["spec"]
+            util = spec.get("targetCPUUtilizationPercentage")
+            for m in spec.get("metrics") or []:
+                if _get(m, "type") == "Resource" and _get(m, "resource", "name") == "cpu":
+                    util = _get(m, "resource", "target", "averageUtilization") or util
+            return ({"min_replicas": spec.get("minReplicas", 1), "max_replicas": spec.get("maxReplicas"),
+                     "cpu_utilization": util if util is not None else 80}, lo.file)
+    return None
+
+
+def _mount_path(containers: list[dict], volume: str) -> str:
+    for c in containers:
+        for m in c.get("volumeMounts") or []:
+            if isinstance(m, dict) and m.get("name") == volume:
+                return str(m.get("mountPath"))
+    return "(not mounted)"
+
+
+def _storage(lo: LoadedObject, containers: list[dict], pvcs: dict[tuple[str, str], LoadedObject]) -> list[dict]:
+    obj, ref = lo.obj, object_ref(lo.obj)
+    out = []
+    if obj["kind"] == "StatefulSet":
+        for i, t in enumerate(_get(obj, "spec", "volumeClaimTemplates") or []):
+            name = _get(t, "metadata", "name")
+            size = _get(t, "spec", "resources", "requests", "storage")
+            field = f"spec.volumeClaimTemplates[{i}].spec.resources.requests.storage"
+            if size is None:
+                raise ManifestError("volume claim template without a storage request", file=lo.file,
+                                    obj=ref, field=field, valid="e.g. storage: 10Gi")
+            out.append({"name": name, "size": str(from_bytes(_quantity(size, cpu=False, file=lo.file,
+                                                                        obj=ref, field=field))),
+                        "mount_path": _mount_path(containers, name),
+                        "access_mode": (_get(t, "spec", "accessModes") or ["ReadWriteOnce"])[0]})
+        return out
+    ns = _get(obj, "metadata", "namespace") or ""
+    for v in _get(obj, "spec", "template", "spec", "volumes") or []:
+        claim = _get(v, "persistentVolumeClaim", "claimName")
+        if not claim:
+            continue
+        pvc = pvcs.get((ns, claim))
+        if pvc is None:
+            raise ManifestError("mounts a PersistentVolumeClaim that is not in the manifests",
+                                file=lo.file, obj=ref, field="spec.template.spec.volumes",
+                                value=claim, valid="include the PVC so its size can be planned")
+        size = _get(pvc.obj, "spec", "resources", "requests", "storage")
+        field = "spec.resources.requests.storage"
+        if size is None:
+            raise ManifestError("PersistentVolumeClaim without a storage request", file=pvc.file,
+                                obj=object_ref(pvc.obj), field=field, valid="e.g. storage: 10Gi")
+        out.append({"name": v.get("name"),
+                    "size": str(from_bytes(_quantity(size, cpu=False, file=pvc.file,
+                                                     obj=object_ref(pvc.obj), field=field))),
+                    "mount_path": _mount_path(containers, v.get("name")),
+                    "access_mode": (_get(pvc.obj, "spec", "accessModes") or ["ReadWriteOnce"])[0]})
+    return out
+
+
+def _service_entry(lo: LoadedObject, hpas: list[LoadedObject], pvcs: dict, services: list[dict]) -> dict:
+    obj, file, ref = lo.obj, lo.file, object_ref(lo.obj)
+    meta = obj.get("metadata") or {}
+    labels, ann = meta.get("labels") or {}, meta.get("annotations") or {}
+    pod = _get(obj, "spec", "template") or {}
+    pod_meta = pod.get("metadata") or {}
+    pod_labels = pod_meta.get("labels") or {}
+    containers = _get(pod, "spec", "containers")
+    if not isinstance(containers, list) or not containers:
+        raise ManifestError("workload without containers", file=file, obj=ref,
+                            field="spec.template.spec.containers", valid="at least one container")
+    runtime = _guess_runtime({**pod_labels, **labels}, containers)
+    port = _port(containers, services, pod_labels)
+    if port is None:
+        raise ManifestError("workload without a container port or a Service", file=file, obj=ref,
+                            field="spec.template.spec.containers[0].ports",
+                            valid="declare containerPort so the service can be planned")
+    hpa = _hpa_for(obj["kind"], meta["name"], hpas)
+    replicas = _get(obj, "spec", "replicas")
+    if replicas is None:
+        replicas = hpa[0]["min_replicas"] if hpa else 1
+    storage = _storage(lo, containers, pvcs)
+    inject = pod_labels.get(L_INJECT, (pod_meta.get("annotations") or {}).get(L_INJECT, "true"))
+    imported = f"imported: {file}"
+    source = {"port": ann.get(A_SOURCE + "port", imported),
+              "replicas": ann.get(A_SOURCE + "replicas", imported),
+              "resources": ann.get(A_SOURCE + "resources", imported)}
+    if hpa:
+        source["hpa"] = ann.get(A_SOURCE + "hpa", f"imported: {hpa[1]}")
+    if storage:
+        source["storage"] = ann.get(A_SOURCE + "storage", imported)
+    return {
+        "name": meta["name"],
+        "description": ann.get(A_DESCRIPTION, ""),
+        "port": port,
+        "tier": _guess_tier(obj["kind"], {**pod_labels, **labels}, runtime),
+        "kind": obj["kind"],
+        "replicas": replicas,
+        "runtime": runtime,
+        "image": ann.get(A_IMAGE, str(containers[0].get("image", ""))),
+        "mesh_inject": str(inject).lower() != "false",
+        "containers": [{"name": c.get("name"), **_container_resources(
+            c, file=file, obj=ref, path=f"spec.template.spec.containers[{i}]")}
+            for i, c in enumerate(containers)],
+        "hpa": hpa[0] if hpa else None,
+        "storage": storage,
+        "source": source,
+    }
+
+
+def import_objects(loaded: LoadResult | list[LoadedObject], *, source: str = "<manifests>") -> Catalog:
+    """The catalogue the workloads of the loaded manifests describe."""
+    objects = loaded.objects if isinstance(loaded, LoadResult) else list(loaded)
+    workloads = [o for o in objects if o.obj.get("kind") in WORKLOAD_KINDS
+                 and str(o.obj.get("apiVersion", "")).startswith("apps/")]
+    hpas = [o for o in objects if o.obj.get("kind") == "HorizontalPodAutoscaler"]
+    pvcs = {(_get(o.obj, "metadata", "namespace") or "", _get(o.obj, "metadata", "name")): o
+            for o in objects if o.obj.get("kind") == "PersistentVolumeClaim"}
+    services = [o.obj for o in objects if o.obj.get("kind") == "Service"]
+    if not workloads:
+        raise ManifestError("no Deployment or StatefulSet found", file=source,
+                            valid="manifests with at least one apps/v1 Deployment or StatefulSet")
+    orders = [_get(o.obj, "metadata", "annotations", A_ORDER) for o in workloads]
+    if all(isinstance(x, str) and x.isdigit() for x in orders):
+        workloads = [w for _, w in sorted(zip((int(x) for x in orders), workloads), key=lambda t: t[0])]
+    entries = [_service_entry(w, hpas, pvcs, services) for w in workloads]
+    return catalog_from_dict({"services": entries}, file=source)
+
+
+def import_manifests(*paths: str | Path) -> Catalog:
+    """Load files or directories and import them (``plan --manifests DIR``)."""
+    loaded = load_manifests(*paths)
+    return import_objects(loaded, source=", ".join(str(p) for p in paths))
+
+
+def import_summary(catalog: Catalog) -> dict:
+    """Per-service sizing and baseline totals, in the field names of ``plan --format json``."""
+    services = []
+    totals = {"cpu_request_m": 0, "memory_request_bytes": 0, "cpu_limit_m": 0,
+              "memory_limit_bytes": 0, "storage_request_bytes": 0}
+    for s in catalog.services:
+        r = s.pod_resources
+        services.append({"name": s.name, "port": s.port, "replicas": s.replicas,
+                         "cpu_request_m": r.cpu_request_m, "memory_request_bytes": r.memory_request_bytes,
+                         "cpu_limit_m": r.cpu_limit_m, "memory_limit_bytes": r.memory_limit_bytes})
+        totals["cpu_request_m"] += r.cpu_request_m * s.replicas
+        totals["memory_request_bytes"] += r.memory_request_bytes * s.replicas
+        totals["cpu_limit_m"] += r.cpu_limit_m * s.replicas
+        totals["memory_limit_bytes"] += r.memory_limit_bytes * s.replicas
+        totals["storage_request_bytes"] += s.storage_bytes
+    return {"services": services, "totals": totals}

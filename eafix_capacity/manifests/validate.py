@@ -1,0 +1,175 @@
+"""Offline schema validation of manifest objects.
+
+Built-in kinds are checked against the strict OpenAPI-derived JSON schemas that the
+``kubernetes-validate`` package ships (Kubernetes ``KUBERNETES_VERSION``; strict means an
+unknown or misspelt field is an error, as ``kubectl apply --validate=strict`` would
+report). Istio and External Secrets kinds are checked against the schemas the kit
+carries in ``eafix_capacity/schemas/`` for the fields it writes. Quantities get an extra
+check with the kit's own parser, since the OpenAPI schema accepts any string there.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterable
+
+import jsonschema
+import pandas as pd
+from referencing import Registry, Resource
+
+from ..errors import ManifestError, QuantityError
+from ..quantity import parse
+from .layout import object_ref
+from .render import KUBERNETES_VERSION
+
+SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
+VIOLATION_COLUMNS = ["object", "file", "field", "problem", "severity"]
+
+_QUANTITY_PATHS = (
+    re.compile(r"(^|\.)resources\.(requests|limits)\.[^.\[]+$"),
+    re.compile(r"^spec\.hard\.[^.\[]+$"),
+    re.compile(r"^spec\.limits\[\d+\]\.(default|defaultRequest|max|min)\.[^.\[]+$"),
+    re.compile(r"\.emptyDir\.sizeLimit$"),
+)
+
+
+@dataclass(frozen=True)
+class Violation:
+    object: str
+    file: str
+    field: str
+    problem: str
+    severity: str = "error"   # "warning": no schema known for the kind
+
+
+def _group_file_part(api_version: str) -> str:
+    """``apps/v1`` -> ``apps-v1``; ``networking.k8s.io/v1`` -> ``networking-v1``; ``v1`` -> ``v1``."""
+    if "/" not in api_version:
+        return api_version
+    group, version = api_version.split("/", 1)
+    return f"{group.split('.')[0]}-{version}"
+
+
+class SchemaSet:
+    """Validators for one Kubernetes version, built once per kind on first use."""
+
+    def __init__(self, kubernetes_version: str = KUBERNETES_VERSION) -> None:
+        self.version = kubernetes_version.lstrip("v")
+        root = resources.files("kubernetes_validate").joinpath("kubernetes-json-schema")
+        self._dir = root.joinpath(f"v{self.version}.0-local-strict")
+        if not self._dir.joinpath("_definitions.json").is_file():
+            known = sorted(p.name.split("-")[0][1:] for p in root.iterdir() if p.name.endswith("-local-strict"))
+            raise ManifestError("Kubernetes version without schemas", field="kubernetes_version",
+                                value=kubernetes_version, valid="one of: " + ", ".join(
+                                    sorted({k.rsplit('.', 1)[0] for k in known})))
+        self._registry: Registry | None = None
+        self._validators: dict[tuple[str, str], Any] = {}
+
+    def _base_registry(self) -> Registry:
+        if self._registry is None:
+            defs = json.loads(self._dir.joinpath("_definitions.json").read_text(encoding="utf-8"))
+            self._registry = Resource.from_contents(defs) @ Registry()
+        return self._registry
+
+    def validator(self, api_version: str, kind: str) -> Any | None:
+        key = (api_version, kind)
+        if key in self._validators:
+            return self._validators[key]
+        name = f"{kind.lower()}-{_group_file_part(api_version)}.json"
+        kit = SCHEMA_DIR / name
+        if "." in api_version.split("/")[0] and not api_version.split("/")[0].endswith(".k8s.io"):
+            schema = json.loads(kit.read_text(encoding="utf-8")) if kit.is_file() else None
+            validator = jsonschema.Draft202012Validator(schema) if schema else None
+        else:
+            f = self._dir.joinpath(name)
+            if f.is_file():
+                schema = json.loads(f.read_text(encoding="utf-8"))
+                registry = Resource.from_contents(schema) @ self._base_registry()
+                validator = jsonschema.Draft202012Validator(schema, registry=registry)
+            else:
+                validator = None
+        if validator is not None and schema.get("properties", {}).get("apiVersion", {}).get("enum"):
+            if api_version not in schema["properties"]["apiVersion"]["enum"]:
+                validator = None
+        self._validators[key] = validator
+        return validator
+
+
+def _path(parts: Iterable[Any]) -> str:
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
+
+
+def _walk(node: Any, path: str) -> Iterable[tuple[str, Any]]:
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from _walk(v, f"{path}.{k}" if path else str(k))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _walk(v, f"{path}[{i}]")
+    else:
+        yield path, node
+
+
+def quantity_violations(obj: dict, *, file: str = "") -> list[Violation]:
+    out = []
+    for path, value in _walk(obj, ""):
+        if any(p.search(path) for p in _QUANTITY_PATHS):
+            try:
+                if isinstance(value, bool) or value is None:
+                    raise QuantityError("not a quantity", value=value)
+                parse(value)
+            except QuantityError:
+                out.append(Violation(object_ref(obj), file, path,
+                                     f"invalid quantity {value!r}: Kubernetes would reject it "
+                                     "(use e.g. 250m, 0.5, 512Mi, 1Gi)"))
+    return out
+
+
+def validate_object(obj: dict, schemas: SchemaSet, *, file: str = "") -> list[Violation]:
+    ref = object_ref(obj)
+    api_version, kind = obj.get("apiVersion"), obj.get("kind")
+    if not isinstance(api_version, str) or not isinstance(kind, str):
+        return [Violation(ref, file, "apiVersion" if not isinstance(api_version, str) else "kind",
+                          "missing apiVersion or kind")]
+    validator = schemas.validator(api_version, kind)
+    if validator is None:
+        return [Violation(ref, file, "apiVersion",
+                          f"no schema for {kind} {api_version} in Kubernetes {schemas.version} "
+                          "or the kit's schemas; not validated", "warning")]
+    out = []
+    for e in sorted(validator.iter_errors(obj), key=lambda e: _path(e.absolute_path)):
+        message = e.message if len(e.message) <= 240 else e.message[:237] + "..."
+        out.append(Violation(ref, file, _path(e.absolute_path) or "(object)", message))
+    return out + quantity_violations(obj, file=file)
+
+
+def validate_objects(objects: list[dict], *, kubernetes_version: str = KUBERNETES_VERSION,
+                     files: list[str] | None = None) -> list[Violation]:
+    """Every schema violation of every object (warnings for kinds without a schema)."""
+    schemas = SchemaSet(kubernetes_version)
+    out: list[Violation] = []
+    for i, obj in enumerate(objects):
+        out += validate_object(obj, schemas, file=files[i] if files else "")
+    return out
+
+
+def violations_frame(violations: list[Violation]) -> pd.DataFrame:
+    return pd.DataFrame([v.__dict__ for v in violations], columns=VIOLATION_COLUMNS)
+
+
+def assert_valid(objects: list[dict], *, kubernetes_version: str = KUBERNETES_VERSION,
+                 files: list[str] | None = None) -> None:
+    """Raise ManifestError naming the object and field path of the first schema error."""
+    errors = [v for v in validate_objects(objects, kubernetes_version=kubernetes_version, files=files)
+              if v.severity == "error"]
+    if errors:
+        v = errors[0]
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise ManifestError(f"schema violation against Kubernetes {kubernetes_version}: {v.problem}{more}",
+                            file=v.file or None, obj=v.object, field=v.field)
