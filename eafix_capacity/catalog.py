@@ -22,6 +22,8 @@ RUNTIMES = ("generic", "jvm", "redis", "postgres", "prometheus", "grafana")
 ACCESS_MODES = ("ReadWriteOnce", "ReadWriteOncePod", "ReadOnlyMany", "ReadWriteMany")
 SOURCE_KEYS = ("port", "replicas", "resources", "hpa", "storage")
 SOURCE_KINDS = ("seed", "assumed", "imported")
+SERVICE_KEYS = ("name", "description", "port", "tier", "kind", "replicas", "runtime", "image",
+                "mesh_inject", "containers", "hpa", "storage", "source")
 
 
 @dataclass(frozen=True)
@@ -289,6 +291,9 @@ def _service(raw: Any, *, file: str, index: int) -> Service:
     obj = name if isinstance(name, str) and name else f"services[{index}]"
     f = _Fields(raw, file=file, obj=obj)
     name = f.text("name")
+    unknown = sorted(set(raw) - set(SERVICE_KEYS))
+    if unknown:
+        raise f.fail(unknown[0], "unknown field", unknown[0], "one of: " + ", ".join(SERVICE_KEYS))
     containers_raw = f.required("containers")
     if not isinstance(containers_raw, list) or not containers_raw:
         raise f.fail("containers", "expected a non-empty list", containers_raw)

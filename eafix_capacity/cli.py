@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Sequence
 
@@ -16,6 +17,15 @@ from .inputs import PlanParams, plan_from_params
 
 EXIT_GATE_FAILED = 1
 EXIT_BAD_INPUT = 2
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a reader that went away
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with bad flags reported like every other bad input: one line, exit 2.
+    Subparsers inherit the class."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_BAD_INPUT, f"eafix-capacity: error: {message} (see `{self.prog} --help`)\n")
 
 
 def _replicas(values: list[str] | None) -> dict[str, int]:
@@ -98,7 +108,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="eafix-capacity",
         description="Plan, deploy and verify the capacity of the EAFIX trading system on Kubernetes.",
     )
@@ -144,6 +154,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # the reader closed the pipe (`eafix-capacity plan --format json | head`): stop
+        # quietly, and keep Python's exit-time flush from failing on the dead pipe
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":

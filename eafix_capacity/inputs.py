@@ -56,6 +56,9 @@ class PlanParams:
                 continue
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 raise InputError("not a number", field=name, value=v)
+            if name == "storage_gib" and v < 0:
+                raise InputError("negative storage", field=name, value=v,
+                                 valid="GiB of persistent storage provisioned, 0 or more")
         if self.catalog and self.manifests:
             raise InputError("give either a catalogue file or a manifests directory, not both",
                              field="manifests", value=self.manifests)

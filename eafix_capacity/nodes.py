@@ -524,8 +524,8 @@ def allocatable(
     cloud = CLOUD_OF_PROVIDER.get(provider)
     if cloud is not None and node.provider != cloud:
         raise InputError(
-            f"provider {provider} runs on {cloud} nodes, not {node.provider}", obj=node.name, field="provider",
-            value=provider, valid=f"a {cloud} node type, or provider generic",
+            f"{node.name} is a {node.provider} node type, but provider", obj=node.name, field="provider",
+            value=provider, valid=f"a node type on {cloud}, or provider generic",
         )
     pods = default_max_pods(node, provider) if max_pods is None else _check_max_pods(max_pods, node.name)
     if daemonsets is None:

@@ -95,6 +95,7 @@ class Plan:
                 "cpu_limit_ratio": self.options.cpu_limit_ratio,
                 "memory_limit_ratio": self.options.memory_limit_ratio,
                 "storage_bytes": self.options.storage_bytes,
+                "storage_media": self.options.storage_media,
                 "max_pods": self.options.max_pods,
                 "catalog": self.catalog.source_file,
             },

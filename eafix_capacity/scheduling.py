@@ -268,9 +268,9 @@ class PackResult:
 def lower_bound(pods: Sequence[PodRequest], shape: NodeShape) -> int:
     """A count no valid placement can go below: the largest of ceil(total cpu / node
     cpu), the same for memory, ceil(pods / max pods), the number of pods above half a
-    node's cpu (or memory), which cannot share a node, the largest anti-affinity group,
-    and the smallest N at which every node can hold the floor(r/N) pods that a maxSkew-1
-    spread puts on each node of each group."""
+    node's cpu (or memory), which cannot share a node, and the largest anti-affinity
+    group. (The floor(r/N) pods a maxSkew-1 spread forces onto every node add nothing:
+    their sum never exceeds total / N.)"""
     if not pods:
         return 0
     if shape.cpu_m <= 0 or shape.memory_bytes <= 0 or shape.max_pods <= 0:
@@ -278,27 +278,12 @@ def lower_bound(pods: Sequence[PodRequest], shape: NodeShape) -> int:
     cpu = sum(p.cpu_m for p in pods)
     mem = sum(p.memory_bytes for p in pods)
     anti = Counter(p.group for p in pods if p.anti_affinity)
-    bound = max(
+    return max(
         ceil(cpu / shape.cpu_m), ceil(mem / shape.memory_bytes), ceil(len(pods) / shape.max_pods),
         sum(1 for p in pods if 2 * p.cpu_m > shape.cpu_m),
         sum(1 for p in pods if 2 * p.memory_bytes > shape.memory_bytes),
         max(anti.values(), default=0), 1,
     )
-    groups: dict[str, list[int]] = {}
-    for p in pods:
-        if p.spread is not None and p.spread.max_skew == 1:
-            g = groups.setdefault(p.group, [0, 0, 0])
-            g[0] += 1
-            g[1] = max(g[1], p.cpu_m) if g[0] == 1 else min(g[1], p.cpu_m)
-            g[2] = max(g[2], p.memory_bytes) if g[0] == 1 else min(g[2], p.memory_bytes)
-    while bound < len(pods):
-        floor_cpu = sum((r // bound) * c for r, c, _ in groups.values())
-        floor_mem = sum((r // bound) * m for r, _, m in groups.values())
-        floor_pods = sum(r // bound for r, _, _ in groups.values())
-        if floor_cpu <= shape.cpu_m and floor_mem <= shape.memory_bytes and floor_pods <= shape.max_pods:
-            break
-        bound += 1
-    return bound
 
 
 def ffd_order(pods: Sequence[PodRequest], shape: NodeShape) -> list[PodRequest]:

@@ -24,4 +24,8 @@ def load_yaml_file(path: str | Path) -> Any:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(e, "problem", None) or str(e)
+        context, start = getattr(e, "context", None), getattr(e, "context_mark", None)
+        if context and start and (not mark or start.line != mark.line):
+            # an unclosed bracket or quote is found at the end; say where it was opened
+            problem += f"; {context} at line {start.line + 1}, column {start.column + 1}"
         raise InputError(f"{where}invalid YAML ({problem})", file=str(p)) from e

@@ -461,6 +461,15 @@ def test_invalid_yaml_names_the_file_and_line(tmp_path: Path) -> None:
     assert target + 1 <= line_no <= target + 3, msg
 
 
+def test_unclosed_bracket_names_where_it_was_opened(tmp_path: Path) -> None:
+    path = tmp_path / "services.yaml"
+    path.write_text("services:\n  - name: [x\n", encoding="utf-8")
+    with pytest.raises(InputError) as e:
+        load_catalog(path)
+    assert str(e.value) == (f"{path}: line 3, column 1: invalid YAML (expected ',' or ']', but got "
+                            "'<stream end>'; while parsing a flow sequence at line 2, column 11)")
+
+
 def test_tab_indentation_is_invalid_yaml_with_a_line(tmp_path: Path) -> None:
     path = tmp_path / "services.yaml"
     path.write_text("services:\n  - name: x\n\tport: 1\n", encoding="utf-8")

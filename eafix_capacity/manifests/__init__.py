@@ -8,6 +8,8 @@ a set of objects is something a platform team can merge.
 """
 from __future__ import annotations
 
-from .render import RenderOptions, render
+from .importer import import_catalog, import_manifests, import_objects, import_summary
+from .render import KUBERNETES_VERSION, RenderOptions, render
 
-__all__ = ["RenderOptions", "render"]
+__all__ = ["KUBERNETES_VERSION", "RenderOptions", "render", "import_catalog", "import_manifests",
+           "import_objects", "import_summary"]

@@ -259,3 +259,8 @@ def import_summary(catalog: Catalog) -> dict:
         totals["memory_limit_bytes"] += r.memory_limit_bytes * s.replicas
         totals["storage_request_bytes"] += s.storage_bytes
     return {"services": services, "totals": totals}
+
+
+def import_catalog(*paths: str | Path) -> Catalog:
+    """Alias of :func:`import_manifests` (the name ``plan --manifests`` uses)."""
+    return import_manifests(*paths)

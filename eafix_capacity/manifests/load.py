@@ -69,8 +69,13 @@ def manifest_files(path: str | Path) -> list[Path]:
     return out
 
 
+# libyaml's parser with PyYAML's safe constructor: the same documents as yaml.safe_load,
+# several times faster on large manifest sets.
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _documents(text: str, file: str) -> list[tuple[int, Any]]:
-    loader = yaml.SafeLoader(text)
+    loader = _SafeLoader(text)
     docs = []
     try:
         while loader.check_node():

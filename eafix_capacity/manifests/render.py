@@ -11,6 +11,7 @@ the namespace is labelled for injection and the ``istio/`` objects are added.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from ..catalog import Catalog, Service
@@ -18,7 +19,7 @@ from ..errors import InputError
 from ..mesh import SIDECAR, normalise_mesh
 from ..profiles import Profile
 from ..quantity import from_bytes, from_milli
-from ..scenarios import largest_surge, peak_totals
+from ..scenarios import MAX_SURGE, largest_surge, peak_totals, uses_recreate
 from . import runtime
 from .secrets import SECRET_NAME, external_secret_objects, secret_template
 
@@ -77,8 +78,6 @@ _DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 
 def check_options(options: RenderOptions) -> RenderOptions:
     """Validate the options (bad values raise InputError) and normalise the mesh."""
-    import re
-
     if not re.match(_DNS_LABEL, options.namespace) or len(options.namespace) > 63:
         raise InputError("invalid namespace", field="namespace", value=options.namespace,
                          valid="a DNS label: lower-case letters, digits and '-', at most 63 characters")
@@ -516,12 +515,13 @@ def _workload(svc: Service, index: int, profile: Profile, options: RenderOptions
         spec["serviceName"] = svc.name
         spec["podManagementPolicy"] = "OrderedReady"
         spec["updateStrategy"] = {"type": "RollingUpdate"}
-    elif svc.volumes:
-        # a ReadWriteOnce volume cannot be attached to a surge pod on another node
+    elif uses_recreate(svc):
+        # a ReadWriteOnce volume cannot be attached to a surge pod (the plan assumes this)
         spec["strategy"] = {"type": "Recreate"}
     else:
         spec["strategy"] = {"type": "RollingUpdate",
-                            "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}
+                            "rollingUpdate": {"maxSurge": f"{int(MAX_SURGE * 100)}%",
+                                              "maxUnavailable": "25%"}}
     spec["template"] = _pod_template(svc, options)
     if svc.kind == "StatefulSet":
         spec["volumeClaimTemplates"] = [{
@@ -657,6 +657,8 @@ def _network_policies(catalog: Catalog, options: RenderOptions) -> list[dict]:
             ingress.append({"from": [{"podSelector": _tier_selector(("monitoring",))}],
                             "ports": _ports(s.port)})
             scrape = sorted({x.port for x in catalog.services if is_http(x)})
+            if options.mesh == "istio":
+                scrape += [15020, 15090]   # Istio's merged metrics and the proxies' own
             egress.append({"to": [{"podSelector": {}}], "ports": _ports(*scrape)})
             egress.append({"ports": _ports(443, 6443)})  # the API server, for pod discovery
         elif s.runtime == "grafana":
@@ -674,7 +676,8 @@ def _network_policies(catalog: Catalog, options: RenderOptions) -> list[dict]:
     if options.mesh == "istio":
         out.append(policy("allow-istio-control-plane", {
             "podSelector": {}, "policyTypes": ["Ingress", "Egress"],
-            "ingress": [{"from": [_ns_selector("istio-system")], "ports": _ports(15020, 15021, 15090)}],
+            "ingress": [{"from": [_ns_selector("istio-system")] + prom_peer,
+                         "ports": _ports(15020, 15021, 15090)}],
             "egress": [{"to": [_ns_selector("istio-system")], "ports": _ports(15012, 15017)}],
         }))
     return out

@@ -9,6 +9,7 @@ metrics.k8s.io delegation to the controllers. Every failure is a ``Status`` body
 from __future__ import annotations
 
 import base64
+import bisect
 import json
 import time
 from dataclasses import dataclass, field
@@ -22,7 +23,8 @@ from eafix_capacity.sim.patch import json_patch, merge_patch, record_update, ser
 from eafix_capacity.sim.resources import Registry, ResourceType
 from eafix_capacity.sim.routing import Query, ResourcePath, parse_path, parse_query
 from eafix_capacity.sim.schemas import Node, builtin_node, crd_node
-from eafix_capacity.sim.store import Store, encode
+from eafix_capacity.sim.selectors import matcher
+from eafix_capacity.sim.store import Store, WatchEvent, encode
 from eafix_capacity.sim.validation import validate
 
 MAX_BODY_BYTES = 3 * 1024 * 1024
@@ -210,12 +212,19 @@ class Api:
                                                  field_selector=q.field_selector)
         start = 0
         if q.continue_token:
-            start, rv = self._decode_continue(q.continue_token, rt)
-        end = len(objs) if not q.limit else min(len(objs), start + q.limit)
+            after, rv = self._decode_continue(q.continue_token, rt)
+            start = bisect.bisect_right(objs, after,
+                                        key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
+        # Tables (kubectl get) are served whole: the API lets a server ignore ``limit``, and kubectl's
+        # client-side rate limit (5 requests/s after a burst of 10) would otherwise dominate large lists.
+        limit = 0 if _wants_table(accept) else q.limit
+        end = len(objs) if not limit else min(len(objs), start + limit)
         cont = ""
         remaining = None
         if end < len(objs):
-            cont = base64.urlsafe_b64encode(json.dumps({"rv": rv, "start": end, "key": rt.key}).encode()).decode()
+            last = objs[end - 1]["metadata"]
+            token = {"rv": rv, "after": [last.get("namespace", ""), last["name"]], "key": rt.key}
+            cont = base64.urlsafe_b64encode(json.dumps(token).encode()).decode()
             remaining = len(objs) - end
         if _wants_table(accept):
             return _json_response(200, self._table(rt, objs[start:end], rv, q, cont))
@@ -225,19 +234,21 @@ class Api:
         head = f'{{"kind":"{rt.list_kind}","apiVersion":"{rt.api_version}","metadata":{{{meta}}},"items":['.encode()
         return _json_response(200, head + b",".join(raws[start:end]) + b"]}")
 
-    def _decode_continue(self, token: str, rt: ResourceType) -> tuple[int, str]:
+    def _decode_continue(self, token: str, rt: ResourceType) -> tuple[tuple[str, str], str]:
+        """The (namespace, name) a page ended at: the next page resumes after it, stable under changes."""
         try:
             data = json.loads(base64.urlsafe_b64decode(token.encode() + b"==="))
-            if data.get("key") != rt.key:
+            if not isinstance(data, dict) or data.get("key") != rt.key:
                 raise ValueError("continue token is for another resource")
-            return int(data["start"]), str(data["rv"])
-        except (ValueError, KeyError, TypeError) as e:
+            after = data["after"]
+            if not (isinstance(after, list) and len(after) == 2 and all(isinstance(a, str) for a in after)):
+                raise ValueError("malformed position")
+            return (after[0], after[1]), str(data["rv"])
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
             raise bad_request(f"continue key is not valid: {e}") from e
 
     def _watch(self, rt: ResourceType, rp: ResourcePath, q: Query, accept: str) -> Response:
-        from eafix_capacity.sim.selectors import matcher
-
-        match = matcher(q.label_selector, q.field_selector, rt.kind)
+        match = matcher(q.label_selector, q.field_selector, rt.kind) if (q.label_selector or q.field_selector) else None
         as_table = _wants_table(accept)
         rv_text = q.resource_version
         try:
@@ -282,12 +293,12 @@ class Api:
                 since = ev.rv
                 if rp.namespace and ev.namespace != rp.namespace:
                     continue
-                if rp.name is not None and ev.obj["metadata"].get("name") != rp.name:
+                if rp.name is not None and ev.name != rp.name:
                     continue
-                if not match(ev.obj):
-                    continue
-                yield self._frame(ev.type, rt, ev.obj, ev.raw, as_table, q)
-                last_sent = time.monotonic()
+                frame = self._filtered(ev, rt, match, as_table, q)
+                if frame is not None:
+                    yield frame
+                    last_sent = time.monotonic()
             if events:
                 since = max(since, events[-1].rv)
             if q.allow_bookmarks and time.monotonic() - last_sent > _BOOKMARK_EVERY:
@@ -299,6 +310,18 @@ class Api:
 
     def _quiet_rv(self, since: int) -> int:
         return since
+
+    def _filtered(self, ev: WatchEvent, rt: ResourceType, match: Any, as_table: bool, q: Query) -> bytes | None:
+        """The frame a selector-filtered watch sends: objects entering the selection are ADDED, leaving DELETED."""
+        if match is None:
+            return self._frame(ev.type, rt, ev.obj if as_table else None, ev.raw, as_table, q)
+        obj = ev.obj
+        now = match(obj)
+        prev = ev.prev
+        before = match(prev) if prev is not None else now
+        if ev.type == "MODIFIED" and now != before:
+            return self._frame("ADDED" if now else "DELETED", rt, obj, ev.raw, as_table, q)
+        return self._frame(ev.type, rt, obj, ev.raw, as_table, q) if now else None
 
     def _bookmark(self, rt: ResourceType, rv: int, *, initial_end: bool) -> bytes:
         meta: dict = {"resourceVersion": str(rv)}
@@ -362,6 +385,8 @@ class Api:
                                "the server does not allow this method on the requested resource")
             self._check_media(media, _BODY_TYPES)
             obj = self._check_identity(_decode(body, media), rt, rp, expect_name=False)
+            if rt in R.REVIEW_TYPES:
+                return self._review(rt, obj)
             return self._create(rt, obj, q, headers)
         if rp.name is None or "update" not in rt.verbs:
             raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
@@ -376,7 +401,9 @@ class Api:
         if media == "application/apply-patch+cbor":
             raise ApiError(415, "UnsupportedMediaType", 'the body of the request was in an unknown format - accepted '
                                                         'media types include: application/apply-patch+yaml')
-        return self._patch(rt, rp, q, media, _decode(body, media), headers)
+        patch = _decode(body, media)
+        with self.store.lock:  # read-modify-write without a resourceVersion must not race the controllers
+            return self._patch(rt, rp, q, media, patch, headers)
 
     def _check_media(self, media: str, allowed: tuple[str, ...]) -> None:
         if media not in allowed:
@@ -527,6 +554,19 @@ class Api:
             raw = self._establish(json.loads(raw))
         return _json_response(200, raw, warnings)
 
+    def _review(self, rt: ResourceType, obj: dict) -> Response:
+        """Access reviews: the sim has no authorization, so every user may do everything."""
+        obj = dict(obj, apiVersion=rt.api_version, kind=rt.kind)
+        if rt == R.SELF_SUBJECT_ACCESS_REVIEW:
+            obj["status"] = {"allowed": True, "reason": "the eafix sim cluster authorizes every request"}
+        elif rt == R.SELF_SUBJECT_RULES_REVIEW:
+            obj["status"] = {"resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
+                             "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}], "incomplete": False}
+        else:
+            obj["status"] = {"userInfo": {"username": "eafix-sim-user", "groups": ["system:masters",
+                                                                                  "system:authenticated"]}}
+        return _json_response(201, obj)
+
     # --- scale, eviction, binding ----------------------------------------------------------------
 
     def _scale_of(self, rt: ResourceType, obj: dict) -> dict:
@@ -549,6 +589,12 @@ class Api:
             raise invalid("Scale", "autoscaling", rp.name, [{"reason": "FieldValueInvalid", "field": "spec.replicas",
                                                              "message": f"Invalid value: {replicas!r}: must be greater "
                                                                         "than or equal to 0"}])
+        with self.store.lock:
+            return self._write_scale(rt, rp, replicas, scale, q, manager)
+
+    def _write_scale(self, rt: ResourceType, rp: ResourcePath, replicas: int, scale: dict, q: Query,
+                     manager: str) -> Response:
+        assert rp.name is not None
         obj = self.store.get(rt, rp.namespace, rp.name)
         want_rv = (scale.get("metadata") or {}).get("resourceVersion")
         if want_rv:

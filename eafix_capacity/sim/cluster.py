@@ -136,9 +136,9 @@ class _Flusher:
     def flush(self) -> None:
         if self.store.resource_version == self._saved_rv:
             return
-        state = self.store.dump()
-        _atomic_write(self.path, json.dumps(state, separators=(",", ":")).encode())
-        self._saved_rv = state["resourceVersion"]
+        rv, data = self.store.dump_raw()
+        _atomic_write(self.path, data)
+        self._saved_rv = rv
 
     def stop(self) -> None:
         self._stop.set()

@@ -331,12 +331,21 @@ class _Snapshot:
     pods_by_owner: dict[str, list[dict]]
 
 
+KUBELET_EVENTS_MAX_PODS = 1000
+
+
 class ControllerManager:
-    """All sim behaviour behind one start/stop switch (see the module docstring)."""
+    """All sim behaviour behind one start/stop switch (see the module docstring).
+
+    ``kubelet_events``: the kubelet's per-container Pulled/Created/Started events. ``None``
+    (the default) records them while the cluster has fewer than
+    :data:`KUBELET_EVENTS_MAX_PODS` pods: they are most of the sim's writes and memory at
+    scale, where a real cluster's one-hour event TTL would drop them anyway.
+    """
 
     def __init__(self, store: Any, registry: Registry, *, clock: SimClock,
                  usage_model_path: str | Path | None = None, seed: int = 0,
-                 usage_model: UsageModel | None = None, kubelet_events: bool = True) -> None:
+                 usage_model: UsageModel | None = None, kubelet_events: bool | None = None) -> None:
         self.store = store
         self.registry = registry
         self.clock = clock
@@ -355,6 +364,9 @@ class ControllerManager:
         self._events: dict[tuple, tuple[str, str, int, float]] = {}
         self._event_seq = 0
         self._evict_lock = threading.Lock()
+        self._pod_count = 0
+        self._progress: dict[str, tuple[tuple, float]] = {}
+        self._deadline_kicked: set[tuple[str, float]] = set()
         store.subscribe(self._on_change)
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -506,6 +518,19 @@ class ControllerManager:
 
     def _periodic(self, snap: _Snapshot | None = None) -> None:
         elapsed = self.clock.elapsed()
+        if snap is None and self._progress:
+            # A stalled rollout changes nothing, so nothing triggers the pass that would
+            # mark it ProgressDeadlineExceeded: trigger one when a deadline has passed.
+            deployments = {d["metadata"]["uid"]: d for d in self._list(R.DEPLOYMENT)}
+            for uid, (_, since) in list(self._progress.items()):
+                d = deployments.get(uid)
+                if d is None:
+                    self._progress.pop(uid, None)
+                    continue
+                deadline = float((d.get("spec") or {}).get("progressDeadlineSeconds", 600))
+                if elapsed - since > deadline and (uid, since) not in self._deadline_kicked:
+                    self._deadline_kicked.add((uid, since))
+                    self._kick()
         hpas = snap.hpas if snap is not None else self._list(R.HPA)
         for hpa in hpas:
             uid = hpa["metadata"]["uid"]
@@ -705,6 +730,16 @@ class ControllerManager:
             self._cleanup_history(d, olds, snap)
         self._deployment_status(d, owned, new_rs, snap, unavailable)
 
+    def _past_deadline(self, d: Mapping, progress: tuple) -> bool:
+        """Whether the rollout made no progress for ``progressDeadlineSeconds`` of sim time."""
+        uid = d["metadata"]["uid"]
+        elapsed = self.clock.elapsed()
+        seen = self._progress.get(uid)
+        if seen is None or seen[0] != progress:
+            seen = self._progress[uid] = (progress, elapsed)
+        deadline = float((d.get("spec") or {}).get("progressDeadlineSeconds", 600))
+        return elapsed - seen[1] > deadline
+
     def _create_replicaset(self, d: Mapping, template: Mapping, replicas: int, revision: int, max_replicas: int) -> None:
         ns, name = _ns_name(d)
         collisions = int((d.get("status") or {}).get("collisionCount") or 0)
@@ -827,21 +862,26 @@ class ControllerManager:
         else:
             conditions = _set_condition(conditions, "Available", "False", "MinimumReplicasUnavailable",
                                         "Deployment does not have minimum availability.", now=now, update_time=True)
-        if new_rs is not None:
+        if spec.get("paused"):
+            conditions = _set_condition(conditions, "Progressing", "Unknown", "DeploymentPaused",
+                                        "Deployment is paused", now=now, update_time=True)
+        elif new_rs is not None:
             rs_name = new_rs["metadata"]["name"]
             complete = updated == replicas and actual == replicas and available == replicas \
                 and int((new_rs.get("status") or {}).get("observedGeneration") or 0) >= \
                 int(new_rs["metadata"].get("generation", 1))
-            if spec.get("paused"):
-                conditions = _set_condition(conditions, "Progressing", "Unknown", "DeploymentPaused",
-                                            "Deployment is paused", now=now, update_time=True)
-            elif complete:
+            if complete:
+                self._progress.pop(d["metadata"]["uid"], None)
                 conditions = _set_condition(conditions, "Progressing", "True", "NewReplicaSetAvailable",
                                             f'ReplicaSet "{rs_name}" has successfully progressed.', now=now,
                                             update_time=True)
             else:
                 prog = next((c for c in conditions if c.get("type") == "Progressing"), None)
-                if prog is None or prog.get("reason") not in ("NewReplicaSetCreated", "ReplicaSetUpdated") \
+                if self._past_deadline(d, (rs_name, updated, available, ready, actual)):
+                    conditions = _set_condition(conditions, "Progressing", "False", "ProgressDeadlineExceeded",
+                                                f'ReplicaSet "{rs_name}" has timed out progressing.', now=now,
+                                                update_time=True)
+                elif prog is None or prog.get("reason") not in ("NewReplicaSetCreated", "ReplicaSetUpdated") \
                         or rs_name not in prog.get("message", ""):
                     reason, message = (("NewReplicaSetCreated", f'Created new replica set "{rs_name}"')
                                        if prog is None or rs_name not in prog.get("message", "")
@@ -1126,40 +1166,43 @@ class ControllerManager:
         node_by_name = {n["metadata"]["name"]: n for n in snap.nodes}
         pending = [p for p in pods if not (p.get("spec") or {}).get("nodeName") and is_active(p)]
         by_key = {_ns_name(p): p for p in pending}
-        bound_now: dict[tuple[str, str], str] = {}
+        bound_now: dict[tuple[str, str], dict] = {}
         if pending:
             for result in schedule_pending(snap.nodes, pods):
                 pod = by_key.get((result.namespace, result.name))
                 if pod is None:
                     continue
                 if isinstance(result, Binding):
-                    if self._bind(pod, result.node):
-                        bound_now[(result.namespace, result.name)] = result.node
+                    bound = self._bind(pod, result.node)
+                    if bound is not None:
+                        bound_now[(result.namespace, result.name)] = bound
                 else:
                     self._unschedulable(pod, result.message)
+        self._pod_count = len(pods)
         ips = self._ips_in_use(pods)
         for p in pods:
             key = _ns_name(p)
-            node_name = bound_now.get(key) or (p.get("spec") or {}).get("nodeName")
-            if not node_name or not is_active(p) or node_name not in node_by_name:
+            current = bound_now.get(key, p)
+            node_name = (current.get("spec") or {}).get("nodeName")
+            if not node_name or not is_active(current) or node_name not in node_by_name:
                 continue
-            if (p.get("status") or {}).get("phase") == "Running" and key not in bound_now:
+            if (current.get("status") or {}).get("phase") == "Running":
                 continue
-            self._start_pod(key, node_by_name[node_name], ips)
+            self._start_pod(current, node_by_name[node_name], ips)
 
-    def _bind(self, pod: Mapping, node: str) -> bool:
+    def _bind(self, pod: Mapping, node: str) -> dict | None:
         new = _copy(pod)
         new["spec"]["nodeName"] = node
         try:
-            self._update(R.POD, new)
+            bound = self._update(R.POD, new)
         except ApiError as e:
             if e.code in (404, 409):
-                return False
+                return None
             raise
         ns, name = _ns_name(pod)
         self.event(pod, reason="Scheduled", component="default-scheduler",
                    message=f"Successfully assigned {ns}/{name} to {node}")
-        return True
+        return bound
 
     def _unschedulable(self, pod: Mapping, message: str) -> None:
         status = _copy(pod.get("status") or {})
@@ -1201,14 +1244,8 @@ class ControllerManager:
                 return ip
         return f"{base[0]}.{base[1]}.{base[2]}.254"
 
-    def _start_pod(self, key: tuple[str, str], node: Mapping, ips: dict[str, set[str]]) -> None:
+    def _start_pod(self, pod: Mapping, node: Mapping, ips: dict[str, set[str]]) -> None:
         """The kubelet's part: containers start, the pod turns Running and Ready."""
-        try:
-            pod = self.store.get(R.POD, key[0], key[1])
-        except ApiError:
-            return
-        if (pod.get("status") or {}).get("phase") == "Running" or not is_active(pod):
-            return
         node_name = node["metadata"]["name"]
         now = _now()
         addresses = (node.get("status") or {}).get("addresses") or []
@@ -1255,7 +1292,7 @@ class ControllerManager:
             if e.code in (404, 409):
                 return
             raise
-        if self.kubelet_events:
+        if self.kubelet_events or (self.kubelet_events is None and self._pod_count < KUBELET_EVENTS_MAX_PODS):
             for c in spec.get("containers") or []:
                 path = f"spec.containers{{{c.get('name')}}}"
                 self.event(pod, reason="Pulled", component="kubelet", host=node_name, field_path=path,

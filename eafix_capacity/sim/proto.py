@@ -1,7 +1,8 @@
 """Decoding the few protobuf request bodies kubectl sends, into the JSON form.
 
-kubectl's typed clients (``kubectl create namespace|configmap|secret|serviceaccount``, the
-eviction ``kubectl drain`` posts) send ``application/vnd.kubernetes.protobuf`` bodies: the
+kubectl's typed clients (``kubectl create namespace|configmap|secret|serviceaccount|deployment|
+service``, the
+eviction ``kubectl drain`` posts, the reviews of ``kubectl auth``) send ``application/vnd.kubernetes.protobuf`` bodies: the
 ``k8s\\x00`` magic, a ``runtime.Unknown`` envelope (apiVersion, kind, raw bytes) and the
 object in protobuf. The sim has no generated protobuf types, so it decodes the wire format
 with hand-written field tables for those kinds only; any other kind is a 415 naming the
@@ -29,6 +30,21 @@ _OBJECT_META: Table = {
     14: ("finalizers", "string", True),
 }
 _LOCAL_REF: Table = {1: ("name", "string", False)}
+_INT_OR_STRING = "intstr"
+_SELECTOR: Table = {1: ("matchLabels", "map", False)}
+_CONTAINER: Table = {
+    1: ("name", "string", False), 2: ("image", "string", False), 3: ("command", "string", True),
+    4: ("args", "string", True), 5: ("workingDir", "string", False),
+    6: ("ports", {1: ("name", "string", False), 2: ("hostPort", "int", False), 3: ("containerPort", "int", False),
+                  4: ("protocol", "string", False)}, True),
+    7: ("env", {1: ("name", "string", False), 2: ("value", "string", False)}, True),
+    8: ("resources", {1: ("limits", "mapqty", False), 2: ("requests", "mapqty", False)}, False),
+    14: ("imagePullPolicy", "string", False),
+}
+_POD_TEMPLATE: Table = {
+    1: ("metadata", _OBJECT_META, False),
+    2: ("spec", {2: ("containers", _CONTAINER, True), 3: ("restartPolicy", "string", False)}, False),
+}
 _OBJECT_REF: Table = {1: ("kind", "string", False), 2: ("namespace", "string", False), 3: ("name", "string", False)}
 _PRECONDITIONS: Table = {1: ("uid", "string", False), 2: ("resourceVersion", "string", False)}
 _DELETE_OPTIONS: Table = {1: ("gracePeriodSeconds", "int", False), 2: ("preconditions", _PRECONDITIONS, False),
@@ -44,6 +60,24 @@ _KINDS: dict[str, Table] = {
                        3: ("imagePullSecrets", _LOCAL_REF, True), 4: ("automountServiceAccountToken", "bool", False)},
     "Eviction": {1: ("metadata", _OBJECT_META, False), 2: ("deleteOptions", _DELETE_OPTIONS, False)},
     "DeleteOptions": _DELETE_OPTIONS,
+    "SelfSubjectAccessReview": {1: ("metadata", _OBJECT_META, False), 2: ("spec", {
+        1: ("resourceAttributes", {1: ("namespace", "string", False), 2: ("verb", "string", False),
+                                   3: ("group", "string", False), 4: ("version", "string", False),
+                                   5: ("resource", "string", False), 6: ("subresource", "string", False),
+                                   7: ("name", "string", False)}, False),
+        2: ("nonResourceAttributes", {1: ("path", "string", False), 2: ("verb", "string", False)}, False)}, False)},
+    "SelfSubjectRulesReview": {1: ("metadata", _OBJECT_META, False),
+                               2: ("spec", {1: ("namespace", "string", False)}, False)},
+    "SelfSubjectReview": {1: ("metadata", _OBJECT_META, False)},
+    # What `kubectl create deployment|service` generators fill in; other fields are not decoded.
+    "Deployment": {1: ("metadata", _OBJECT_META, False), 2: ("spec", {
+        1: ("replicas", "int*", False), 2: ("selector", _SELECTOR, False), 3: ("template", _POD_TEMPLATE, False)},
+        False)},
+    "Service": {1: ("metadata", _OBJECT_META, False), 2: ("spec", {
+        1: ("ports", {1: ("name", "string", False), 2: ("protocol", "string", False), 3: ("port", "int", False),
+                      4: ("targetPort", _INT_OR_STRING, False), 5: ("nodePort", "int", False)}, True),
+        2: ("selector", "map", False), 3: ("clusterIP", "string", False), 4: ("type", "string", False),
+        6: ("externalName", "string", False)}, False)},
 }
 
 
@@ -94,7 +128,7 @@ def _scalar(kind: str, value: Any) -> Any:
             raise _bad("a string field is not UTF-8") from e
     if kind == "bool":
         return bool(value)
-    if kind == "int":
+    if kind in ("int", "int*"):
         return value - (1 << 64) if value >= 1 << 63 else value
     return value
 
@@ -105,12 +139,21 @@ def decode_message(data: bytes, table: Table) -> dict:
         if number not in table:
             continue
         name, kind, repeated = table[number]
-        if kind in ("map", "mapbytes"):
+        if kind in ("map", "mapbytes", "mapqty"):
             entry = {n: v for n, _, v in _fields(value)}
             key = _scalar("string", entry.get(1, b""))
             raw = entry.get(2, b"")
-            out.setdefault(name, {})[key] = (base64.b64encode(raw).decode() if kind == "mapbytes"
-                                             else _scalar("string", raw))
+            if kind == "mapqty":
+                text = _scalar("string", {n: v for n, _, v in _fields(raw)}.get(1, b""))
+            else:
+                text = base64.b64encode(raw).decode() if kind == "mapbytes" else _scalar("string", raw)
+            out.setdefault(name, {})[key] = text
+            continue
+        if kind == _INT_OR_STRING:
+            parts = {n: v for n, _, v in _fields(value)}
+            out[name] = _scalar("string", parts.get(3, b"")) if parts.get(1) == 1 else _scalar("int", parts.get(2, 0))
+            continue
+        if kind in ("int", "int*") and value == 0 and kind == "int":
             continue
         decoded = decode_message(value, kind) if isinstance(kind, dict) else _scalar(kind, value)
         if decoded == "" and not repeated:

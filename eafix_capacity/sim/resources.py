@@ -100,6 +100,15 @@ CLUSTERROLEBINDING = _rt("rbac.authorization.k8s.io", "v1", "clusterrolebindings
 CRD = _rt("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", False,
           subresources=("status",), short_names=("crd", "crds"), categories=("api-extensions",))
 
+_CREATE_ONLY = ("create",)
+SELF_SUBJECT_ACCESS_REVIEW = _rt("authorization.k8s.io", "v1", "selfsubjectaccessreviews", "SelfSubjectAccessReview",
+                                 False, verbs=_CREATE_ONLY)
+SELF_SUBJECT_RULES_REVIEW = _rt("authorization.k8s.io", "v1", "selfsubjectrulesreviews", "SelfSubjectRulesReview",
+                                False, verbs=_CREATE_ONLY)
+SELF_SUBJECT_REVIEW = _rt("authentication.k8s.io", "v1", "selfsubjectreviews", "SelfSubjectReview", False,
+                          verbs=_CREATE_ONLY)
+REVIEW_TYPES = (SELF_SUBJECT_ACCESS_REVIEW, SELF_SUBJECT_RULES_REVIEW, SELF_SUBJECT_REVIEW)
+
 POD_METRICS = _rt("metrics.k8s.io", "v1beta1", "pods", "PodMetrics", verbs=_READ_VERBS)
 NODE_METRICS = _rt("metrics.k8s.io", "v1beta1", "nodes", "NodeMetrics", False, verbs=_READ_VERBS)
 
@@ -108,7 +117,7 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
     RESOURCEQUOTA, LIMITRANGE, PODTEMPLATE, REPLICATIONCONTROLLER,
     DEPLOYMENT, REPLICASET, STATEFULSET, DAEMONSET, CONTROLLERREVISION,
     HPA, JOB, CRONJOB, PDB, NETWORKPOLICY, INGRESS, INGRESSCLASS, STORAGECLASS, PRIORITYCLASS, LEASE,
-    ROLE, ROLEBINDING, CLUSTERROLE, CLUSTERROLEBINDING, CRD, POD_METRICS, NODE_METRICS,
+    ROLE, ROLEBINDING, CLUSTERROLE, CLUSTERROLEBINDING, CRD, POD_METRICS, NODE_METRICS, *REVIEW_TYPES,
 )
 
 # Subresources whose body is another kind (discovery reports it).
@@ -131,7 +140,7 @@ _SUBRESOURCE_VERBS = {
 # Preferred group order in discovery, as a real server lists them.
 _GROUP_ORDER = ("", "apps", "events.k8s.io", "autoscaling", "batch", "networking.k8s.io", "policy",
                 "rbac.authorization.k8s.io", "storage.k8s.io", "apiextensions.k8s.io", "scheduling.k8s.io",
-                "coordination.k8s.io", "metrics.k8s.io")
+                "coordination.k8s.io", "authentication.k8s.io", "authorization.k8s.io", "metrics.k8s.io")
 
 
 class Registry:

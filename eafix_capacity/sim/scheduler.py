@@ -13,7 +13,10 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Iterable, Mapping, Sequence
+
+import numpy as np
 
 from eafix_capacity import quantity
 from eafix_capacity import scheduling as S
@@ -33,6 +36,7 @@ UNSCHEDULABLE_TAINT = "node.kubernetes.io/unschedulable"
 # --- reading objects ----------------------------------------------------------------------
 
 
+@lru_cache(maxsize=4096)
 def _cpu_m(text: object) -> int:
     try:
         return quantity.parse(text).milli_value()  # type: ignore[arg-type]
@@ -40,6 +44,7 @@ def _cpu_m(text: object) -> int:
         return 0
 
 
+@lru_cache(maxsize=4096)
 def _bytes(text: object) -> int:
     try:
         return quantity.parse(text).int_value()  # type: ignore[arg-type]
@@ -212,6 +217,16 @@ class ClusterSnapshot:
             self.nodes.append(node)
             self.by_name[node.name] = node
         self.anti_affinity_pods: list[tuple[Mapping, _Node]] = []
+        # Column arrays of the same numbers, for the vectorised path of plain pods.
+        self.index = {node.name: i for i, node in enumerate(self.nodes)}
+        self.alloc_cpu = np.array([n.state.cpu_m for n in self.nodes], dtype=np.int64)
+        self.alloc_mem = np.array([n.state.memory_bytes for n in self.nodes], dtype=np.int64)
+        self.max_pods = np.array([n.state.max_pods for n in self.nodes], dtype=np.int64)
+        self.used_cpu = np.zeros(len(self.nodes), dtype=np.int64)
+        self.used_mem = np.zeros(len(self.nodes), dtype=np.int64)
+        self.pod_count = np.zeros(len(self.nodes), dtype=np.int64)
+        self.owner_counts: dict[str, np.ndarray] = {}
+        self.static_masks: dict[str, np.ndarray] = {}
         for p in pods:
             node_name = (p.get("spec") or {}).get("nodeName")
             if node_name and node_name in self.by_name and _is_active(p):
@@ -224,9 +239,17 @@ class ClusterSnapshot:
         node.state.used_memory_bytes += mem
         node.state.pod_count += 1
         node.pods.append(pod)
+        i = self.index[node.name]
+        self.used_cpu[i] += cpu
+        self.used_mem[i] += mem
+        self.pod_count[i] += 1
         uid = _controller_uid(pod)
         if uid:
             node.owners[uid] += 1
+            counts = self.owner_counts.get(uid)
+            if counts is None:
+                counts = self.owner_counts[uid] = np.zeros(len(self.nodes), dtype=np.int64)
+            counts[i] += 1
         if _required_terms(pod, "podAntiAffinity"):
             self.anti_affinity_pods.append((pod, node))
 
@@ -237,6 +260,11 @@ class ClusterSnapshot:
 def _required_terms(pod: Mapping, kind: str) -> list[Mapping]:
     return list((((pod.get("spec") or {}).get("affinity") or {}).get(kind) or {})
                 .get("requiredDuringSchedulingIgnoredDuringExecution") or [])
+
+
+def _hard_spread(pod: Mapping) -> bool:
+    return any(c.get("whenUnsatisfiable", "DoNotSchedule") == "DoNotSchedule"
+               for c in (pod.get("spec") or {}).get("topologySpreadConstraints") or [])
 
 
 def _term_namespaces(term: Mapping, pod_ns: str) -> set[str] | None:
@@ -298,11 +326,18 @@ class PodScheduler:
         cpu, mem = pod_requests(pod)
         request = S.PodRequest(name=f"{ns}/{name}", group="", cpu_m=cpu, memory_bytes=mem,
                                node_selector=(), tolerations=_tolerations(pod), anti_affinity=False, spread=None)
+        owner = _controller_uid(pod)
+        existing = self._existing_anti_affinity(pod)
+        if self._plain(pod):
+            best_i = self._fast_pick(pod, request, cpu, mem, owner, existing)
+            if best_i is not None:
+                best_node = nodes[best_i]
+                self.snap.bind(pod, best_node.name)
+                return Binding(ns, name, best_node.name)
+            # Nothing fits: the node-by-node path below explains why.
         spread = self._spread_state(pod)
         anti = self._anti_affinity_domains(pod)
         affinity = self._affinity_domains(pod)
-        existing = self._existing_anti_affinity(pod)
-        owner = _controller_uid(pod)
         want = num_feasible_nodes_to_find(len(nodes))
         reasons: dict[str, list[str]] = {}
         feasible: list[_Node] = []
@@ -325,6 +360,56 @@ class PodScheduler:
         best = min(feasible, key=lambda nd: self._score(nd, cpu, mem, owner))
         self.snap.bind(pod, best.name)
         return Binding(ns, name, best.name)
+
+    # --- the vectorised path for plain pods ------------------------------------------------
+
+    @staticmethod
+    def _plain(pod: Mapping) -> bool:
+        """No required pod (anti-)affinity and no hard topology spread: only per-node filters apply."""
+        return not (_required_terms(pod, "podAffinity") or _required_terms(pod, "podAntiAffinity")
+                    or _hard_spread(pod))
+
+    def _static_mask(self, pod: Mapping, request: S.PodRequest) -> np.ndarray:
+        """Nodes passing the filters that do not depend on other pods (cordon, taints, node
+        affinity), cached per pass for each distinct (tolerations, selector, affinity)."""
+        spec = pod.get("spec") or {}
+        key = json.dumps([spec.get("tolerations"), spec.get("nodeSelector"),
+                          (spec.get("affinity") or {}).get("nodeAffinity")], sort_keys=True)
+        mask = self.snap.static_masks.get(key)
+        if mask is None:
+            probe = S.PodRequest(name=request.name, group="", cpu_m=0, memory_bytes=0,
+                                 tolerations=request.tolerations, spread=None)
+            mask = np.zeros(len(self.snap.nodes), dtype=bool)
+            for i, node in enumerate(self.snap.nodes):
+                saved = node.state.pod_count
+                node.state.pod_count = 0  # only the static filters answer here
+                try:
+                    why = S.filter_node(probe, node.state, ())
+                finally:
+                    node.state.pod_count = saved
+                mask[i] = not why and node_affinity_matches(pod, node.obj)
+            self.snap.static_masks[key] = mask
+        return mask
+
+    def _fast_pick(self, pod: Mapping, request: S.PodRequest, cpu: int, mem: int, owner: str | None,
+                   existing: set[tuple[str, str]]) -> int | None:
+        snap = self.snap
+        ok = self._static_mask(pod, request).copy()
+        if existing:
+            for i, node in enumerate(snap.nodes):
+                if any(node.labels.get(k) == v for k, v in existing):
+                    ok[i] = False
+        ok &= snap.pod_count + 1 <= snap.max_pods
+        ok &= snap.used_cpu + cpu <= snap.alloc_cpu
+        ok &= snap.used_mem + mem <= snap.alloc_mem
+        if not ok.any():
+            return None
+        if owner and owner in snap.owner_counts:
+            counts = snap.owner_counts[owner]
+            ok &= counts == counts[ok].min()
+        score = (snap.used_cpu + cpu) / np.maximum(snap.alloc_cpu, 1) + \
+            (snap.used_mem + mem) / np.maximum(snap.alloc_mem, 1)
+        return int(np.where(ok, score, np.inf).argmin())
 
     # --- filters ------------------------------------------------------------------------
 

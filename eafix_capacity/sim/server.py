@@ -15,6 +15,7 @@ from eafix_capacity.sim.api import MAX_BODY_BYTES, Api, Response, error_response
 from eafix_capacity.sim.apierror import ApiError
 
 _READ_TIMEOUT = 30.0
+_DISCARD_LIMIT = 64 * 1024 * 1024
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -24,6 +25,16 @@ class _Handler(BaseHTTPRequestHandler):
     timeout = _READ_TIMEOUT
     disable_nagle_algorithm = True
     server: "_Server"
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Malformed HTTP (bad request line, unknown method) still gets a Status body."""
+        reason = {400: "BadRequest", 405: "MethodNotAllowed", 414: "RequestURITooLong",
+                  431: "RequestHeaderFieldsTooLarge", 501: "MethodNotAllowed"}.get(code, "BadRequest")
+        status = 405 if code == 501 else code
+        self.close_connection = True
+        if self.request_version == "HTTP/0.9":
+            self.request_version = "HTTP/1.1"
+        self._send(error_response(ApiError(status, reason, message or "bad request")))
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - BaseHTTPRequestHandler's name
         return
@@ -40,9 +51,19 @@ class _Handler(BaseHTTPRequestHandler):
             raise ApiError(400, "BadRequest", f"invalid Content-Length {length_text!r}")
         if length > MAX_BODY_BYTES:
             self.close_connection = True
+            self._discard(min(length, _DISCARD_LIMIT))
             raise ApiError(413, "RequestEntityTooLarge",
                            f"Request entity too large: limit is {MAX_BODY_BYTES} bytes")
         return self.rfile.read(length) if length else b""
+
+    def _discard(self, length: int) -> None:
+        """Read and drop a refused body so the client can read the answer instead of a broken pipe."""
+        left = length
+        while left > 0:
+            chunk = self.rfile.read(min(left, 1 << 16))
+            if not chunk:
+                return
+            left -= len(chunk)
 
     def _read_chunked(self) -> bytes:
         chunks, total = [], 0

@@ -43,12 +43,23 @@ def encode(obj: object) -> bytes:
 
 @dataclass(frozen=True)
 class WatchEvent:
+    """One committed change as the event log keeps it: encoded bytes only, parsed on demand."""
+
     rv: int
     type: str
     rt_key: str
     namespace: str
-    obj: dict
+    name: str
     raw: bytes
+    prev_raw: bytes | None = None
+
+    @property
+    def obj(self) -> dict:
+        return json.loads(self.raw)
+
+    @property
+    def prev(self) -> dict | None:
+        return json.loads(self.prev_raw) if self.prev_raw is not None else None
 
 
 @dataclass
@@ -60,12 +71,13 @@ class _Entry:
 class Store:
     """Thread-safe object store; every method raises ``ApiError`` with the real server's codes."""
 
-    def __init__(self, registry: Registry | None = None, *, log_size: int = 200_000, seed: int = 0) -> None:
+    def __init__(self, registry: Registry | None = None, *, log_size: int = 20_000, seed: int = 0) -> None:
         self.registry = registry or Registry()
         self.lock = threading.RLock()
         self._changed = threading.Condition(self.lock)
         self._data: dict[str, dict[tuple[str, str], _Entry]] = {}
         self._owned: dict[str, set[tuple[str, str, str]]] = {}
+        self._sorted: dict[str, list[tuple[tuple[str, str], _Entry]]] = {}
         self._rv = 0
         self._log: deque[WatchEvent] = deque(maxlen=log_size)
         self._subscribers: list[Subscriber] = []
@@ -106,17 +118,24 @@ class Store:
         """Stored objects (shared: callers must not mutate them) with their encodings, sorted."""
         match = matcher(label_selector, field_selector, rt.kind)
         with self.lock:
-            entries = list(self._data.get(rt.key, {}).items())
+            entries = self._sorted_entries(rt.key)
             rv = str(self._rv)
         if rt.namespaced and namespace:
             entries = [kv for kv in entries if kv[0][0] == namespace]
-        entries.sort(key=lambda kv: kv[0])
         objs, raws = [], []
         for _, entry in entries:
             if match(entry.obj):
                 objs.append(entry.obj)
                 raws.append(entry.raw)
         return objs, raws, rv
+
+    def _sorted_entries(self, key: str) -> list[tuple[tuple[str, str], _Entry]]:
+        """(namespace, name)-sorted entries of one type, cached until the type next changes."""
+        cached = self._sorted.get(key)
+        if cached is None:
+            cached = sorted(self._data.get(key, {}).items(), key=lambda kv: kv[0])
+            self._sorted[key] = cached
+        return cached
 
     def list_raw(self, rt: ResourceType, namespace: str | None = None, *, label_selector: str | None = None,
                  field_selector: str | None = None) -> tuple[list[bytes], str]:
@@ -306,10 +325,19 @@ class Store:
             return {"resourceVersion": self._rv,
                     "objects": {key: [e.obj for e in table.values()] for key, table in self._data.items() if table}}
 
+    def dump_raw(self) -> tuple[int, bytes]:
+        """(resourceVersion, the ``dump()`` document as JSON) built from the cached encodings."""
+        with self.lock:
+            rv = self._rv
+            parts = [b'"' + key.encode() + b'":[' + b",".join(e.raw for e in table.values()) + b"]"
+                     for key, table in self._data.items() if table]
+        return rv, b'{"resourceVersion":%d,"objects":{' % rv + b",".join(parts) + b"}}"
+
     def restore(self, state: dict) -> None:
         """Replace the content with what ``dump()`` returned (no events are emitted)."""
         with self.lock:
             self._data.clear()
+            self._sorted.clear()
             self._owned.clear()
             self._log.clear()
             self._rv = int(state.get("resourceVersion", 0))
@@ -340,6 +368,7 @@ class Store:
         obj["metadata"]["resourceVersion"] = str(self._rv)
         raw = encode(obj)
         table = self._data.setdefault(rt.key, {})
+        self._sorted.pop(rt.key, None)
         old = table.get((ns, name))
         if old is not None:
             self._index_owners(rt.key, old.obj, add=False)
@@ -348,7 +377,8 @@ class Store:
         else:
             table[(ns, name)] = _Entry(obj, raw)
             self._index_owners(rt.key, obj, add=True)
-        self._log.append(WatchEvent(self._rv, etype, rt.key, ns, obj, raw))
+        prev_raw = old.raw if old is not None and etype == "MODIFIED" else None
+        self._log.append(WatchEvent(self._rv, etype, rt.key, ns, name, raw, prev_raw))
         self._changed.notify_all()
         subscribers = list(self._subscribers)
         if subscribers:

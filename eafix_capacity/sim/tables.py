@@ -8,6 +8,7 @@ Name/Age for everything else.
 from __future__ import annotations
 
 import calendar
+import functools
 import time
 from typing import Any, Callable
 
@@ -41,12 +42,21 @@ def human_duration(seconds: float) -> str:
     return f"{d // 365}y{d % 365}d" if d < 365 * 8 else f"{d // 365}y"
 
 
-def _age(ts: str | None) -> str:
-    if not ts:
-        return "<unknown>"
+@functools.lru_cache(maxsize=4096)
+def _epoch(ts: str) -> float | None:
+    """Seconds since the epoch of an RFC 3339 ``YYYY-MM-DDTHH:MM:SSZ`` (fast path, no strptime)."""
     try:
-        then = calendar.timegm(time.strptime(ts, "%Y-%m-%dT%H:%M:%SZ"))
+        if len(ts) != 20 or ts[4] != "-" or ts[10] != "T" or ts[-1] != "Z":
+            raise ValueError(ts)
+        return float(calendar.timegm((int(ts[0:4]), int(ts[5:7]), int(ts[8:10]), int(ts[11:13]), int(ts[14:16]),
+                                      int(ts[17:19]), 0, 0, 0)))
     except ValueError:
+        return None
+
+
+def _age(ts: str | None) -> str:
+    then = _epoch(ts) if isinstance(ts, str) else None
+    if then is None:
         return "<unknown>"
     return human_duration(time.time() - then)
 
@@ -278,7 +288,7 @@ def _jsonpath_value(obj: dict, path: str) -> Any:
 
 def _custom_printer(columns: list[dict]) -> tuple[list[dict], Callable[[dict], Row]]:
     defs = [_NAME] + [_col(c.get("name", ""), c.get("type", "string"), int(c.get("priority", 0) or 0),
-                           c.get("format", ""), c.get("description", "")) for c in columns] + [_AGE]
+                           c.get("format", ""), c.get("description", "")) for c in columns]
 
     def row(o: dict) -> Row:
         cells: Row = [_meta(o).get("name")]
@@ -287,7 +297,7 @@ def _custom_printer(columns: list[dict]) -> tuple[list[dict], Callable[[dict], R
             if c.get("type") == "date" and isinstance(v, str):
                 v = _age(v)
             cells.append(v if v is not None else "<none>" if c.get("type") == "string" else None)
-        return cells + [_age(_meta(o).get("creationTimestamp"))]
+        return cells
 
     return defs, row
 

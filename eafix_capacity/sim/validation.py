@@ -200,8 +200,43 @@ def _semantic_checks(obj: dict, rt: ResourceType) -> None:
     if rt.kind == "Pod" and rt.group == "":
         if not (spec.get("containers") or []):
             causes.append({"reason": "FieldValueRequired", "field": "spec.containers", "message": "Required value"})
+        causes += _pod_spec_checks(spec, "spec")
+    if rt.kind in _WORKLOADS and rt.group == "apps":
+        tmpl = spec.get("template") if isinstance(spec.get("template"), dict) else {}
+        if isinstance(tmpl.get("spec"), dict):
+            causes += _pod_spec_checks(tmpl["spec"], "spec.template.spec")
     if causes:
         raise invalid(rt.kind, rt.group, name, causes)
+
+
+def _pod_spec_checks(spec: dict, where: str) -> list[dict]:
+    causes: list[dict] = []
+    seen: set[str] = set()
+    for key in ("initContainers", "containers"):
+        for i, c in enumerate(spec.get(key) or []):
+            if not isinstance(c, dict):
+                continue
+            path = f"{where}.{key}[{i}]"
+            name = c.get("name")
+            if not name:
+                causes.append({"reason": "FieldValueRequired", "field": f"{path}.name", "message": "Required value"})
+            elif not _DNS_LABEL.match(str(name)) or len(str(name)) > 63:
+                causes.append({"reason": "FieldValueInvalid", "field": f"{path}.name",
+                               "message": f'Invalid value: "{name}": a lowercase RFC 1123 label must consist of '
+                                          "lower case alphanumeric characters or '-', and must start and end with "
+                                          "an alphanumeric character"})
+            elif name in seen:
+                causes.append({"reason": "FieldValueDuplicate", "field": f"{path}.name",
+                               "message": f'Duplicate value: "{name}"'})
+            seen.add(str(name))
+            if not c.get("image"):
+                causes.append({"reason": "FieldValueRequired", "field": f"{path}.image", "message": "Required value"})
+            for j, p in enumerate(c.get("ports") or []):
+                port = p.get("containerPort") if isinstance(p, dict) else None
+                if isinstance(port, int) and not 0 < port < 65536:
+                    causes.append({"reason": "FieldValueInvalid", "field": f"{path}.ports[{j}].containerPort",
+                                   "message": f"Invalid value: {port}: must be between 1 and 65535, inclusive"})
+    return causes
 
 
 def _label_key_ok(key: str) -> bool:

@@ -1,0 +1,306 @@
+"""The check suite: is this set of manifests something a platform team would merge?
+
+Per object it reports the schema result and, for pod-bearing workloads, the Pod
+Security Standards ``restricted`` profile (plus a read-only root filesystem), requests
+and limits, probes, pinned image tags, a PodDisruptionBudget and node spread for
+multi-replica services, runtime settings that must fit inside memory limits (Redis
+``maxmemory``, JVM ``-Xmx``, PostgreSQL ``shared_buffers``), and literal secrets in any
+object. The result is a table (one row per object and check) and a pass/fail.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import pandas as pd
+
+from ..errors import QuantityError
+from ..quantity import parse
+from . import runtime as rt
+from .importer import _guess_runtime
+from .layout import object_ref
+from .secrets import find_literal_secrets
+from .validate import SchemaSet, validate_object
+from .render import KUBERNETES_VERSION
+
+CHECK_COLUMNS = ["object", "file", "check", "status", "detail"]
+POD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job")
+CHECKS = ("schema", "restricted", "resources", "probes", "image", "availability", "config", "secrets")
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    table: pd.DataFrame
+
+    @property
+    def passed(self) -> bool:
+        return not (self.table["status"] == "fail").any()
+
+    @property
+    def failures(self) -> pd.DataFrame:
+        return self.table[self.table["status"] == "fail"].reset_index(drop=True)
+
+    def summary(self) -> dict[str, int]:
+        counts = self.table["status"].value_counts()
+        return {k: int(counts.get(k, 0)) for k in ("pass", "fail", "warn")}
+
+
+def _get(node: Any, *keys: str) -> Any:
+    for k in keys:
+        if not isinstance(node, dict):
+            return None
+        node = node.get(k)
+    return node
+
+
+def _pod_spec(obj: dict) -> dict | None:
+    if obj.get("kind") == "Job":
+        return _get(obj, "spec", "template", "spec")
+    return _get(obj, "spec", "template", "spec") if obj.get("kind") in POD_KINDS else None
+
+
+def _selects(selector: dict | None, labels: dict) -> bool:
+    if not isinstance(selector, dict) or not selector:
+        return False
+    for k, v in (selector.get("matchLabels") or {}).items():
+        if labels.get(k) != v:
+            return False
+    for e in selector.get("matchExpressions") or []:
+        op, key, values = e.get("operator"), e.get("key"), e.get("values") or []
+        if op == "In" and labels.get(key) not in values:
+            return False
+        if op == "NotIn" and labels.get(key) in values:
+            return False
+        if op == "Exists" and key not in labels:
+            return False
+        if op == "DoesNotExist" and key in labels:
+            return False
+    return True
+
+
+def _restricted(pod: dict) -> list[str]:
+    """Pod Security Standards ``restricted`` (v1.32) plus a read-only root filesystem."""
+    out = []
+    psc = pod.get("securityContext") or {}
+    for key in ("hostNetwork", "hostPID", "hostIPC"):
+        if pod.get(key):
+            out.append(f"{key} is true")
+    for v in pod.get("volumes") or []:
+        allowed = {"name", "configMap", "csi", "downwardAPI", "emptyDir", "ephemeral",
+                   "persistentVolumeClaim", "projected", "secret"}
+        extra = set(v) - allowed
+        if extra:
+            out.append(f"volume {v.get('name')} uses {sorted(extra)[0]}")
+    containers = list(pod.get("initContainers") or []) + list(pod.get("containers") or [])
+    for c in containers:
+        sc = c.get("securityContext") or {}
+        name = c.get("name")
+        if sc.get("privileged"):
+            out.append(f"{name}: privileged")
+        if sc.get("allowPrivilegeEscalation") is not False:
+            out.append(f"{name}: allowPrivilegeEscalation is not false")
+        drop = (sc.get("capabilities") or {}).get("drop") or []
+        if "ALL" not in drop:
+            out.append(f"{name}: capabilities not dropped (drop: [ALL])")
+        added = set((sc.get("capabilities") or {}).get("add") or []) - {"NET_BIND_SERVICE"}
+        if added:
+            out.append(f"{name}: adds capabilities {sorted(added)}")
+        non_root = sc.get("runAsNonRoot", psc.get("runAsNonRoot"))
+        if non_root is not True:
+            out.append(f"{name}: runAsNonRoot is not true")
+        if sc.get("runAsUser", psc.get("runAsUser")) == 0:
+            out.append(f"{name}: runAsUser is 0")
+        seccomp = (sc.get("seccompProfile") or psc.get("seccompProfile") or {}).get("type")
+        if seccomp not in ("RuntimeDefault", "Localhost"):
+            out.append(f"{name}: seccompProfile is not RuntimeDefault")
+        if sc.get("readOnlyRootFilesystem") is not True:
+            out.append(f"{name}: readOnlyRootFilesystem is not true")
+    return out
+
+
+def _resources(pod: dict) -> list[str]:
+    out = []
+    for c in pod.get("containers") or []:
+        res = c.get("resources") or {}
+        for part in ("requests", "limits"):
+            for key in ("cpu", "memory"):
+                v = (res.get(part) or {}).get(key)
+                if v is None:
+                    out.append(f"{c.get('name')}: no {part}.{key}")
+                    continue
+                try:
+                    parse(v)
+                except QuantityError:
+                    out.append(f"{c.get('name')}: {part}.{key} {v!r} is not a valid quantity")
+    return out
+
+
+def _probes(pod: dict) -> list[str]:
+    out = []
+    for i, c in enumerate(pod.get("containers") or []):
+        if i > 0 and not c.get("ports"):
+            continue
+        for probe in ("livenessProbe", "readinessProbe"):
+            if not c.get(probe):
+                out.append(f"{c.get('name')}: no {probe}")
+    return out
+
+
+def _image(pod: dict) -> list[str]:
+    out = []
+    for c in list(pod.get("initContainers") or []) + list(pod.get("containers") or []):
+        image = str(c.get("image") or "")
+        if not image:
+            out.append(f"{c.get('name')}: no image")
+        elif "@" in image:
+            continue
+        else:
+            last = image.rsplit("/", 1)[-1]
+            tag = last.split(":", 1)[1] if ":" in last else None
+            if tag is None:
+                out.append(f"{c.get('name')}: image {image} has no tag (means latest)")
+            elif tag == "latest":
+                out.append(f"{c.get('name')}: image {image} uses the mutable tag latest")
+    return out
+
+
+def _memory_limit(c: dict) -> int | None:
+    v = _get(c, "resources", "limits", "memory")
+    try:
+        return parse(v).int_value() if v is not None else None
+    except QuantityError:
+        return None
+
+
+def _config(obj: dict, pod: dict, config_maps: dict[tuple[str, str], dict]) -> list[str]:
+    out = []
+    labels = {**(_get(obj, "metadata", "labels") or {}), **(_get(obj, "spec", "template", "metadata", "labels") or {})}
+    containers = pod.get("containers") or []
+    if not containers:
+        return out
+    runtime = _guess_runtime(labels, containers)
+    ns = _get(obj, "metadata", "namespace") or ""
+    texts: dict[str, str] = {}
+    for v in pod.get("volumes") or []:
+        name = _get(v, "configMap", "name")
+        cm = config_maps.get((ns, name)) if name else None
+        for key, text in ((cm or {}).get("data") or {}).items():
+            texts[key] = str(text)
+    main = containers[0]
+    limit = _memory_limit(main)
+
+    def over(value: int, fraction: Fraction) -> bool:
+        return limit is not None and value > limit * fraction
+
+    if runtime == "redis":
+        raw = None
+        for key, text in texts.items():
+            if key.endswith(".conf"):
+                raw = rt.redis_maxmemory_in(text) or raw
+        args = [str(a) for a in (main.get("command") or []) + (main.get("args") or [])]
+        for i, a in enumerate(args[:-1]):
+            if a == "--maxmemory":
+                raw = args[i + 1]
+        if raw is None:
+            out.append("redis: no maxmemory; Redis grows until the container is OOM-killed")
+        else:
+            n = rt.parse_redis_size(raw)
+            if n is None:
+                out.append(f"redis: maxmemory {raw!r} is not a size")
+            elif over(n, rt.MAX_REDIS_MAXMEMORY):
+                out.append(f"redis: maxmemory {raw} ({n} bytes) exceeds {rt.MAX_REDIS_MAXMEMORY} "
+                           f"of the memory limit ({limit} bytes)")
+    if runtime == "postgres":
+        found = None
+        for key, text in texts.items():
+            if key.endswith(".conf"):
+                found = rt.postgres_shared_buffers_in(text) or found
+        args = [str(a) for a in (main.get("args") or [])]
+        for i, a in enumerate(args):
+            if a.startswith("shared_buffers=") and i > 0 and args[i - 1] == "-c":
+                found = rt.postgres_shared_buffers_in(a.replace("=", " = ", 1))
+        if found is not None:
+            line, n = found
+            if n is None:
+                out.append(f"postgres: cannot read {line!r}")
+            elif over(n, rt.MAX_POSTGRES_SHARED_BUFFERS):
+                out.append(f"postgres: {line} ({n} bytes) exceeds {rt.MAX_POSTGRES_SHARED_BUFFERS} "
+                           f"of the memory limit ({limit} bytes)")
+    for c in containers:
+        climit = _memory_limit(c)
+        for e in c.get("env") or []:
+            if isinstance(e, dict) and e.get("name") in ("JAVA_OPTS", "JAVA_TOOL_OPTIONS", "JDK_JAVA_OPTIONS") \
+                    and isinstance(e.get("value"), str):
+                found = rt.jvm_max_heap_in(e["value"])
+                if found is None:
+                    continue
+                text, n = found
+                if n is None:
+                    out.append(f"{c.get('name')}: {text} is not a heap size")
+                elif climit is not None and n > climit * rt.MAX_JVM_HEAP:
+                    out.append(f"{c.get('name')}: {text} ({n} bytes) exceeds {rt.MAX_JVM_HEAP} of the "
+                               f"memory limit ({climit} bytes)")
+    return out
+
+
+def _availability(obj: dict, pod_labels: dict, pdbs: list[dict], hpas: list[dict]) -> tuple[bool, list[str]]:
+    """(multi-replica?, problems)."""
+    name = _get(obj, "metadata", "name")
+    replicas = _get(obj, "spec", "replicas")
+    replicas = 1 if replicas is None else replicas
+    hpa_max = max((_get(h, "spec", "maxReplicas") or 0 for h in hpas
+                   if _get(h, "spec", "scaleTargetRef", "name") == name
+                   and _get(h, "spec", "scaleTargetRef", "kind") == obj.get("kind")), default=0)
+    if obj.get("kind") == "DaemonSet" or max(replicas, hpa_max) <= 1:
+        return False, []
+    out = []
+    ns = _get(obj, "metadata", "namespace") or ""
+    if not any(_selects(_get(p, "spec", "selector"), pod_labels) and (_get(p, "metadata", "namespace") or "") == ns
+               for p in pdbs):
+        out.append("no PodDisruptionBudget selects its pods")
+    spread = _get(obj, "spec", "template", "spec", "topologySpreadConstraints") or []
+    if not any(c.get("topologyKey") == "kubernetes.io/hostname" and _selects(c.get("labelSelector"), pod_labels)
+               for c in spread):
+        out.append("no topologySpreadConstraint over kubernetes.io/hostname selects its pods")
+    return True, out
+
+
+def run_checks(objects: list[dict], *, files: list[str] | None = None,
+               kubernetes_version: str = KUBERNETES_VERSION, validate: bool = True) -> CheckReport:
+    """Every check on every object, as a table with one row per (object, check)."""
+    rows: list[dict] = []
+    pdbs = [o for o in objects if o.get("kind") == "PodDisruptionBudget"]
+    hpas = [o for o in objects if o.get("kind") == "HorizontalPodAutoscaler"]
+    config_maps = {(_get(o, "metadata", "namespace") or "", _get(o, "metadata", "name")): o
+                   for o in objects if o.get("kind") == "ConfigMap"}
+    schemas = SchemaSet(kubernetes_version) if validate else None
+
+    def row(obj: dict, file: str, check: str, problems: list[str], status: str | None = None) -> None:
+        rows.append({"object": object_ref(obj), "file": file, "check": check,
+                     "status": status or ("fail" if problems else "pass"),
+                     "detail": "; ".join(problems)})
+
+    for i, obj in enumerate(objects):
+        file = files[i] if files else ""
+        if schemas is not None:
+            vs = validate_object(obj, schemas, file=file)
+            errors = [f"{v.field}: {v.problem}" for v in vs if v.severity == "error"]
+            warns = [v.problem for v in vs if v.severity == "warning"]
+            row(obj, file, "schema", errors or warns, None if errors or not warns else "warn")
+        pod = _pod_spec(obj)
+        if pod is not None:
+            pod_labels = _get(obj, "spec", "template", "metadata", "labels") or {}
+            row(obj, file, "restricted", _restricted(pod))
+            row(obj, file, "resources", _resources(pod))
+            row(obj, file, "probes", _probes(pod))
+            row(obj, file, "image", _image(pod))
+            multi, problems = _availability(obj, pod_labels, pdbs, hpas)
+            if multi:
+                row(obj, file, "availability", problems)
+            row(obj, file, "config", _config(obj, pod, config_maps))
+        findings = find_literal_secrets(obj)
+        row(obj, file, "secrets", [f"{f.field}: {f.reason}" for f in findings])
+    return CheckReport(pd.DataFrame(rows, columns=CHECK_COLUMNS))
+
+

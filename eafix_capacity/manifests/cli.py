@@ -1,0 +1,107 @@
+"""``eafix-capacity manifests generate|check|import``.
+
+``add_parser`` registers the subcommands on the main parser's subparsers; each handler
+returns an exit code (0 ok, 1 checks failed) and raises EafixCapacityError on bad input,
+which the main entry point prints as one line with exit code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from typing import TextIO
+
+from ..errors import InputError
+from .importer import import_objects, import_summary
+from .load import ManifestWarning, load_manifests
+from .render import DEFAULT_IMAGE_TAG, DEFAULT_NAMESPACE, RenderOptions
+from .checks import run_checks
+from .workflow import generate
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("manifests", help="generate, check and import Kubernetes manifests")
+    sub = p.add_subparsers(dest="manifests_command", metavar="{generate,check,import}")
+    sub.required = True
+
+    g = sub.add_parser("generate", help="render a profile into manifests/<profile>/ (atomic)")
+    g.add_argument("--profile", required=True, help="cluster profile: minimum or recommended")
+    g.add_argument("--mesh", default="none", help="none (default) or istio")
+    g.add_argument("--out", default=None,
+                   help="output directory (default: manifests/<profile>[-istio] of the kit)")
+    g.add_argument("--namespace", default=DEFAULT_NAMESPACE)
+    g.add_argument("--image-registry", default=None, help="registry for the EAFIX images")
+    g.add_argument("--image-tag", default=DEFAULT_IMAGE_TAG, help="tag for the EAFIX images")
+    g.set_defaults(func=cmd_generate)
+
+    c = sub.add_parser("check", help="validate and check manifests; exit 1 when a check fails")
+    c.add_argument("path", nargs="+", help="manifest files or directories")
+    c.add_argument("--format", choices=("table", "json"), default="table")
+    c.add_argument("--all", action="store_true", help="show passing rows too")
+    c.set_defaults(func=cmd_check)
+
+    i = sub.add_parser("import", help="read Deployments/StatefulSets/HPAs/PVCs as a catalogue")
+    i.add_argument("path", nargs="+", help="manifest files or directories")
+    i.add_argument("--format", choices=("table", "json"), default="table")
+    i.set_defaults(func=cmd_import)
+    return p
+
+
+def _out(args: argparse.Namespace) -> TextIO:
+    return getattr(args, "stdout", None) or sys.stdout
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    options = RenderOptions(namespace=args.namespace, mesh=args.mesh,
+                            image_registry=args.image_registry, image_tag=args.image_tag)
+    gen, path = generate(profile=args.profile, mesh=args.mesh, out_dir=args.out, options=options)
+    print(f"wrote {len(gen.objects)} objects in {len(gen.files)} files to {path} "
+          f"(profile {gen.profile}, mesh {gen.mesh})", file=_out(args))
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ManifestWarning)
+        loaded = load_manifests(*args.path)
+    for w in loaded.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    report = run_checks(loaded.dicts, files=loaded.files)
+    out = _out(args)
+    table = report.table if args.all else report.table[report.table["status"] != "pass"]
+    if args.format == "json":
+        json.dump({"passed": report.passed, "summary": report.summary(),
+                   "rows": table.to_dict(orient="records")}, out, indent=2)
+        out.write("\n")
+    else:
+        if len(table):
+            print(table.to_string(index=False), file=out)
+        s = report.summary()
+        print(f"{'PASS' if report.passed else 'FAIL'}: {s['pass']} passed, {s['fail']} failed, "
+              f"{s['warn']} warnings", file=out)
+    return 0 if report.passed else 1
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ManifestWarning)
+        loaded = load_manifests(*args.path)
+    for w in loaded.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    catalog = import_objects(loaded, source=", ".join(args.path))
+    summary = import_summary(catalog)
+    out = _out(args)
+    if args.format == "json":
+        json.dump(summary, out, indent=2)
+        out.write("\n")
+        return 0
+    if args.format != "table":
+        raise InputError("unknown format", field="--format", value=args.format, valid="table or json")
+    import pandas as pd
+
+    frame = pd.DataFrame(summary["services"])
+    print(frame.to_string(index=False), file=out)
+    t = summary["totals"]
+    print("totals (baseline): " + ", ".join(f"{k}={v}" for k, v in t.items()), file=out)
+    return 0

@@ -1,0 +1,118 @@
+"""What notebook 02 (generate manifests) runs: parameters, the job, the summary.
+
+The notebook is a parameters cell plus calls into this module and displays of what it
+returns; papermill runs and the CLI therefore compute the same figures.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from ..catalog import load_catalog
+from ..errors import InputError
+from ..profiles import get_profile, load_profiles
+from .checks import CheckReport, run_checks
+from .importer import import_summary
+from .layout import write_tree
+from .render import DEFAULT_IMAGE_TAG, DEFAULT_NAMESPACE, KUBERNETES_VERSION, RenderOptions, check_options
+from .validate import validate_objects, violations_frame
+from .workflow import Generated, build, catalogue_diff, committed_dir, drift, inventory
+
+
+@dataclass(frozen=True)
+class NotebookParams:
+    profile: str = "recommended"
+    mesh: str = "none"
+    output_dir: str = "."
+    out_dir: str = ""
+    image_registry: str = ""
+    image_tag: str = DEFAULT_IMAGE_TAG
+    namespace: str = DEFAULT_NAMESPACE
+
+    @classmethod
+    def from_notebook(cls, **values: object) -> NotebookParams:
+        """Validate the notebook's parameters; a bad one raises InputError naming it."""
+        for name, value in values.items():
+            if name not in cls.__dataclass_fields__:
+                raise InputError("unknown parameter", field=name,
+                                 valid="one of: " + ", ".join(cls.__dataclass_fields__))
+            if not isinstance(value, str):
+                raise InputError("not a string", field=name, value=value)
+        params = cls(**values)  # type: ignore[arg-type]
+        get_profile(params.profile, load_profiles())
+        opts = check_options(params.options())
+        if not params.output_dir:
+            raise InputError("empty output directory", field="output_dir", valid="a directory, e.g. .")
+        return cls(**{**asdict(params), "mesh": opts.mesh})
+
+    def options(self) -> RenderOptions:
+        return RenderOptions(namespace=self.namespace, mesh=self.mesh,
+                             image_registry=self.image_registry or None, image_tag=self.image_tag)
+
+    def rendering_dir(self) -> Path:
+        """``out_dir``, or ``<output_dir>/rendered-manifests/<profile>[-istio]``: never the
+        committed ``manifests/`` tree unless asked for explicitly."""
+        if self.out_dir:
+            return Path(self.out_dir)
+        return Path(self.output_dir) / "rendered-manifests" / committed_dir(self.profile, self.mesh).name
+
+
+@dataclass(frozen=True)
+class NotebookResult:
+    params: NotebookParams
+    generated: Generated
+    inventory: pd.DataFrame
+    validation: pd.DataFrame
+    checks: CheckReport
+    drift: pd.DataFrame
+    catalogue_diff: pd.DataFrame
+    sizing: dict
+
+    def kinds(self) -> pd.DataFrame:
+        """Objects per file and kind."""
+        return (self.inventory.groupby(["file", "kind"]).size().rename("objects").reset_index())
+
+    def checks_by_kind(self) -> pd.DataFrame:
+        """Pass/fail/warn counts per check."""
+        t = self.checks.table
+        frame = pd.crosstab(t["check"], t["status"])
+        for col in ("pass", "fail", "warn"):
+            if col not in frame:
+                frame[col] = 0
+        return frame[["pass", "fail", "warn"]]
+
+    def summary(self) -> dict:
+        quota = next(o for o in self.generated.objects if o["kind"] == "ResourceQuota")
+        return {
+            "profile": self.params.profile, "mesh": self.params.mesh,
+            "namespace": self.params.namespace, "image_registry": self.params.image_registry,
+            "image_tag": self.params.image_tag, "kubernetes_version": KUBERNETES_VERSION,
+            "objects": len(self.generated.objects), "files": len(self.generated.files),
+            "kinds": dict(sorted(Counter(o["kind"] for o in self.generated.objects).items())),
+            "validation_errors": int((self.validation["severity"] == "error").sum()),
+            "checks": self.checks.summary(), "passed": self.checks.passed,
+            "matches_committed": self.drift.empty,
+            "drift": self.drift.to_dict(orient="records"),
+            "catalogue_matches": self.catalogue_diff.empty,
+            "catalogue_diff_rows": len(self.catalogue_diff),
+            "totals": self.sizing["totals"],
+            "quota": dict(quota["spec"]["hard"]),
+        }
+
+
+def run(params: NotebookParams) -> NotebookResult:
+    """Render, validate, check, write the tree and compare it with the committed one."""
+    catalog = load_catalog()
+    profile = get_profile(params.profile, load_profiles())
+    gen = build(catalog, profile, params.options())
+    write_tree(gen.files, out_dir=params.rendering_dir())
+    violations = validate_objects(gen.objects)
+    return NotebookResult(
+        params=params, generated=gen, inventory=inventory(gen.objects),
+        validation=violations_frame(violations), checks=run_checks(gen.objects, validate=False),
+        drift=drift(gen, committed_dir(params.profile, params.mesh)),
+        catalogue_diff=catalogue_diff(gen, catalog), sizing=import_summary(catalog),
+    )

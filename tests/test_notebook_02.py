@@ -1,0 +1,94 @@
+"""Notebook 02 (generate manifests): nbval over the committed notebook, papermill matrix."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from eafix_capacity.catalog import load_catalog
+from eafix_capacity.errors import InputError
+from eafix_capacity.manifests.importer import import_manifests, import_summary
+from eafix_capacity.manifests.layout import read_tree
+from eafix_capacity.manifests.workflow import build_profile, committed_dir
+from eafix_capacity.paths import NOTEBOOKS_DIR
+from notebook_helpers import ROOT, SANITIZE, run_papermill
+
+NOTEBOOK = NOTEBOOKS_DIR / "02_generate_manifests.ipynb"
+
+pytestmark = pytest.mark.notebook
+
+
+def test_committed_notebook_matches_its_outputs(tmp_path):
+    # a copy, so the kernel (started in the notebook's directory) writes into tmp_path
+    copy = tmp_path / NOTEBOOK.name
+    shutil.copy(NOTEBOOK, copy)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval", str(copy),
+         "--nbval-sanitize-with", str(SANITIZE), "--nbval-kernel-name", "eafix-capacity",
+         "--nbval-cell-timeout", "300", "--rootdir", str(tmp_path), "-o", "addopts="],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert " passed" in result.stdout
+    assert (tmp_path / "summary.json").is_file()
+    assert (tmp_path / "rendered-manifests" / "recommended" / "kustomization.yaml").is_file()
+
+
+@pytest.mark.parametrize("profile, mesh", [("minimum", "none"), ("minimum", "istio"),
+                                           ("recommended", "none"), ("recommended", "istio")])
+def test_papermill_summary_matches_the_library(tmp_path, profile, mesh):
+    summary = run_papermill(NOTEBOOK, tmp_path, {"profile": profile, "mesh": mesh})
+    gen = build_profile(profile, mesh=mesh)
+    rendered = tmp_path / "rendered-manifests" / committed_dir(profile, mesh).name
+    assert read_tree(rendered) == gen.files
+    assert summary["profile"] == profile and summary["mesh"] == mesh
+    assert summary["objects"] == len(gen.objects) and summary["files"] == len(gen.files)
+    assert summary["passed"] is True and summary["validation_errors"] == 0
+    assert summary["checks"]["fail"] == 0
+    assert summary["catalogue_matches"] is True
+    assert summary["totals"] == import_summary(load_catalog())["totals"]
+    assert summary["totals"] == import_summary(import_manifests(rendered))["totals"]
+    assert ("Gateway" in summary["kinds"]) == (mesh == "istio")
+    committed = committed_dir(profile, mesh)
+    assert summary["matches_committed"] is committed.is_dir()
+
+
+def test_parameters_reach_the_rendering(tmp_path):
+    out = tmp_path / "custom"
+    summary = run_papermill(NOTEBOOK, tmp_path, {
+        "profile": "minimum", "namespace": "eafix-uat", "image_registry": "registry.example.com",
+        "image_tag": "v0.2.0", "out_dir": str(out)})
+    assert summary["namespace"] == "eafix-uat" and summary["image_tag"] == "v0.2.0"
+    assert summary["matches_committed"] is False and summary["passed"] is True
+    text = (out / "deployments" / "trading-services.yml").read_text()
+    assert "image: registry.example.com/dicky1987/eafix-modular/data-ingestor:v0.2.0" in text
+    assert "namespace: eafix-uat" in text
+    # the committed tree is never the default target
+    assert read_tree(committed_dir("minimum")) == build_profile("minimum").files
+
+
+@pytest.mark.parametrize("params, needle", [
+    ({"profile": "huge"}, "unknown profile"),
+    ({"image_tag": "latest"}, "mutable image tag"),
+    ({"mesh": "consul"}, "unknown mesh"),
+])
+def test_bad_parameter_fails_in_the_validation_cell(tmp_path, params, needle):
+    with pytest.raises(InputError, match=needle):
+        run_papermill(NOTEBOOK, tmp_path, params)
+    assert not (tmp_path / "summary.json").exists()
+    assert not (tmp_path / "rendered-manifests").exists()
+
+
+def test_notebook_has_the_conventions():
+    import nbformat
+    nb = nbformat.read(str(NOTEBOOK), as_version=4)
+    assert nb.metadata.kernelspec.name == "eafix-capacity"
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert code[0].metadata.tags == ["parameters"]
+    names = [line.split(":")[0] for line in code[0].source.splitlines()]
+    assert names == ["profile", "mesh", "output_dir", "out_dir", "image_registry", "image_tag", "namespace"]
+    assert all("  # " in line for line in code[0].source.splitlines())
+    assert "NotebookParams.from_notebook" in code[1].source
+    assert all(c.get("outputs") for c in code[1:]), "committed executed"
+    assert str(ROOT) not in NOTEBOOK.read_text() and "/tmp/" not in NOTEBOOK.read_text()
