@@ -22,7 +22,7 @@ def test_layout_follows_the_seed_directories():
     files = build_profile("recommended", mesh="istio").files
     for path in ("namespaces/eafix-trading.yml", "storage/storage-class.yml",
                  "storage/persistent-volume-claims.yml", "secrets/trading-secrets.yml",
-                 "secrets/external-secret-store.yml", "configmaps/eafix-config.yml",
+                 "secrets/external-secrets/external-secret-store.yml", "configmaps/eafix-config.yml",
                  "deployments/infrastructure.yml", "deployments/trading-services.yml",
                  "deployments/supporting-services.yml", "services/infrastructure-services.yml",
                  "services/trading-services.yml", "ingress/ingress.yml", "monitoring/prometheus.yml",
@@ -36,7 +36,7 @@ def test_layout_follows_the_seed_directories():
     kustom = yaml.safe_load(files[KUSTOMIZATION])
     assert kustom["kind"] == "Kustomization"
     assert set(kustom["resources"]) == set(files) - {KUSTOMIZATION, "helm/values.yaml",
-                                                     "secrets/external-secret-store.yml"}
+                                                     "secrets/external-secrets/external-secret-store.yml"}
 
 
 def test_quantities_are_quoted_strings():

@@ -174,7 +174,7 @@ def secret_template(namespace: str, labels: dict[str, str]) -> dict:
             "labels": dict(labels),
             "annotations": {
                 "eafix.io/template": "placeholders only: fill from your secret manager, "
-                                     "or apply secrets/external-secret-store.yml instead",
+                                     "or apply secrets/external-secrets/external-secret-store.yml instead",
             },
         },
         "type": "Opaque",

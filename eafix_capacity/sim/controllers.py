@@ -30,8 +30,8 @@ from eafix_capacity.sim import resources as R
 from eafix_capacity.sim.apierror import ApiError
 from eafix_capacity.sim.clock import SimClock
 from eafix_capacity.sim.resources import Registry, ResourceType
-from eafix_capacity.sim.scheduler import (Binding, _taints, _tolerations, node_affinity_matches, schedule_pending,
-                                          selector_matches)
+from eafix_capacity.sim.scheduler import (Binding, node_affinity_matches, node_taints, pod_tolerations,
+                                          schedule_pending, selector_matches)
 from eafix_capacity.sim.usage_model import UsageModel, cpu_nanocores, load_usage_model, memory_bytes
 
 SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
@@ -52,7 +52,7 @@ HPA_TOLERANCE = 0.1
 EVICTION_REFUSED = "Cannot evict pod as it would violate the pod's disruption budget."
 
 _WATCHED = frozenset(rt.key for rt in (R.POD, R.NODE, R.DEPLOYMENT, R.REPLICASET, R.STATEFULSET, R.DAEMONSET,
-                                       R.HPA, R.PDB))
+                                       R.HPA, R.PDB, R.PVC))
 
 
 # --- pure arithmetic ------------------------------------------------------------------------
@@ -503,6 +503,7 @@ class ControllerManager:
             self._guard(self._sync_statefulset, sts, snap)
         for ds in snap.daemonsets:
             self._guard(self._sync_daemonset, ds, snap)
+        self._bind_claims()
         self._schedule_and_run(snap)
         for pdb in snap.pdbs:
             self._guard(self._sync_pdb, pdb, snap)
@@ -1046,6 +1047,52 @@ class ControllerManager:
         _drop_zero(status, ("readyReplicas", "currentReplicas", "updatedReplicas"))
         self._update_status(R.STATEFULSET, sts, status)
 
+    def _bind_claims(self) -> None:
+        """Dynamic provisioning: every Pending claim gets a PersistentVolume and is Bound."""
+        for pvc in self._list(R.PVC):
+            if (pvc.get("status") or {}).get("phase") == "Bound":
+                continue
+            ns, name = _ns_name(pvc)
+            spec = pvc.get("spec") or {}
+            storage = ((spec.get("resources") or {}).get("requests") or {}).get("storage", "1Gi")
+            volume = spec.get("volumeName") or _volume_name(ns, name)
+            modes = list(spec.get("accessModes") or ["ReadWriteOnce"])
+            try:
+                if not spec.get("volumeName"):
+                    new = _copy(pvc)
+                    new["spec"]["volumeName"] = volume
+                    new["metadata"].setdefault("annotations", {}).update(
+                        {"pv.kubernetes.io/bind-completed": "yes", "pv.kubernetes.io/bound-by-controller": "yes"})
+                    pvc = self._update(R.PVC, new)
+                self._ensure_volume(pvc, volume, storage, modes)
+                self._update_status(R.PVC, pvc, {"phase": "Bound", "accessModes": modes,
+                                                 "capacity": {"storage": storage}})
+            except ApiError as e:
+                if e.code not in (404, 409):
+                    raise
+
+    def _ensure_volume(self, pvc: Mapping, volume: str, storage: str, modes: list[str]) -> None:
+        if self.store.exists(R.PV, None, volume):
+            return
+        ns, name = _ns_name(pvc)
+        spec = pvc.get("spec") or {}
+        pv = {"apiVersion": "v1", "kind": "PersistentVolume",
+              "metadata": {"name": volume, "annotations": {"pv.kubernetes.io/provisioned-by": "sim.eafix.io"},
+                           "finalizers": ["kubernetes.io/pv-protection"]},
+              "spec": {"capacity": {"storage": storage}, "accessModes": modes,
+                       "persistentVolumeReclaimPolicy": "Delete", "volumeMode": spec.get("volumeMode", "Filesystem"),
+                       "claimRef": {"kind": "PersistentVolumeClaim", "namespace": ns, "name": name, "apiVersion": "v1",
+                                    "uid": pvc["metadata"].get("uid")},
+                       "csi": {"driver": "sim.eafix.io", "volumeHandle": volume}},
+              "status": {"phase": "Bound"}}
+        if spec.get("storageClassName"):
+            pv["spec"]["storageClassName"] = spec["storageClassName"]
+        try:
+            self.store.create(R.PV, pv)
+        except ApiError as e:
+            if e.code != 409:
+                raise
+
     def _ensure_claims(self, sts: Mapping, i: int) -> None:
         ns, name = _ns_name(sts)
         for tmpl in (sts.get("spec") or {}).get("volumeClaimTemplates") or []:
@@ -1054,8 +1101,7 @@ class ControllerManager:
                 continue
             spec = _copy(tmpl.get("spec") or {})
             spec.setdefault("volumeMode", "Filesystem")
-            uid_hint = hashlib.sha1(f"{ns}/{claim}".encode()).hexdigest()
-            spec["volumeName"] = f"pvc-{uid_hint[:8]}-{uid_hint[8:12]}-{uid_hint[12:16]}-{uid_hint[16:20]}-{uid_hint[20:32]}"
+            spec["volumeName"] = _volume_name(ns, claim)
             labels = dict((tmpl.get("metadata") or {}).get("labels") or {})
             labels.update(((sts.get("spec") or {}).get("selector") or {}).get("matchLabels") or {})
             storage = ((spec.get("resources") or {}).get("requests") or {}).get("storage", "1Gi")
@@ -1075,6 +1121,7 @@ class ControllerManager:
                 raise
             if (created.get("status") or {}).get("phase") != "Bound":
                 self._update_status(R.PVC, created, pvc["status"])
+            self._ensure_volume(created, spec["volumeName"], storage, pvc["status"]["accessModes"])
             self.event(sts, reason="SuccessfulCreate", component="statefulset-controller",
                        message=f"create Claim {claim} Pod {name}-{i} in StatefulSet {name} success")
 
@@ -1114,13 +1161,13 @@ class ControllerManager:
             {"key": k, "operator": "Exists", "effect": "NoSchedule"}
             for k in ("node.kubernetes.io/disk-pressure", "node.kubernetes.io/memory-pressure",
                       "node.kubernetes.io/pid-pressure", UNSCHEDULABLE_TAINT)]
-        tolerations = _tolerations(probe)
+        tolerations = pod_tolerations(probe)
         eligible = set()
         for node in snap.nodes:
             if not node_affinity_matches(probe, node):
                 continue
             if any(t.effect in ("NoSchedule", "NoExecute") and not any(x.tolerates(t) for x in tolerations)
-                   for t in _taints(node)):
+                   for t in node_taints(node)):
                 continue
             eligible.add(node["metadata"]["name"])
         by_node: dict[str, list[dict]] = defaultdict(list)
@@ -1606,6 +1653,12 @@ def _ordinal(pod_name: str, sts_name: str) -> int | None:
         return None
     tail = pod_name[len(prefix):]
     return int(tail) if tail.isdigit() else None
+
+
+def _volume_name(namespace: str, claim: str) -> str:
+    """A stable ``pvc-<uuid>`` volume name for a claim, like a provisioner's."""
+    h = hashlib.sha1(f"{namespace}/{claim}".encode()).hexdigest()
+    return f"pvc-{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
 
 
 def _ds_target(pod: Mapping) -> str:

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Iterable, Mapping
 
 from eafix_capacity.sim.clock import rfc3339
-from eafix_capacity.sim.usage_model import UsageModel, cpu_nanocores
+from eafix_capacity.sim.usage_model import UsageModel
 
 API_VERSION = "metrics.k8s.io/v1beta1"
 WINDOW = "30s"
@@ -127,28 +127,3 @@ def node_metrics_list(nodes: Iterable[Mapping], pods: Iterable[Mapping], model: 
         name = n.get("metadata", {}).get("name", "")
         items.append(node_metrics(n, node_usage(name, by_node.get(name, []), model, t), t))
     return {"kind": "NodeMetricsList", "apiVersion": API_VERSION, "metadata": {}, "items": items}
-
-
-def pod_cpu_utilization(pods: Iterable[Mapping], model: UsageModel, t: datetime) -> tuple[int, int, int] | None:
-    """HPA's view: (total cpu usage nanocores, total cpu request nanocores, pods counted).
-
-    Like the HPA's resource metric, only measured pods count and every container needs a
-    CPU request; ``None`` when no pod can be measured or a request is missing.
-    """
-    used = requested = counted = 0
-    for pod in pods:
-        if not pod_is_measured(pod):
-            continue
-        containers = pod.get("spec", {}).get("containers") or []
-        reqs = []
-        for c in containers:
-            r = ((c.get("resources") or {}).get("requests") or {}).get("cpu")
-            if r is None:
-                return None
-            reqs.append(cpu_nanocores(r))
-        used += sum(cpu for _, cpu, _ in container_usage(pod, model, t))
-        requested += sum(reqs)
-        counted += 1
-    if counted == 0 or requested == 0:
-        return None
-    return used, requested, counted

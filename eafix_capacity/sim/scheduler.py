@@ -145,7 +145,7 @@ def node_affinity_matches(pod: Mapping, node: Mapping) -> bool:
     return True
 
 
-def _tolerations(pod: Mapping) -> tuple[S.Toleration, ...]:
+def pod_tolerations(pod: Mapping) -> tuple[S.Toleration, ...]:
     out = []
     for t in (pod.get("spec") or {}).get("tolerations") or []:
         out.append(S.Toleration(key=t.get("key") or "", operator=t.get("operator") or "Equal",
@@ -153,7 +153,7 @@ def _tolerations(pod: Mapping) -> tuple[S.Toleration, ...]:
     return tuple(out)
 
 
-def _taints(node: Mapping) -> tuple[S.Taint, ...]:
+def node_taints(node: Mapping) -> tuple[S.Taint, ...]:
     return tuple(S.Taint(key=t.get("key", ""), value=t.get("value") or "", effect=t.get("effect", "NoSchedule"))
                  for t in (node.get("spec") or {}).get("taints") or [])
 
@@ -210,7 +210,7 @@ class ClusterSnapshot:
             labels = dict(meta.get("labels") or {})
             state = S.NodeState(
                 name=meta["name"], cpu_m=_cpu_m(alloc.get("cpu", 0)), memory_bytes=_bytes(alloc.get("memory", 0)),
-                max_pods=_bytes(alloc.get("pods", 110)), labels=dict(labels), taints=_taints(n),
+                max_pods=_bytes(alloc.get("pods", 110)), labels=dict(labels), taints=node_taints(n),
                 unschedulable=bool((n.get("spec") or {}).get("unschedulable")),
             )
             node = _Node(n, meta["name"], labels, state)
@@ -325,7 +325,7 @@ class PodScheduler:
             return Failure(ns, name, fit_error_message(0, {}))
         cpu, mem = pod_requests(pod)
         request = S.PodRequest(name=f"{ns}/{name}", group="", cpu_m=cpu, memory_bytes=mem,
-                               node_selector=(), tolerations=_tolerations(pod), anti_affinity=False, spread=None)
+                               node_selector=(), tolerations=pod_tolerations(pod), anti_affinity=False, spread=None)
         owner = _controller_uid(pod)
         existing = self._existing_anti_affinity(pod)
         if self._plain(pod):
@@ -460,7 +460,7 @@ class PodScheduler:
         meta = pod["metadata"]
         labels = meta.get("labels") or {}
         keys = [c.get("topologyKey", "") for c in constraints]
-        tolerations = _tolerations(pod)
+        tolerations = pod_tolerations(pod)
         out = []
         for c in constraints:
             selector = json.loads(json.dumps(c.get("labelSelector") or {}))

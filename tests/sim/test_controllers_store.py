@@ -3,6 +3,7 @@ kubectl tests do not reach, and the bad inputs."""
 from __future__ import annotations
 
 import copy
+import time
 
 import pytest
 from hypothesis import given, settings
@@ -334,7 +335,6 @@ def test_stalled_rollout_times_out_without_any_other_change():
     cm.start()
     try:
         store.create(R.DEPLOYMENT, deployment(cpu="64", progressDeadlineSeconds=10))
-        import time
         deadline = time.monotonic() + 10
         reason = None
         while time.monotonic() < deadline:
@@ -346,3 +346,17 @@ def test_stalled_rollout_times_out_without_any_other_change():
         assert reason == "ProgressDeadlineExceeded"
     finally:
         cm.stop()
+
+
+def test_standalone_claims_are_provisioned_and_bound(env):
+    store, cm, _ = env
+    store.create(R.PVC, {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                         "metadata": {"name": "postgres-data", "namespace": "default"},
+                         "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "fast-ssd",
+                                  "resources": {"requests": {"storage": "100Gi"}}}})
+    cm.run_once()
+    pvc = store.get(R.PVC, "default", "postgres-data")
+    assert pvc["status"] == {"phase": "Bound", "accessModes": ["ReadWriteOnce"], "capacity": {"storage": "100Gi"}}
+    pv = store.get(R.PV, None, pvc["spec"]["volumeName"])
+    assert pv["spec"]["claimRef"]["name"] == "postgres-data" and pv["spec"]["storageClassName"] == "fast-ssd"
+    assert pv["spec"]["capacity"] == {"storage": "100Gi"}

@@ -94,20 +94,50 @@ def request(sim: SimCluster, method: str, path: str, body: bytes | None, ctype: 
     return resp.status, data
 
 
+COLLECTIONS = ["/api/v1/namespaces/default/configmaps", "/apis/apps/v1/namespaces/default/deployments"]
+
+
+def targeted(rng: random.Random) -> tuple[str, str, bytes, str]:
+    """A request aimed at an existing object with a mutated but plausible body."""
+    which = rng.randrange(2)
+    seed = SEED_BODIES[which]
+    item = f"{COLLECTIONS[which]}/{seed['metadata']['name']}"
+    body = json.dumps(mutate(rng, seed)).encode()
+    roll = rng.random()
+    if roll < 0.25:
+        return "POST", COLLECTIONS[which] + rng.choice(QUERIES[:4]), body, "application/json"
+    if roll < 0.45:
+        return "PUT", item, body, rng.choice(["application/json", "application/yaml"])
+    if roll < 0.8:
+        ctype = rng.choice(TYPES[2:6])
+        query = "?fieldManager=fz" + ("&force=true" if rng.random() < 0.5 else "")
+        return "PATCH", item + query, body if "json-patch" not in ctype else body_for(rng), ctype
+    return "PATCH", item, body_for(rng), "application/json-patch+json"
+
+
 def test_fuzzed_requests_keep_the_server_answering(sim_cluster: SimCluster) -> None:
     rng = random.Random(20260114)
+    for seed, path in zip(SEED_BODIES, COLLECTIONS):
+        assert request(sim_cluster, "POST", path, json.dumps(seed).encode(), "application/json")[0] == 201
     deadline = time.monotonic() + 4.0
     sent = 0
+    statuses: set[int] = set()
     while time.monotonic() < deadline:
-        method = rng.choice(["GET", "POST", "PUT", "PATCH", "DELETE"])
-        body = body_for(rng) if method in ("POST", "PUT", "PATCH") or rng.random() < 0.1 else None
-        status, data = request(sim_cluster, method, random_path(rng), body, rng.choice(TYPES))
+        if rng.random() < 0.5:
+            method, path, body, ctype = targeted(rng)
+        else:
+            method = rng.choice(["GET", "POST", "PUT", "PATCH", "DELETE"])
+            body = body_for(rng) if method in ("POST", "PUT", "PATCH") or rng.random() < 0.1 else None
+            path, ctype = random_path(rng), rng.choice(TYPES)
+        status, data = request(sim_cluster, method, path, body, ctype)
+        statuses.add(status)
         sent += 1
         assert status < 500, (status, data[:300])
         if status >= 400:
             parsed = json.loads(data)
             assert parsed["kind"] == "Status" and parsed["code"] == status
     assert sent > 100
+    assert {200, 201, 400, 404, 415, 422} <= statuses, statuses
     assert request(sim_cluster, "GET", "/healthz", None, "") == (200, b"ok")
     good = json.dumps({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "after-fuzz"},
                        "data": {"ok": "yes"}}).encode()

@@ -237,12 +237,3 @@ def test_node_metrics_sum_pods_plus_overhead():
     assert n2["usage"]["cpu"] == "270m"
     per_pod_mem = (128 + 64) * 2**20
     assert n1["usage"]["memory"] == M.format_memory(2 * per_pod_mem + 700 * 2**20)
-
-
-def test_hpa_utilisation_needs_requests():
-    flat = constant_model(0.5)
-    used, requested, counted = M.pod_cpu_utilization([pod("a"), pod("b")], flat, at(10))
-    assert counted == 2 and used * 2 == requested
-    no_request = pod("x")
-    no_request["spec"]["containers"][1]["resources"] = {}
-    assert M.pod_cpu_utilization([no_request], flat, at(10)) is None
