@@ -21,18 +21,20 @@ pytestmark = pytest.mark.notebook
 
 
 def test_committed_notebook_matches_its_outputs(tmp_path):
-    # a copy, so the kernel (started in the notebook's directory) writes into tmp_path
-    copy = tmp_path / NOTEBOOK.name
+    # a copy in tmp_path/notebooks, so the default output_dir (../reports/...) is in tmp_path
+    (tmp_path / "notebooks").mkdir()
+    copy = tmp_path / "notebooks" / NOTEBOOK.name
     shutil.copy(NOTEBOOK, copy)
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval", str(copy),
          "--nbval-sanitize-with", str(SANITIZE), "--nbval-kernel-name", "eafix-capacity",
          "--nbval-cell-timeout", "300", "--rootdir", str(tmp_path), "-o", "addopts="],
-        cwd=tmp_path, capture_output=True, text=True, timeout=600)
+        cwd=tmp_path / "notebooks", capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert " passed" in result.stdout
-    assert (tmp_path / "summary.json").is_file()
-    assert (tmp_path / "rendered-manifests" / "recommended" / "kustomization.yaml").is_file()
+    out = tmp_path / "reports" / "02_generate_manifests"
+    assert (out / "summary.json").is_file()
+    assert (out / "rendered-manifests" / "recommended" / "kustomization.yaml").is_file()
 
 
 @pytest.mark.parametrize("profile, mesh", [("minimum", "none"), ("minimum", "istio"),

@@ -19,7 +19,8 @@ import yaml
 
 from eafix_capacity.sim import crds, defaults, openapi, proto, resources as R, tables
 from eafix_capacity.sim.apierror import ApiError, bad_request, invalid
-from eafix_capacity.sim.patch import json_patch, merge_patch, record_update, server_side_apply, strategic_merge_patch
+from eafix_capacity.sim.patch import (json_patch, merge_patch, record_update, server_side_apply,
+                                      strategic_merge_patch)
 from eafix_capacity.sim.resources import Registry, ResourceType
 from eafix_capacity.sim.routing import Query, ResourcePath, parse_path, parse_query
 from eafix_capacity.sim.schemas import Node, builtin_node, crd_node
@@ -305,11 +306,6 @@ class Api:
                 yield self._bookmark(rt, self.store.resource_version, initial_end=False)
                 last_sent = time.monotonic()
             self.store.wait_for_change(since, min(1.0, max(0.01, deadline - time.monotonic())))
-            if not events:
-                since = max(since, self._quiet_rv(since))
-
-    def _quiet_rv(self, since: int) -> int:
-        return since
 
     def _filtered(self, ev: WatchEvent, rt: ResourceType, match: Any, as_table: bool, q: Query) -> bytes | None:
         """The frame a selector-filtered watch sends: objects entering the selection are ADDED, leaving DELETED."""

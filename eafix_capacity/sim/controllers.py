@@ -366,6 +366,7 @@ class ControllerManager:
         self._evict_lock = threading.Lock()
         self._pod_count = 0
         self._progress: dict[str, tuple[tuple, float]] = {}
+        self._fresh: dict[str, dict] = {}
         self._deadline_kicked: set[tuple[str, float]] = set()
         store.subscribe(self._on_change)
 
@@ -409,10 +410,15 @@ class ControllerManager:
                 self._cv.wait(remaining)
             if self._errors:
                 err = self._errors[-1]
+                self._errors.clear()
                 raise ClusterError(f"a sim controller pass failed: {err!r}") from err
 
     def run_once(self, max_passes: int = 1000) -> int:
-        """Run passes in the calling thread until one writes nothing (tests, benchmarks)."""
+        """Run passes in the calling thread until one writes nothing (tests, benchmarks).
+
+        Only without the background thread: two concurrent passes would race each other."""
+        if self._thread is not None:
+            raise ClusterError("run_once() needs the controllers stopped; use settle() while they run")
         for n in range(1, max_passes + 1):
             with self._cv:
                 target = self._seq
@@ -492,13 +498,16 @@ class ControllerManager:
         )
 
     def _pass(self) -> None:
+        self._fresh.clear()
         snap = self._snapshot()
         self._sync_nodes(snap)
         self._garbage_collect(snap)
         for d in snap.deployments:
             self._guard(self._sync_deployment, d, snap)
         for rs in snap.replicasets:
-            self._guard(self._sync_replicaset, rs, snap)
+            # A ReplicaSet the Deployment step just scaled is synced at its new size.
+            self._guard(self._sync_replicaset, self._fresh.get(rs["metadata"]["uid"], rs), snap)
+        self._fresh.clear()
         for sts in snap.statefulsets:
             self._guard(self._sync_statefulset, sts, snap)
         for ds in snap.daemonsets:
@@ -785,7 +794,7 @@ class ControllerManager:
         new["spec"]["replicas"] = replicas
         d_replicas = int((d.get("spec") or {}).get("replicas", 1))
         new["metadata"].setdefault("annotations", {})[DESIRED_REPLICAS] = str(d_replicas)
-        self._update(R.REPLICASET, new)
+        self._fresh[new["metadata"]["uid"]] = self._update(R.REPLICASET, new)
         direction = "up" if replicas > old else "down"
         self.event(d, reason="ScalingReplicaSet", component="deployment-controller",
                    message=f"Scaled {direction} replica set {rs['metadata']['name']} from {old} to {replicas}")

@@ -1,12 +1,12 @@
 """Decoding the few protobuf request bodies kubectl sends, into the JSON form.
 
 kubectl's typed clients (``kubectl create namespace|configmap|secret|serviceaccount|deployment|
-service``, the
-eviction ``kubectl drain`` posts, the reviews of ``kubectl auth``) send ``application/vnd.kubernetes.protobuf`` bodies: the
-``k8s\\x00`` magic, a ``runtime.Unknown`` envelope (apiVersion, kind, raw bytes) and the
-object in protobuf. The sim has no generated protobuf types, so it decodes the wire format
-with hand-written field tables for those kinds only; any other kind is a 415 naming the
-kind, and responses are always JSON (kubectl accepts JSON answers).
+service``, the eviction ``kubectl drain`` posts, the reviews of ``kubectl auth``) send
+``application/vnd.kubernetes.protobuf`` bodies: the ``k8s\\x00`` magic, a ``runtime.Unknown``
+envelope (apiVersion, kind, raw bytes) and the object in protobuf. The sim has no generated
+protobuf types, so it decodes the wire format with hand-written field tables for those kinds
+only; any other kind is a 415 naming the kind, and responses are always JSON (kubectl
+accepts JSON answers).
 """
 from __future__ import annotations
 

@@ -56,7 +56,8 @@ NAMESPACE = _rt("", "v1", "namespaces", "Namespace", False, subresources=("statu
 NODE = _rt("", "v1", "nodes", "Node", False, subresources=("status", "proxy"), short_names=("no",))
 POD = _rt("", "v1", "pods", "Pod", subresources=("status", "eviction", "binding", "log", "ephemeralcontainers"),
           short_names=("po",), categories=("all",))
-SERVICE = _rt("", "v1", "services", "Service", subresources=("status", "proxy"), short_names=("svc",), categories=("all",))
+SERVICE = _rt("", "v1", "services", "Service", subresources=("status", "proxy"), short_names=("svc",),
+              categories=("all",))
 ENDPOINTS = _rt("", "v1", "endpoints", "Endpoints", short_names=("ep",))
 CONFIGMAP = _rt("", "v1", "configmaps", "ConfigMap", short_names=("cm",))
 SECRET = _rt("", "v1", "secrets", "Secret")
@@ -76,7 +77,8 @@ REPLICASET = _rt("apps", "v1", "replicasets", "ReplicaSet", subresources=("statu
                  short_names=("rs",), categories=("all",))
 STATEFULSET = _rt("apps", "v1", "statefulsets", "StatefulSet", subresources=("status", "scale"),
                   short_names=("sts",), categories=("all",))
-DAEMONSET = _rt("apps", "v1", "daemonsets", "DaemonSet", subresources=("status",), short_names=("ds",), categories=("all",))
+DAEMONSET = _rt("apps", "v1", "daemonsets", "DaemonSet", subresources=("status",), short_names=("ds",),
+                categories=("all",))
 CONTROLLERREVISION = _rt("apps", "v1", "controllerrevisions", "ControllerRevision")
 
 HPA = _rt("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler", subresources=("status",),

@@ -30,6 +30,8 @@ Subscriber = Callable[[str, ResourceType, dict], None]
 _GEN_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 _INITIAL_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 # Top-level keys that are not "spec" for generation purposes.
+NAMESPACE_TERMINATION_SECONDS = 0.5
+"""How long a deleted namespace stays Terminating before it and its content disappear."""
 _NON_SPEC_KEYS = frozenset({"apiVersion", "kind", "metadata", "status"})
 
 
@@ -82,7 +84,6 @@ class Store:
         self._log: deque[WatchEvent] = deque(maxlen=log_size)
         self._subscribers: list[Subscriber] = []
         self._rand = random.Random(seed)
-        self._local = threading.local()
         self.closed = False
         for ns in _INITIAL_NAMESPACES:
             self.create(R.NAMESPACE, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
@@ -163,6 +164,11 @@ class Store:
                 meta["namespace"] = ns
                 if rt.key != R.NAMESPACE.key and not self._namespace_usable(ns):
                     raise not_found("namespaces", "", ns)
+                if rt.key != R.NAMESPACE.key and self._namespace_terminating(ns):
+                    raise ApiError(403, "Forbidden", f'{rt.plural} "{meta.get("name") or ""}" is forbidden: unable '
+                                                     f"to create new content in namespace {ns} because it is being "
+                                                     "terminated", details={"name": meta.get("name") or "",
+                                                                           "kind": rt.plural})
             else:
                 meta.pop("namespace", None)
             if not meta.get("name"):
@@ -262,13 +268,13 @@ class Store:
                                "and try again")
             if dry_run:
                 return json.loads(entry.raw)
+            if rt.key == R.NAMESPACE.key:
+                return self._terminate_namespace(name, entry)
             uid = meta.get("uid", "")
             if propagation == "Orphan":
                 self._orphan_dependents(uid)
             else:
                 self._delete_dependents(uid)
-            if rt.key == R.NAMESPACE.key:
-                self._delete_namespace_contents(name)
             self._remove(rt, ns, name)
             return json.loads(entry.raw)
 
@@ -356,6 +362,10 @@ class Store:
     def _namespace_usable(self, ns: str) -> bool:
         return ("", ns) in self._data.get(R.NAMESPACE.key, {})
 
+    def _namespace_terminating(self, ns: str) -> bool:
+        entry = self._data.get(R.NAMESPACE.key, {}).get(("", ns))
+        return entry is not None and bool(entry.obj["metadata"].get("deletionTimestamp"))
+
     def _generate_name(self, rt: ResourceType, ns: str, prefix: str) -> str:
         table = self._data.get(rt.key, {})
         while True:
@@ -442,6 +452,27 @@ class Store:
             if not obj["metadata"]["ownerReferences"]:
                 del obj["metadata"]["ownerReferences"]
             self._commit("MODIFIED", rt, ns, name, obj)
+
+    def _terminate_namespace(self, name: str, entry: _Entry) -> dict:
+        """Like the namespace controller: Terminating now, contents and namespace gone shortly after."""
+        if entry.obj["metadata"].get("deletionTimestamp"):
+            return json.loads(entry.raw)
+        obj = json.loads(entry.raw)
+        obj["metadata"]["deletionTimestamp"] = now_rfc3339()
+        obj["status"] = {"phase": "Terminating"}
+        raw = self._commit("MODIFIED", R.NAMESPACE, "", name, obj)
+        timer = threading.Timer(NAMESPACE_TERMINATION_SECONDS, self._finish_namespace, args=(name,))
+        timer.daemon = True
+        timer.start()
+        return json.loads(raw)
+
+    def _finish_namespace(self, name: str) -> None:
+        with self.lock:
+            entry = self._data.get(R.NAMESPACE.key, {}).get(("", name))
+            if entry is None or not entry.obj["metadata"].get("deletionTimestamp"):
+                return
+            self._delete_namespace_contents(name)
+            self._remove(R.NAMESPACE, "", name)
 
     def _delete_namespace_contents(self, ns: str) -> None:
         for key in list(self._data):

@@ -159,7 +159,8 @@ def _type_and_schema_checks(obj: dict, rt: ResourceType, node: Node, is_crd: boo
         elif e.validator == "enum":
             allowed = ", ".join(f'"{v}"' for v in e.validator_value if v is not None)
             causes.append({"reason": "FieldValueNotSupported",
-                           "message": f'Unsupported value: "{e.instance}": supported values: {allowed}', "field": where})
+                           "message": f'Unsupported value: "{e.instance}": supported values: {allowed}',
+                           "field": where})
         else:
             causes.append({"reason": "FieldValueInvalid", "message": f"Invalid value: {e.message}", "field": where})
     raise invalid(rt.kind, rt.group, name, causes)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import http.client
 import json
 import socket
+import time
 from urllib.parse import urlsplit
 
 import pytest
@@ -540,3 +541,18 @@ def test_watch_bookmark_and_table_frames(sim_cluster: SimCluster) -> None:
     assert [e["type"] for e in events] == ["ADDED"] * 3 + ["BOOKMARK"]
     assert events[0]["object"]["kind"] == "Table" and len(events[0]["object"]["rows"]) == 1
     assert events[-1]["object"]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
+
+
+def test_terminating_namespace_refuses_new_content(sim_cluster: SimCluster) -> None:
+    call(sim_cluster, "POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
+                                                     "metadata": {"name": "going"}})
+    call(sim_cluster, "POST", "/api/v1/namespaces/going/configmaps", cm("inside"))
+    status, ns, _ = call(sim_cluster, "DELETE", "/api/v1/namespaces/going")
+    assert status == 200 and ns["status"]["phase"] == "Terminating"
+    status, body, _ = call(sim_cluster, "POST", "/api/v1/namespaces/going/configmaps", cm("late"))
+    assert status == 403 and body["reason"] == "Forbidden" and "being terminated" in body["message"]
+    deadline = time.monotonic() + 5
+    while call(sim_cluster, "GET", "/api/v1/namespaces/going")[0] != 404:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert call(sim_cluster, "GET", "/api/v1/namespaces/going/configmaps/inside")[0] == 404

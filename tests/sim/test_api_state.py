@@ -12,6 +12,7 @@ from eafix_capacity.sim.cluster import CONTEXT, DUMMY_TOKEN, SimCluster
 from eafix_capacity.sim.testing import run_kubectl
 
 pytestmark = pytest.mark.sim
+CRD_DIR = Path(__file__).parent / "data" / "api" / "crd"
 
 
 def test_state_survives_restart(tmp_path: Path) -> None:
@@ -19,6 +20,8 @@ def test_state_survives_restart(tmp_path: Path) -> None:
     with SimCluster(state_file=state, nodes=2, kubeconfig=tmp_path / "kc") as sim:
         run_kubectl(sim, "create", "namespace", "kept", cache_dir=tmp_path / "c1")
         run_kubectl(sim, "create", "configmap", "cfg", "-n", "kept", "--from-literal=a=1", cache_dir=tmp_path / "c1")
+        run_kubectl(sim, "apply", "-f", str(CRD_DIR / "virtualservice-crd.yaml"), cache_dir=tmp_path / "c1")
+        run_kubectl(sim, "apply", "-f", str(CRD_DIR / "virtualservice.yaml"), cache_dir=tmp_path / "c1")
         assert sim.store is not None
         uid = sim.store.get(R.CONFIGMAP, "kept", "cfg")["metadata"]["uid"]
     saved = json.loads(state.read_text())
@@ -29,6 +32,8 @@ def test_state_survives_restart(tmp_path: Path) -> None:
         assert sim.store.count(R.NODE) == 2
         out = run_kubectl(sim, "get", "cm", "cfg", "-n", "kept", "-o", "jsonpath={.data.a}", cache_dir=tmp_path / "c2")
         assert out.stdout == "1"
+        hosts = run_kubectl(sim, "get", "vs", "vs1", "-o", "jsonpath={.spec.hosts[0]}", cache_dir=tmp_path / "c2")
+        assert hosts.stdout == "a.example"
     assert not list(tmp_path.glob(".state.json.*"))
 
 

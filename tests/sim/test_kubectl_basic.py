@@ -152,3 +152,12 @@ def test_explain_and_auth(kubectl: Kubectl) -> None:
     assert "KIND:       Deployment" in explained and "rollingUpdate" in explained
     assert kubectl("auth", "can-i", "create", "deployments").stdout.strip() == "yes"
     assert "eafix-sim-user" in kubectl("auth", "whoami").stdout
+
+
+def test_delete_directory_with_its_namespace(kubectl: Kubectl) -> None:
+    kubectl("apply", "-f", str(DATA / "app"))
+    deleted = kubectl("delete", "-f", str(DATA / "app"))
+    assert 'namespace "shop" deleted' in deleted.stdout and 'deployment.apps "web" deleted' in deleted.stdout
+    assert "shop" not in kubectl("get", "ns", "-o", "name").stdout
+    recreated = kubectl("apply", "-f", str(DATA / "app"))
+    assert "namespace/shop created" in recreated.stdout
