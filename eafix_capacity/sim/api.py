@@ -14,6 +14,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Protocol
+from urllib.parse import parse_qs
 
 import yaml
 
@@ -63,6 +64,14 @@ def _json_response(status: int, obj: Any, warnings: list[str] | None = None) -> 
 
 def error_response(err: ApiError) -> Response:
     return Response(err.code, encode(err.status()))
+
+
+_NO_CONTAINERS = ("exec", "attach", "portforward")
+
+
+def _no_containers(sub: str) -> ApiError:
+    return ApiError(400, "BadRequest", f"pods/{sub} is not supported by the eafix sim cluster: its pods run no "
+                                       "containers (exec, attach and port-forward need a real cluster)")
 
 
 def _wants_table(accept: str) -> bool:
@@ -132,7 +141,7 @@ class Api:
         if method == "GET":
             if rp.name is None:
                 return self._watch(rt, rp, q, accept) if q.watch else self._list(rt, rp, q, accept)
-            return self._get(rt, rp, q, accept)
+            return self._get(rt, rp, q, accept, query_text)
         if method in ("POST", "PUT", "PATCH"):
             media = _media_type(headers.get("content-type", ""))
             return self._write(method, rt, rp, q, media, body, headers)
@@ -177,13 +186,14 @@ class Api:
 
     # --- reads -----------------------------------------------------------------------------------
 
-    def _get(self, rt: ResourceType, rp: ResourcePath, q: Query, accept: str) -> Response:
+    def _get(self, rt: ResourceType, rp: ResourcePath, q: Query, accept: str, query_text: str) -> Response:
         assert rp.name is not None
+        if rp.subresource in _NO_CONTAINERS:
+            raise _no_containers(rp.subresource)
         if rp.subresource == "scale":
             return _json_response(200, self._scale_of(rt, self.store.get(rt, rp.namespace, rp.name)))
         if rp.subresource == "log":
-            self.store.get_raw(rt, rp.namespace, rp.name)
-            return Response(200, b"", "text/plain")
+            return self._log(rt, rp, query_text)
         if rp.subresource not in (None, "status"):
             raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
         raw = self.store.get_raw(rt, rp.namespace, rp.name)
@@ -191,6 +201,22 @@ class Api:
             obj = json.loads(raw)
             return _json_response(200, self._table(rt, [obj], obj["metadata"].get("resourceVersion", ""), q))
         return _json_response(200, raw)
+
+    def _log(self, rt: ResourceType, rp: ResourcePath, query_text: str) -> Response:
+        """No process runs in a sim pod; the log says so, after kubectl's container checks."""
+        assert rp.name is not None
+        pod = self.store.get(rt, rp.namespace, rp.name)
+        names = [c.get("name", "") for c in (pod.get("spec") or {}).get("containers") or []]
+        wanted = parse_qs(query_text).get("container", [""])[-1]
+        if not wanted:
+            if len(names) != 1:
+                raise bad_request(f"a container name must be specified for pod {rp.name}, choose one of: "
+                                  f"[{' '.join(names)}]")
+            wanted = names[0]
+        if wanted not in names:
+            raise bad_request(f"container {wanted} is not valid for pod {rp.name}")
+        text = f"[eafix sim] {rp.namespace}/{rp.name} container {wanted}: simulated, no process, no log output\n"
+        return Response(200, text.encode(), "text/plain")
 
     def _table(self, rt: ResourceType, objs: list[dict], rv: str, q: Query, cont: str = "") -> dict:
         custom = None
@@ -371,6 +397,8 @@ class Api:
     def _write(self, method: str, rt: ResourceType, rp: ResourcePath, q: Query, media: str, body: bytes,
                headers: dict[str, str]) -> Response:
         if method == "POST":
+            if rp.subresource in _NO_CONTAINERS:
+                raise _no_containers(rp.subresource)
             if rp.subresource in ("eviction", "binding"):
                 return self._pod_action(rt, rp, media, body)
             if rp.name is not None:

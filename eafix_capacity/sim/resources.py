@@ -54,7 +54,8 @@ def _rt(group: str, version: str, plural: str, kind: str, namespaced: bool = Tru
 
 NAMESPACE = _rt("", "v1", "namespaces", "Namespace", False, subresources=("status", "finalize"), short_names=("ns",))
 NODE = _rt("", "v1", "nodes", "Node", False, subresources=("status", "proxy"), short_names=("no",))
-POD = _rt("", "v1", "pods", "Pod", subresources=("status", "eviction", "binding", "log", "ephemeralcontainers"),
+POD = _rt("", "v1", "pods", "Pod", subresources=("status", "eviction", "binding", "log", "ephemeralcontainers",
+                                                "exec", "attach", "portforward"),
           short_names=("po",), categories=("all",))
 SERVICE = _rt("", "v1", "services", "Service", subresources=("status", "proxy"), short_names=("svc",),
               categories=("all",))
@@ -137,6 +138,9 @@ _SUBRESOURCE_VERBS = {
     "proxy": ("create", "delete", "get", "patch", "update"),
     "finalize": ("update",),
     "ephemeralcontainers": ("get", "patch", "update"),
+    "exec": ("create", "get"),
+    "attach": ("create", "get"),
+    "portforward": ("create", "get"),
 }
 
 # Preferred group order in discovery, as a real server lists them.

@@ -161,3 +161,12 @@ def test_delete_directory_with_its_namespace(kubectl: Kubectl) -> None:
     assert "shop" not in kubectl("get", "ns", "-o", "name").stdout
     recreated = kubectl("apply", "-f", str(DATA / "app"))
     assert "namespace/shop created" in recreated.stdout
+
+
+def test_logs_are_a_placeholder_and_exec_is_refused_clearly(kubectl: Kubectl) -> None:
+    kubectl("apply", "-f", str(DATA / "app"))
+    kubectl("wait", "--for=condition=ready", "pod", "-l", "app=web", "-n", "shop", "--timeout=20s")
+    pod = kubectl("get", "pods", "-n", "shop", "-o", "name").stdout.split()[0]
+    assert "simulated, no process" in kubectl("logs", pod, "-n", "shop").stdout
+    refused = kubectl("exec", pod, "-n", "shop", "--", "ls", check=False)
+    assert refused.returncode != 0 and "not supported by the eafix sim cluster" in refused.stderr
