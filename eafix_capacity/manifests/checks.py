@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
+
 
 import pandas as pd
 
+from ..kobject import get_in, selector_matches
 from ..errors import QuantityError
 from ..quantity import parse
 from . import runtime as rt
@@ -46,37 +47,10 @@ class CheckReport:
         return {k: int(counts.get(k, 0)) for k in ("pass", "fail", "warn")}
 
 
-def _get(node: Any, *keys: str) -> Any:
-    for k in keys:
-        if not isinstance(node, dict):
-            return None
-        node = node.get(k)
-    return node
-
-
 def _pod_spec(obj: dict) -> dict | None:
     if obj.get("kind") == "Job":
-        return _get(obj, "spec", "template", "spec")
-    return _get(obj, "spec", "template", "spec") if obj.get("kind") in POD_KINDS else None
-
-
-def _selects(selector: dict | None, labels: dict) -> bool:
-    if not isinstance(selector, dict) or not selector:
-        return False
-    for k, v in (selector.get("matchLabels") or {}).items():
-        if labels.get(k) != v:
-            return False
-    for e in selector.get("matchExpressions") or []:
-        op, key, values = e.get("operator"), e.get("key"), e.get("values") or []
-        if op == "In" and labels.get(key) not in values:
-            return False
-        if op == "NotIn" and labels.get(key) in values:
-            return False
-        if op == "Exists" and key not in labels:
-            return False
-        if op == "DoesNotExist" and key in labels:
-            return False
-    return True
+        return get_in(obj, "spec", "template", "spec")
+    return get_in(obj, "spec", "template", "spec") if obj.get("kind") in POD_KINDS else None
 
 
 def _restricted(pod: dict) -> list[str]:
@@ -166,7 +140,7 @@ def _image(pod: dict) -> list[str]:
 
 
 def _memory_limit(c: dict) -> int | None:
-    v = _get(c, "resources", "limits", "memory")
+    v = get_in(c, "resources", "limits", "memory")
     try:
         return parse(v).int_value() if v is not None else None
     except QuantityError:
@@ -175,15 +149,15 @@ def _memory_limit(c: dict) -> int | None:
 
 def _config(obj: dict, pod: dict, config_maps: dict[tuple[str, str], dict]) -> list[str]:
     out = []
-    labels = {**(_get(obj, "metadata", "labels") or {}), **(_get(obj, "spec", "template", "metadata", "labels") or {})}
+    labels = {**(get_in(obj, "metadata", "labels") or {}), **(get_in(obj, "spec", "template", "metadata", "labels") or {})}
     containers = pod.get("containers") or []
     if not containers:
         return out
     runtime = _guess_runtime(labels, containers)
-    ns = _get(obj, "metadata", "namespace") or ""
+    ns = get_in(obj, "metadata", "namespace") or ""
     texts: dict[str, str] = {}
     for v in pod.get("volumes") or []:
-        name = _get(v, "configMap", "name")
+        name = get_in(v, "configMap", "name")
         cm = config_maps.get((ns, name)) if name else None
         for key, text in ((cm or {}).get("data") or {}).items():
             texts[key] = str(text)
@@ -246,21 +220,21 @@ def _config(obj: dict, pod: dict, config_maps: dict[tuple[str, str], dict]) -> l
 
 def _availability(obj: dict, pod_labels: dict, pdbs: list[dict], hpas: list[dict]) -> tuple[bool, list[str]]:
     """(multi-replica?, problems)."""
-    name = _get(obj, "metadata", "name")
-    replicas = _get(obj, "spec", "replicas")
+    name = get_in(obj, "metadata", "name")
+    replicas = get_in(obj, "spec", "replicas")
     replicas = 1 if replicas is None else replicas
-    hpa_max = max((_get(h, "spec", "maxReplicas") or 0 for h in hpas
-                   if _get(h, "spec", "scaleTargetRef", "name") == name
-                   and _get(h, "spec", "scaleTargetRef", "kind") == obj.get("kind")), default=0)
+    hpa_max = max((get_in(h, "spec", "maxReplicas") or 0 for h in hpas
+                   if get_in(h, "spec", "scaleTargetRef", "name") == name
+                   and get_in(h, "spec", "scaleTargetRef", "kind") == obj.get("kind")), default=0)
     if obj.get("kind") == "DaemonSet" or max(replicas, hpa_max) <= 1:
         return False, []
     out = []
-    ns = _get(obj, "metadata", "namespace") or ""
-    if not any(_selects(_get(p, "spec", "selector"), pod_labels) and (_get(p, "metadata", "namespace") or "") == ns
+    ns = get_in(obj, "metadata", "namespace") or ""
+    if not any(selector_matches(get_in(p, "spec", "selector"), pod_labels) and (get_in(p, "metadata", "namespace") or "") == ns
                for p in pdbs):
         out.append("no PodDisruptionBudget selects its pods")
-    spread = _get(obj, "spec", "template", "spec", "topologySpreadConstraints") or []
-    if not any(c.get("topologyKey") == "kubernetes.io/hostname" and _selects(c.get("labelSelector"), pod_labels)
+    spread = get_in(obj, "spec", "template", "spec", "topologySpreadConstraints") or []
+    if not any(c.get("topologyKey") == "kubernetes.io/hostname" and selector_matches(c.get("labelSelector"), pod_labels)
                for c in spread):
         out.append("no topologySpreadConstraint over kubernetes.io/hostname selects its pods")
     return True, out
@@ -272,7 +246,7 @@ def run_checks(objects: list[dict], *, files: list[str] | None = None,
     rows: list[dict] = []
     pdbs = [o for o in objects if o.get("kind") == "PodDisruptionBudget"]
     hpas = [o for o in objects if o.get("kind") == "HorizontalPodAutoscaler"]
-    config_maps = {(_get(o, "metadata", "namespace") or "", _get(o, "metadata", "name")): o
+    config_maps = {(get_in(o, "metadata", "namespace") or "", get_in(o, "metadata", "name")): o
                    for o in objects if o.get("kind") == "ConfigMap"}
     schemas = SchemaSet(kubernetes_version) if validate else None
 
@@ -290,7 +264,7 @@ def run_checks(objects: list[dict], *, files: list[str] | None = None,
             row(obj, file, "schema", errors or warns, None if errors or not warns else "warn")
         pod = _pod_spec(obj)
         if pod is not None:
-            pod_labels = _get(obj, "spec", "template", "metadata", "labels") or {}
+            pod_labels = get_in(obj, "spec", "template", "metadata", "labels") or {}
             row(obj, file, "restricted", _restricted(pod))
             row(obj, file, "resources", _resources(pod))
             row(obj, file, "probes", _probes(pod))

@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..kobject import get_in
 from ..catalog import RUNTIMES, TIERS, Catalog, catalog_from_dict
 from ..errors import ManifestError, QuantityError
 from ..quantity import from_bytes, from_milli, parse
@@ -39,14 +40,6 @@ def _quantity(value: Any, *, cpu: bool, file: str, obj: str, field: str) -> int:
         raise QuantityError("negative quantity", file=file, obj=obj, field=field, value=value,
                             valid="zero or more")
     return q.milli_value() if cpu else q.int_value()
-
-
-def _get(node: Any, *keys: str) -> Any:
-    for k in keys:
-        if not isinstance(node, dict):
-            return None
-        node = node.get(k)
-    return node
 
 
 def _container_resources(c: dict, *, file: str, obj: str, path: str) -> dict:
@@ -99,9 +92,9 @@ def _port(containers: list[dict], services: list[dict], pod_labels: dict) -> int
             if isinstance(p, dict) and isinstance(p.get("containerPort"), int):
                 return p["containerPort"]
     for s in services:
-        sel = _get(s, "spec", "selector") or {}
+        sel = get_in(s, "spec", "selector") or {}
         if sel and all(pod_labels.get(k) == v for k, v in sel.items()):
-            for p in _get(s, "spec", "ports") or []:
+            for p in get_in(s, "spec", "ports") or []:
                 if isinstance(p.get("port"), int):
                     return p["port"]
     return None
@@ -109,13 +102,13 @@ def _port(containers: list[dict], services: list[dict], pod_labels: dict) -> int
 
 def _hpa_for(kind: str, name: str, hpas: list[LoadedObject]) -> tuple[dict, str] | None:
     for lo in hpas:
-        ref = _get(lo.obj, "spec", "scaleTargetRef") or {}
+        ref = get_in(lo.obj, "spec", "scaleTargetRef") or {}
         if ref.get("kind") == kind and ref.get("name") == name:
             spec = lo.obj["spec"]
             util = spec.get("targetCPUUtilizationPercentage")
             for m in spec.get("metrics") or []:
-                if _get(m, "type") == "Resource" and _get(m, "resource", "name") == "cpu":
-                    util = _get(m, "resource", "target", "averageUtilization") or util
+                if get_in(m, "type") == "Resource" and get_in(m, "resource", "name") == "cpu":
+                    util = get_in(m, "resource", "target", "averageUtilization") or util
             return ({"min_replicas": spec.get("minReplicas", 1), "max_replicas": spec.get("maxReplicas"),
                      "cpu_utilization": util if util is not None else 80}, lo.file)
     return None
@@ -133,9 +126,9 @@ def _storage(lo: LoadedObject, containers: list[dict], pvcs: dict[tuple[str, str
     obj, ref = lo.obj, object_ref(lo.obj)
     out = []
     if obj["kind"] == "StatefulSet":
-        for i, t in enumerate(_get(obj, "spec", "volumeClaimTemplates") or []):
-            name = _get(t, "metadata", "name")
-            size = _get(t, "spec", "resources", "requests", "storage")
+        for i, t in enumerate(get_in(obj, "spec", "volumeClaimTemplates") or []):
+            name = get_in(t, "metadata", "name")
+            size = get_in(t, "spec", "resources", "requests", "storage")
             field = f"spec.volumeClaimTemplates[{i}].spec.resources.requests.storage"
             if size is None:
                 raise ManifestError("volume claim template without a storage request", file=lo.file,
@@ -143,11 +136,11 @@ def _storage(lo: LoadedObject, containers: list[dict], pvcs: dict[tuple[str, str
             out.append({"name": name, "size": str(from_bytes(_quantity(size, cpu=False, file=lo.file,
                                                                         obj=ref, field=field))),
                         "mount_path": _mount_path(containers, name),
-                        "access_mode": (_get(t, "spec", "accessModes") or ["ReadWriteOnce"])[0]})
+                        "access_mode": (get_in(t, "spec", "accessModes") or ["ReadWriteOnce"])[0]})
         return out
-    ns = _get(obj, "metadata", "namespace") or ""
-    for v in _get(obj, "spec", "template", "spec", "volumes") or []:
-        claim = _get(v, "persistentVolumeClaim", "claimName")
+    ns = get_in(obj, "metadata", "namespace") or ""
+    for v in get_in(obj, "spec", "template", "spec", "volumes") or []:
+        claim = get_in(v, "persistentVolumeClaim", "claimName")
         if not claim:
             continue
         pvc = pvcs.get((ns, claim))
@@ -155,7 +148,7 @@ def _storage(lo: LoadedObject, containers: list[dict], pvcs: dict[tuple[str, str
             raise ManifestError("mounts a PersistentVolumeClaim that is not in the manifests",
                                 file=lo.file, obj=ref, field="spec.template.spec.volumes",
                                 value=claim, valid="include the PVC so its size can be planned")
-        size = _get(pvc.obj, "spec", "resources", "requests", "storage")
+        size = get_in(pvc.obj, "spec", "resources", "requests", "storage")
         field = "spec.resources.requests.storage"
         if size is None:
             raise ManifestError("PersistentVolumeClaim without a storage request", file=pvc.file,
@@ -164,7 +157,7 @@ def _storage(lo: LoadedObject, containers: list[dict], pvcs: dict[tuple[str, str
                     "size": str(from_bytes(_quantity(size, cpu=False, file=pvc.file,
                                                      obj=object_ref(pvc.obj), field=field))),
                     "mount_path": _mount_path(containers, v.get("name")),
-                    "access_mode": (_get(pvc.obj, "spec", "accessModes") or ["ReadWriteOnce"])[0]})
+                    "access_mode": (get_in(pvc.obj, "spec", "accessModes") or ["ReadWriteOnce"])[0]})
     return out
 
 
@@ -172,10 +165,10 @@ def _service_entry(lo: LoadedObject, hpas: list[LoadedObject], pvcs: dict, servi
     obj, file, ref = lo.obj, lo.file, object_ref(lo.obj)
     meta = obj.get("metadata") or {}
     labels, ann = meta.get("labels") or {}, meta.get("annotations") or {}
-    pod = _get(obj, "spec", "template") or {}
+    pod = get_in(obj, "spec", "template") or {}
     pod_meta = pod.get("metadata") or {}
     pod_labels = pod_meta.get("labels") or {}
-    containers = _get(pod, "spec", "containers")
+    containers = get_in(pod, "spec", "containers")
     if not isinstance(containers, list) or not containers:
         raise ManifestError("workload without containers", file=file, obj=ref,
                             field="spec.template.spec.containers", valid="at least one container")
@@ -186,7 +179,7 @@ def _service_entry(lo: LoadedObject, hpas: list[LoadedObject], pvcs: dict, servi
                             field="spec.template.spec.containers[0].ports",
                             valid="declare containerPort so the service can be planned")
     hpa = _hpa_for(obj["kind"], meta["name"], hpas)
-    replicas = _get(obj, "spec", "replicas")
+    replicas = get_in(obj, "spec", "replicas")
     if replicas is None:
         replicas = hpa[0]["min_replicas"] if hpa else 1
     storage = _storage(lo, containers, pvcs)
@@ -224,13 +217,13 @@ def import_objects(loaded: LoadResult | list[LoadedObject], *, source: str = "<m
     workloads = [o for o in objects if o.obj.get("kind") in WORKLOAD_KINDS
                  and str(o.obj.get("apiVersion", "")).startswith("apps/")]
     hpas = [o for o in objects if o.obj.get("kind") == "HorizontalPodAutoscaler"]
-    pvcs = {(_get(o.obj, "metadata", "namespace") or "", _get(o.obj, "metadata", "name")): o
+    pvcs = {(get_in(o.obj, "metadata", "namespace") or "", get_in(o.obj, "metadata", "name")): o
             for o in objects if o.obj.get("kind") == "PersistentVolumeClaim"}
     services = [o.obj for o in objects if o.obj.get("kind") == "Service"]
     if not workloads:
         raise ManifestError("no Deployment or StatefulSet found", file=source,
                             valid="manifests with at least one apps/v1 Deployment or StatefulSet")
-    orders = [_get(o.obj, "metadata", "annotations", A_ORDER) for o in workloads]
+    orders = [get_in(o.obj, "metadata", "annotations", A_ORDER) for o in workloads]
     if all(isinstance(x, str) and x.isdigit() for x in orders):
         workloads = [w for _, w in sorted(zip((int(x) for x in orders), workloads), key=lambda t: t[0])]
     entries = [_service_entry(w, hpas, pvcs, services) for w in workloads]

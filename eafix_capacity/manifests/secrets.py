@@ -14,7 +14,9 @@ import math
 import re
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
+
+from ..kobject import walk_leaves
 
 SECRET_NAME = "trading-secrets"
 SECRET_STORE_NAME = "eafix-vault"
@@ -93,17 +95,6 @@ def string_findings(value: str, *, field: str) -> list[SecretFinding]:
     return out
 
 
-def _walk(node: Any, path: str) -> Iterator[tuple[str, Any]]:
-    if isinstance(node, dict):
-        for k, v in node.items():
-            yield from _walk(v, f"{path}.{k}" if path else str(k))
-    elif isinstance(node, list):
-        for i, v in enumerate(node):
-            yield from _walk(v, f"{path}[{i}]")
-    else:
-        yield path, node
-
-
 def _secret_findings(obj: dict) -> list[SecretFinding]:
     out = []
     for key in ("data", "stringData"):
@@ -126,7 +117,7 @@ def _secret_findings(obj: dict) -> list[SecretFinding]:
 def _env_findings(obj: dict) -> list[SecretFinding]:
     """``env`` entries whose name says secret but whose value is written literally."""
     out = []
-    for path, value in _walk(obj, ""):
+    for path, value in walk_leaves(obj, ""):
         if not path.endswith(".value") or not isinstance(value, str) or is_placeholder(value):
             continue
         parent = path[: -len(".value")]
@@ -157,7 +148,7 @@ def find_literal_secrets(obj: dict) -> list[SecretFinding]:
     if obj.get("kind") == "Secret":
         out.extend(_secret_findings(obj))
     out.extend(_env_findings(obj))
-    for path, value in _walk(obj, ""):
+    for path, value in walk_leaves(obj, ""):
         if isinstance(value, str) and not (obj.get("kind") == "Secret" and path.split(".")[0] in ("data", "stringData")):
             out.extend(string_findings(value, field=path))
     return out

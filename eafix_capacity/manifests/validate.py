@@ -19,6 +19,7 @@ from typing import Any, Iterable
 import jsonschema
 import pandas as pd
 
+from ..kobject import walk_leaves
 from ..errors import ManifestError, QuantityError
 from ..quantity import parse
 from .layout import object_ref
@@ -127,20 +128,9 @@ def _path(parts: Iterable[Any]) -> str:
     return out
 
 
-def _walk(node: Any, path: str) -> Iterable[tuple[str, Any]]:
-    if isinstance(node, dict):
-        for k, v in node.items():
-            yield from _walk(v, f"{path}.{k}" if path else str(k))
-    elif isinstance(node, list):
-        for i, v in enumerate(node):
-            yield from _walk(v, f"{path}[{i}]")
-    else:
-        yield path, node
-
-
 def quantity_violations(obj: dict, *, file: str = "") -> list[Violation]:
     out = []
-    for path, value in _walk(obj, ""):
+    for path, value in walk_leaves(obj, ""):
         if any(p.search(path) for p in _QUANTITY_PATHS):
             try:
                 if isinstance(value, bool) or value is None:
