@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
-
 import pandas as pd
 
 from ..kobject import get_in, selector_matches

@@ -1502,8 +1502,10 @@ class ControllerManager:
         selector = (target.get("spec") or {}).get("selector")
         pods, _, _ = self.store.list_objects(R.POD, ns)
         pods = [p for p in pods if is_active(p) and selector_matches(selector, p["metadata"].get("labels") or {})]
+        default_target = int(spec.get("targetCPUUtilizationPercentage") or 80)  # the autoscaling/v1 form
         metric_specs = spec.get("metrics") or [
-            {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}}]
+            {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization",
+                                                                       "averageUtilization": default_target}}}]
         proposals: list[tuple[int, str]] = []
         current_metrics = []
         problems = []
@@ -1566,7 +1568,10 @@ class ControllerManager:
         down_window = (behavior.get("scaleDown") or {}).get("stabilizationWindowSeconds", 300)
         up_window = (behavior.get("scaleUp") or {}).get("stabilizationWindowSeconds", 0)
         uid = hpa["metadata"]["uid"]
-        history = [(ts, r) for ts, r in self._hpa_history.get(uid, []) if elapsed - ts <= max(down_window, up_window)]
+        # Like the HPA controller, a newly seen autoscaler starts with the current size as its
+        # first recommendation, so it does not scale down before a full stabilisation window.
+        known = self._hpa_history.setdefault(uid, [(elapsed, current)])
+        history = [(ts, r) for ts, r in known if elapsed - ts <= max(down_window, up_window)]
         history.append((elapsed, raw))
         self._hpa_history[uid] = history
         up_rec = min(r for ts, r in history if elapsed - ts <= up_window)

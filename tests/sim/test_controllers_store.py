@@ -360,3 +360,23 @@ def test_standalone_claims_are_provisioned_and_bound(env):
     pv = store.get(R.PV, None, pvc["spec"]["volumeName"])
     assert pv["spec"]["claimRef"]["name"] == "postgres-data" and pv["spec"]["storageClassName"] == "fast-ssd"
     assert pv["spec"]["capacity"] == {"storage": "100Gi"}
+
+
+def test_new_hpa_waits_a_stabilisation_window_before_scaling_down(env):
+    store, cm, clock = env
+    store.create(R.DEPLOYMENT, deployment(replicas=4))
+    store.create(R.HPA, {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+                         "metadata": {"name": "web", "namespace": "default"},
+                         "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+                                  "minReplicas": 1, "maxReplicas": 5, "targetCPUUtilizationPercentage": 50}})
+    cm.set_usage_model(constant_model(0.05))
+    cm.run_once()
+    replicas = []
+    for _ in range(21):
+        clock.advance(15)
+        cm.run_once()
+        replicas.append(store.get(R.DEPLOYMENT, "default", "web")["spec"]["replicas"])
+    assert replicas[:19] == [4] * 19          # 300 s window from the first sight
+    assert replicas[-1] == 1
+    hpa = store.get(R.HPA, "default", "web")
+    assert hpa["status"]["currentMetrics"][0]["resource"]["current"]["averageUtilization"] == 5
