@@ -435,8 +435,9 @@ class Api:
             raise ApiError(415, "UnsupportedMediaType",
                            f'the body of the request was in an unknown format - accepted media types include: {shown}')
 
-    def _validated(self, rt: ResourceType, obj: dict, q: Query, *, defaulting: bool = True) -> tuple[dict, list[str]]:
-        out = validate(obj, rt, self.registry, mode=q.field_validation or "Strict")
+    def _validated(self, rt: ResourceType, obj: dict, q: Query, *, defaulting: bool = True,
+                   partial: bool = False) -> tuple[dict, list[str]]:
+        out = validate(obj, rt, self.registry, mode=q.field_validation or "Strict", partial=partial)
         if rt == R.CRD:
             self._check_crd(out.obj)
         if defaulting and self.registry.is_builtin(rt):
@@ -490,16 +491,21 @@ class Api:
         return self.store.update_raw(R.CRD, crd, subresource="status")
 
     def _update(self, rt: ResourceType, rp: ResourcePath, obj: dict, q: Query, headers: dict[str, str], *,
-                manager_default: str, created_ok: bool = False) -> Response:
+                manager_default: str) -> Response:
         assert rp.name is not None
         old = self.store.get(rt, rp.namespace, rp.name)
         obj, warnings = self._validated(rt, obj, q)
         if rt == R.SERVICE:
             self._service_ip(obj, old)
-        if rp.subresource is None and "managedFields" not in obj.get("metadata", {}):
-            obj["metadata"]["managedFields"] = old["metadata"].get("managedFields", [])
-        record_update(old, obj, self._node(rt), manager=self._manager(q, headers, manager_default),
-                      subresource=rp.subresource)
+        meta = obj["metadata"]
+        old_fields = old["metadata"].get("managedFields", [])
+        if rp.subresource is None and "managedFields" in meta and meta["managedFields"] != old_fields:
+            pass  # the client rewrote managedFields (kubectl's client-side -> server-side apply migration): keep them
+        else:
+            if rp.subresource is None:
+                meta["managedFields"] = old_fields
+            record_update(old, obj, self._node(rt), manager=self._manager(q, headers, manager_default),
+                          subresource=rp.subresource)
         raw = self.store.update_raw(rt, obj, subresource=rp.subresource, dry_run=q.dry_run)
         if rt == R.CRD and not q.dry_run and rp.subresource is None:
             crds.unregister(self.registry, old)
@@ -551,7 +557,7 @@ class Api:
             raise bad_request("invalid object type: the applied configuration must set apiVersion and kind")
         if "managedFields" in applied.get("metadata", {}):
             raise bad_request("metadata.managedFields must be nil")
-        applied, warnings = self._validated(rt, applied, q, defaulting=False)
+        applied, warnings = self._validated(rt, applied, q, defaulting=False, partial=True)
         try:
             live = self.store.get(rt, rp.namespace, rp.name)
         except ApiError as e:
@@ -559,6 +565,7 @@ class Api:
                 raise
             live = None
         result = server_side_apply(live, applied, node, manager=manager, force=q.force)
+        validate(result, rt, self.registry, mode="Strict")  # the merged object must be a valid whole
         if self.registry.is_builtin(rt):
             defaults.apply_defaults(result, rt.group, rt.kind)
         if rt == R.SERVICE:

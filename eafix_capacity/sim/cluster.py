@@ -130,8 +130,12 @@ class _Flusher:
         self._thread.start()
 
     def _run(self) -> None:
-        while not self._stop.wait(_FLUSH_EVERY):
+        pause = _FLUSH_EVERY
+        while not self._stop.wait(pause):
+            started = time.monotonic()
             self.flush()
+            # a big store is written less often, so saving never takes more than ~1/5 of the time
+            pause = max(_FLUSH_EVERY, 4 * (time.monotonic() - started))
 
     def flush(self) -> None:
         if self.store.resource_version == self._saved_rv:
@@ -166,11 +170,12 @@ class SimCluster:
         self._server: ApiServer | None = None
         self._flusher: _Flusher | None = None
         self.kubeconfig: Path | None = None
+        self._running = False
 
     # --- lifecycle -----------------------------------------------------------------------------
 
     def start(self) -> "SimCluster":
-        if self.store is not None:
+        if self._running:
             raise ClusterError("the sim cluster is already running")
         store = Store(seed=self.seed)
         if self.state_file is not None and self.state_file.exists():
@@ -179,19 +184,25 @@ class SimCluster:
             for node in node_objects(self.node_type, nodes=self.nodes, zones=self.zones, provider=self.provider):
                 store.create(R.NODE, node)
         self.store = store
+        self._running = True
         self.controllers = self._make_controllers(store)
         api = Api(store, controllers=self.controllers)
         try:
             self._server = ApiServer(api, port=self.port)
         except OSError as e:
+            self._running = False
             raise ClusterError(f"cannot listen on 127.0.0.1:{self.port}: {e}") from e
         self._server.start()
-        self.kubeconfig = self._write_kubeconfig()
-        if self.controllers is not None:
-            self.controllers.start()
-        if self.state_file is not None:
-            self._flusher = _Flusher(store, self.state_file)
-            self._flusher.start()
+        try:
+            self.kubeconfig = self._write_kubeconfig()
+            if self.controllers is not None:
+                self.controllers.start()
+            if self.state_file is not None:
+                self._flusher = _Flusher(store, self.state_file)
+                self._flusher.start()
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def stop(self) -> None:
@@ -208,6 +219,7 @@ class SimCluster:
         if self._tmpdir is not None:
             self._tmpdir.cleanup()
             self._tmpdir = None
+        self._running = False
 
     def __enter__(self) -> "SimCluster":
         return self.start()

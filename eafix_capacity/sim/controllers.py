@@ -289,7 +289,8 @@ def _set_condition(conditions: list[dict], ctype: str, status: str, reason: str,
     old = next((c for c in conditions if c.get("type") == ctype), None)
     cond: dict = {"type": ctype, "status": status}
     if update_time:
-        same = old is not None and (old.get("status"), old.get("reason"), old.get("message")) == (status, reason, message)
+        same = old is not None and \
+            (old.get("status"), old.get("reason"), old.get("message")) == (status, reason, message)
         cond["lastUpdateTime"] = old.get("lastUpdateTime", now) if same and old else now
     cond["lastTransitionTime"] = old["lastTransitionTime"] if old and old.get("status") == status and \
         old.get("lastTransitionTime") else now
@@ -329,6 +330,7 @@ class _Snapshot:
     pdbs: list[dict]
     hpas: list[dict]
     pods_by_owner: dict[str, list[dict]]
+    revisions: list[dict]
 
 
 KUBELET_EVENTS_MAX_PODS = 1000
@@ -494,7 +496,7 @@ class ControllerManager:
             pods=pods, nodes=self._list(R.NODE), replicasets=self._list(R.REPLICASET),
             deployments=self._list(R.DEPLOYMENT), statefulsets=self._list(R.STATEFULSET),
             daemonsets=self._list(R.DAEMONSET), pdbs=self._list(R.PDB), hpas=self._list(R.HPA),
-            pods_by_owner=by_owner,
+            pods_by_owner=by_owner, revisions=self._list(R.CONTROLLERREVISION),
         )
 
     def _pass(self) -> None:
@@ -750,7 +752,8 @@ class ControllerManager:
         deadline = float((d.get("spec") or {}).get("progressDeadlineSeconds", 600))
         return elapsed - seen[1] > deadline
 
-    def _create_replicaset(self, d: Mapping, template: Mapping, replicas: int, revision: int, max_replicas: int) -> None:
+    def _create_replicaset(self, d: Mapping, template: Mapping, replicas: int, revision: int,
+                           max_replicas: int) -> None:
         ns, name = _ns_name(d)
         collisions = int((d.get("status") or {}).get("collisionCount") or 0)
         h = template_hash(template, collisions or None)
@@ -1010,6 +1013,7 @@ class ControllerManager:
         strategy = spec.get("updateStrategy") or {}
         rolling = strategy.get("type", "RollingUpdate") == "RollingUpdate"
         partition = int((strategy.get("rollingUpdate") or {}).get("partition") or 0)
+        self._sync_revisions(sts, "StatefulSet", update_rev, snap, keep=current_rev)
         pods: dict[int, dict] = {}
         for p in snap.pods_by_owner.get(sts["metadata"]["uid"], []):
             ordinal = _ordinal(p["metadata"]["name"], name)
@@ -1159,12 +1163,49 @@ class ControllerManager:
             self.event(sts, reason="SuccessfulCreate", component="statefulset-controller",
                        message=f"create Pod {pod_name} in StatefulSet {name} successful")
 
+    def _sync_revisions(self, owner: Mapping, kind: str, current: str, snap: _Snapshot, *,
+                        keep: str | None = None) -> None:
+        """ControllerRevisions of a StatefulSet or DaemonSet, what ``kubectl rollout history``
+        and ``rollout undo`` read: one per distinct template, the current one the newest, the
+        oldest pruned beyond ``revisionHistoryLimit``. ``data`` is the strategic merge patch
+        that restores the template, as the real controllers store it."""
+        ns, name = _ns_name(owner)
+        uid = owner["metadata"]["uid"]
+        template = (owner.get("spec") or {}).get("template") or {}
+        owned = [cr for cr in snap.revisions if cr["metadata"].get("namespace") == ns
+                 and (controller_of(cr) or {}).get("uid") == uid]
+        top = max((int(cr.get("revision") or 0) for cr in owned), default=0)
+        mine = next((cr for cr in owned if cr["metadata"]["name"] == current), None)
+        if mine is None:
+            labels = dict((template.get("metadata") or {}).get("labels") or {})
+            labels["controller.kubernetes.io/hash"] = current.rsplit("-", 1)[-1]
+            body = {"apiVersion": "apps/v1", "kind": "ControllerRevision",
+                    "metadata": {"name": current, "namespace": ns, "labels": labels,
+                                 "ownerReferences": [_owner_ref(owner, kind)]},
+                    "data": {"spec": {"template": {**semantic(template), "$patch": "replace"}}},
+                    "revision": top + 1}
+            try:
+                self.store.create(R.CONTROLLERREVISION, body)
+            except ApiError as e:
+                if e.code != 409:
+                    raise
+        elif int(mine.get("revision") or 0) < top:
+            bumped = _copy(mine)
+            bumped["revision"] = top + 1
+            self._update(R.CONTROLLERREVISION, bumped)
+        limit = int((owner.get("spec") or {}).get("revisionHistoryLimit", 10))
+        old = sorted((cr for cr in owned if cr["metadata"]["name"] not in (current, keep)),
+                     key=lambda cr: int(cr.get("revision") or 0))
+        for cr in old[:max(0, len(old) - limit)]:
+            self._delete(R.CONTROLLERREVISION, cr)
+
     # --- DaemonSet --------------------------------------------------------------------------------
 
     def _sync_daemonset(self, ds: dict, snap: _Snapshot) -> None:
         ns, name = _ns_name(ds)
         template = (ds.get("spec") or {}).get("template") or {}
         rev = template_hash(template)
+        self._sync_revisions(ds, "DaemonSet", f"{name}-{rev}", snap)
         probe = self._pod_from_template(ds, "DaemonSet", template)
         probe["spec"]["tolerations"] += [
             {"key": k, "operator": "Exists", "effect": "NoSchedule"}
@@ -1329,7 +1370,8 @@ class ControllerManager:
         status = {
             "phase": "Running",
             "conditions": [
-                {"type": "PodReadyToStartContainers", "status": "True", "lastProbeTime": None, "lastTransitionTime": now},
+                {"type": "PodReadyToStartContainers", "status": "True", "lastProbeTime": None,
+                 "lastTransitionTime": now},
                 {"type": "Initialized", "status": "True", "lastProbeTime": None, "lastTransitionTime": now},
                 {"type": "Ready", "status": "True", "lastProbeTime": None, "lastTransitionTime": now},
                 {"type": "ContainersReady", "status": "True", "lastProbeTime": None, "lastTransitionTime": now},
@@ -1547,7 +1589,8 @@ class ControllerManager:
                 current_metrics.append({"type": "Resource", "resource": {
                     "name": rname, "current": {"averageUtilization": util, "averageValue": avg_text}}})
             else:
-                want_v = cpu_nanocores(tgt.get("averageValue")) if rname == "cpu" else memory_bytes(tgt.get("averageValue"))
+                target_text = tgt.get("averageValue")
+                want_v = cpu_nanocores(target_text) if rname == "cpu" else memory_bytes(target_text)
                 proposals.append((hpa_proposal(current, average, max(want_v, 1), counted), f"{rname} resource"))
                 current_metrics.append({"type": "Resource", "resource": {"name": rname,
                                                                          "current": {"averageValue": avg_text}}})
@@ -1571,11 +1614,10 @@ class ControllerManager:
         # Like the HPA controller, a newly seen autoscaler starts with the current size as its
         # first recommendation, so it does not scale down before a full stabilisation window.
         known = self._hpa_history.setdefault(uid, [(elapsed, current)])
-        history = [(ts, r) for ts, r in known if elapsed - ts <= max(down_window, up_window)]
-        history.append((elapsed, raw))
-        self._hpa_history[uid] = history
-        up_rec = min(r for ts, r in history if elapsed - ts <= up_window)
-        down_rec = max(r for ts, r in history if elapsed - ts <= down_window)
+        earlier = [(ts, r) for ts, r in known if elapsed - ts < max(down_window, up_window)]
+        self._hpa_history[uid] = earlier + [(elapsed, raw)]
+        up_rec = min([raw] + [r for ts, r in earlier if elapsed - ts < up_window])
+        down_rec = max([raw] + [r for ts, r in earlier if elapsed - ts < down_window])
         stabilized = current
         if stabilized < up_rec:
             stabilized = up_rec
@@ -1585,13 +1627,17 @@ class ControllerManager:
         desired = min(max(stabilized, down_limit), up_limit)
         limited_reason = None
         if desired > max_r:
-            desired, limited_reason = max_r, ("TooManyReplicas", "the desired replica count is more than the maximum replica count")
+            desired, limited_reason = max_r, ("TooManyReplicas",
+                                              "the desired replica count is more than the maximum replica count")
         elif desired < min_r:
-            desired, limited_reason = min_r, ("TooFewReplicas", "the desired replica count is less than the minimum replica count")
+            desired, limited_reason = min_r, ("TooFewReplicas",
+                                              "the desired replica count is less than the minimum replica count")
         elif stabilized > up_limit:
-            limited_reason = ("ScaleUpLimit", "the desired replica count is increasing faster than the maximum scale rate")
+            limited_reason = ("ScaleUpLimit",
+                              "the desired replica count is increasing faster than the maximum scale rate")
         elif stabilized < down_limit:
-            limited_reason = ("ScaleDownLimit", "the desired replica count is decreasing faster than the maximum scale rate")
+            limited_reason = ("ScaleDownLimit",
+                              "the desired replica count is decreasing faster than the maximum scale rate")
         if desired != current:
             new = _copy(target)
             new["spec"]["replicas"] = desired

@@ -7,6 +7,7 @@ would return. Functions change the object in place; ``allocate_ip`` is the only 
 """
 from __future__ import annotations
 
+import base64
 from typing import Callable
 
 _SERVICE_CIDR = "10.96."
@@ -125,6 +126,17 @@ def _service(obj: dict) -> None:
                 p.setdefault("targetPort", p["port"])
 
 
+def _secret(obj: dict) -> None:
+    """``stringData`` is write-only: merged into ``data`` (base64) and dropped, as the server does."""
+    string_data = obj.pop("stringData", None)
+    if isinstance(string_data, dict) and string_data:
+        data = obj.get("data") if isinstance(obj.get("data"), dict) else {}
+        for key, value in string_data.items():
+            data[key] = base64.b64encode(str(value).encode()).decode()
+        obj["data"] = data
+    obj.setdefault("type", "Opaque")
+
+
 def _hpa(obj: dict) -> None:
     spec = obj.setdefault("spec", {})
     spec.setdefault("minReplicas", 1)
@@ -137,6 +149,7 @@ _DEFAULTERS: dict[tuple[str, str], Callable[[dict], None]] = {
     ("apps", "DaemonSet"): _daemonset,
     ("", "Pod"): _pod,
     ("", "Service"): _service,
+    ("", "Secret"): _secret,
     ("autoscaling", "HorizontalPodAutoscaler"): _hpa,
 }
 

@@ -385,9 +385,29 @@ def record_update(old: dict | None, new: dict, node: Node, *, manager: str, subr
     new.setdefault("metadata", {})["managedFields"] = kept
 
 
+_DEFAULTED_MAP_KEYS = {"protocol": "TCP"}
+
+
+def _default_map_keys(value: Any, node: Node) -> None:
+    """Default list-map key fields (ports' ``protocol``) in an applied configuration, as the server
+    does, so its list items are identified like the stored ones."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _default_map_keys(v, node.child(k))
+    elif isinstance(value, list):
+        keys = node.map_keys if node.list_type == "map" else ()
+        for element in value:
+            if isinstance(element, dict):
+                for key in keys:
+                    if key in _DEFAULTED_MAP_KEYS and key not in element:
+                        element[key] = _DEFAULTED_MAP_KEYS[key]
+            _default_map_keys(element, node.items())
+
+
 def server_side_apply(live: dict | None, applied: dict, node: Node, *, manager: str, force: bool) -> dict:
     """The object after ``manager`` applies ``applied`` onto ``live`` (None: it does not exist yet)."""
     applied = copy.deepcopy(applied)
+    _default_map_keys(applied, node)
     applied_paths = field_set(applied, node)
     if live is None:
         result = applied

@@ -21,9 +21,10 @@ import yaml
 
 from eafix_capacity import quantity
 from eafix_capacity.errors import InputError, QuantityError
+from eafix_capacity.paths import data_file
 
 SERVICE_LABEL = "app.kubernetes.io/name"
-DEFAULT_MODEL_PATH = Path(__file__).resolve().parents[2] / "data" / "usage-model.yaml"
+DEFAULT_MODEL_PATH = data_file("usage-model.yaml")
 
 def cpu_nanocores(text: object) -> int:
     """CPU quantity to nanocores, rounded up to nano precision like the API server."""
@@ -280,7 +281,8 @@ def parse_usage_model(data: object, *, source: str = "<memory>") -> UsageModel:
         sessions=tuple(sessions),
         quiet=quiet, session=sess, overlap=overlap, ramp_minutes=ramp,
         noise=noise, noise_period_seconds=period, seed=seed,
-        no_request_cpu_nanocores=_quantity(no_req.get("cpu", "10m"), source=source, obj="no_request", fld="cpu", cpu=True),
+        no_request_cpu_nanocores=_quantity(no_req.get("cpu", "10m"), source=source, obj="no_request", fld="cpu",
+                                           cpu=True),
         no_request_memory_bytes=_quantity(no_req.get("memory", "32Mi"), source=source, obj="no_request",
                                           fld="memory", cpu=False),
         node_overhead_cpu_nanocores=_quantity(overhead.get("cpu", "120m"), source=source, obj="node_overhead",

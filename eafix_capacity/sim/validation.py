@@ -12,6 +12,8 @@ CRD kinds are checked against their ``openAPIV3Schema`` the same way.
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import copy
 import functools
 import re
@@ -48,8 +50,13 @@ def _node_for(rt: ResourceType, registry: Registry) -> tuple[Node | None, bool]:
     return builtin_node(rt.api_version, rt.kind), False
 
 
-def validate(obj: dict, rt: ResourceType, registry: Registry, *, mode: str = "Strict") -> Outcome:
-    """Check ``obj``; returns it with unknown fields pruned, or raises ApiError 400/422."""
+def validate(obj: dict, rt: ResourceType, registry: Registry, *, mode: str = "Strict",
+             partial: bool = False) -> Outcome:
+    """Check ``obj``; returns it with unknown fields pruned, or raises ApiError 400/422.
+
+    ``partial`` (a server-side apply configuration) checks field names and types only: required
+    fields and semantic rules apply to the merged object, not to what one manager sends.
+    """
     mode = mode or "Strict"
     if mode not in ("Strict", "Warn", "Ignore"):
         raise ApiError(400, "BadRequest", f'fieldValidation must be one of "Ignore", "Warn", "Strict", got "{mode}"')
@@ -61,8 +68,9 @@ def validate(obj: dict, rt: ResourceType, registry: Registry, *, mode: str = "St
         if unknown and mode == "Strict":
             text = ", ".join(f'unknown field "{u}"' for u in unknown)
             raise ApiError(400, "BadRequest", f"strict decoding error: {text}")
-        _type_and_schema_checks(obj, rt, node, is_crd)
-    _semantic_checks(obj, rt)
+        _type_and_schema_checks(obj, rt, node, is_crd, partial=partial)
+    if not partial:
+        _semantic_checks(obj, rt)
     warnings = [f'unknown field "{u}"' for u in unknown] if mode == "Warn" else []
     return Outcome(obj, warnings)
 
@@ -119,7 +127,7 @@ def _crd_to_jsonschema(schema: Any) -> Any:
     return out
 
 
-def _type_and_schema_checks(obj: dict, rt: ResourceType, node: Node, is_crd: bool) -> None:
+def _type_and_schema_checks(obj: dict, rt: ResourceType, node: Node, is_crd: bool, *, partial: bool = False) -> None:
     if is_crd:
         schema = _crd_to_jsonschema(node.schema)
         body = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind", "metadata")}
@@ -132,6 +140,8 @@ def _type_and_schema_checks(obj: dict, rt: ResourceType, node: Node, is_crd: boo
             return
         check = {k: v for k, v in obj.items() if k != "status"}
         errors = list(_builtin_validator(def_name).iter_errors(check))
+    if partial:
+        errors = [e for e in errors if e.validator != "required"]
     if not errors:
         return
     name = (obj.get("metadata") or {}).get("name", "")
@@ -196,6 +206,8 @@ def _semantic_checks(obj: dict, rt: ResourceType) -> None:
                                       "of alphanumeric characters, '-', '_' or '.', and must start and end with an "
                                       "alphanumeric character"})
     spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
+    if rt.kind == "Secret" and rt.group == "":
+        _check_base64(obj, rt)
     if rt.kind in _WORKLOADS and rt.group == "apps":
         causes += _workload_checks(spec)
     if rt.kind == "Pod" and rt.group == "":
@@ -238,6 +250,15 @@ def _pod_spec_checks(spec: dict, where: str) -> list[dict]:
                     causes.append({"reason": "FieldValueInvalid", "field": f"{path}.ports[{j}].containerPort",
                                    "message": f"Invalid value: {port}: must be between 1 and 65535, inclusive"})
     return causes
+
+
+def _check_base64(obj: dict, rt: ResourceType) -> None:
+    for key, value in (obj.get("data") or {}).items():
+        try:
+            base64.b64decode(str(value), validate=True)
+        except (binascii.Error, ValueError):
+            raise ApiError(400, "BadRequest", f'{rt.kind} in version "{rt.version}" cannot be handled as a '
+                                              f"{rt.kind}: illegal base64 data in data.{key}") from None
 
 
 def _label_key_ok(key: str) -> bool:

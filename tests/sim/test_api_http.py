@@ -556,3 +556,15 @@ def test_terminating_namespace_refuses_new_content(sim_cluster: SimCluster) -> N
         assert time.monotonic() < deadline
         time.sleep(0.05)
     assert call(sim_cluster, "GET", "/api/v1/namespaces/going/configmaps/inside")[0] == 404
+
+
+def test_secret_string_data_is_folded_into_data(sim_cluster: SimCluster) -> None:
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
+              "stringData": {"b": "two"}, "data": {"a": "b25l"}}
+    status, body, _ = call(sim_cluster, "POST", "/api/v1/namespaces/default/secrets", secret)
+    assert status == 201 and body["data"] == {"a": "b25l", "b": "dHdv"} and "stringData" not in body
+    assert body["type"] == "Opaque"
+    secret["metadata"]["name"] = "bad"
+    secret["data"] = {"a": "not base64!"}
+    status, body, _ = call(sim_cluster, "POST", "/api/v1/namespaces/default/secrets", secret)
+    assert status == 400 and "illegal base64" in body["message"]

@@ -59,3 +59,15 @@ def test_unknown_node_type_is_an_input_error() -> None:
     with pytest.raises(InputError) as err:
         SimCluster(node_type="q9.enormous").start()
     assert "q9.enormous" in str(err.value)
+
+
+def test_port_in_use_is_a_cluster_error(tmp_path: Path) -> None:
+    from eafix_capacity.errors import ClusterError
+
+    with SimCluster(kubeconfig=tmp_path / "kc1", controllers=False) as first:
+        port = int(first.url.rsplit(":", 1)[1])
+        with pytest.raises(ClusterError) as err:
+            SimCluster(port=port, kubeconfig=tmp_path / "kc2", controllers=False).start()
+        assert str(port) in str(err.value)
+        with pytest.raises(ClusterError):
+            first.start()

@@ -156,3 +156,13 @@ def test_store_dump_raw_matches_dump() -> None:
     store.create(R.CONFIGMAP, {"metadata": {"name": "a", "namespace": "default"}, "data": {"k": "ü"}})
     rv, raw = store.dump_raw()
     assert rv == store.resource_version and json.loads(raw) == store.dump()
+
+
+def test_server_side_apply_matches_ports_by_defaulted_protocol() -> None:
+    assert POD_NODE is not None
+    live = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "a", "image": "1", "ports": [{"containerPort": 80, "protocol": "TCP"}]}]}}
+    applied = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+               "spec": {"containers": [{"name": "a", "image": "1", "ports": [{"containerPort": 80}]}]}}
+    out = server_side_apply(live, applied, POD_NODE, manager="me", force=False)
+    assert out["spec"]["containers"][0]["ports"] == [{"containerPort": 80, "protocol": "TCP"}]

@@ -54,8 +54,14 @@ def test_apply_directory_with_default_flags_then_diff(kubectl: Kubectl, tmp_path
 
 
 def test_apply_server_side_and_conflict(kubectl: Kubectl, tmp_path: Path) -> None:
-    out = kubectl("apply", "--server-side", "-f", str(DATA / "app")).stdout
-    assert "deployment.apps/web serverside-applied" in out
+    kubectl("apply", "-f", str(DATA / "app"))
+    migrated = kubectl("apply", "--server-side", "-f", str(DATA / "app"))
+    assert "deployment.apps/web serverside-applied" in migrated.stdout and "Warning" not in migrated.stderr
+    managers = kubectl("get", "deploy", "web", "-n", "shop", "--show-managed-fields", "-o",
+                       "jsonpath={.metadata.managedFields[*].manager}").stdout.split()
+    assert "kubectl" in managers and "kubectl-client-side-apply" not in managers
+    same = kubectl("diff", "--server-side", "-f", str(DATA / "app"), check=False)
+    assert same.returncode == 0, same.stdout
     kubectl("scale", "deployment/web", "-n", "shop", "--replicas=4")
     conflict = kubectl("apply", "--server-side", "-f", str(DATA / "app"), check=False)
     assert conflict.returncode != 0 and "conflict" in conflict.stderr.lower()
@@ -170,3 +176,22 @@ def test_logs_are_a_placeholder_and_exec_is_refused_clearly(kubectl: Kubectl) ->
     assert "simulated, no process" in kubectl("logs", pod, "-n", "shop").stdout
     refused = kubectl("exec", pod, "-n", "shop", "--", "ls", check=False)
     assert refused.returncode != 0 and "not supported by the eafix sim cluster" in refused.stderr
+
+
+def test_apply_many_kinds_validates_and_is_idempotent(kubectl: Kubectl) -> None:
+    wide = str(DATA / "wide")
+    created = kubectl("apply", "-f", wide).stdout
+    for line in ("statefulset.apps/db created", "horizontalpodautoscaler.autoscaling/api created",
+                 "poddisruptionbudget.policy/api created", "ingress.networking.k8s.io/ing created",
+                 "storageclass.storage.k8s.io/fast created", "cronjob.batch/backup created",
+                 "priorityclass.scheduling.k8s.io/trading-critical created",
+                 "rolebinding.rbac.authorization.k8s.io/rb created"):
+        assert line in created
+    again = kubectl("apply", "-f", wide).stdout.splitlines()
+    # kubectl always re-sends a PDB selector (patchStrategy replace) and Secret stringData, as with a real server
+    assert [x for x in again if not x.endswith("unchanged")] == ["secret/s configured",
+                                                                  "poddisruptionbudget.policy/api configured"]
+    assert kubectl("diff", "-f", wide, check=False).returncode == 0
+    assert "Warning" not in kubectl("apply", "--server-side", "-f", wide).stderr
+    data = json.loads(kubectl("get", "secret", "s", "-n", "wide", "-o", "json").stdout)["data"]
+    assert sorted(data) == ["PASSWORD", "USER"]

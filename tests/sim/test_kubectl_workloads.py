@@ -219,6 +219,17 @@ def test_statefulset_ordered_pods_claims_and_rollout(sim):
     images = {p["spec"]["containers"][0]["image"] for p in pods_json(sim)}
     assert images == {"postgres:16.2"}
 
+    history = kubectl(sim, "rollout", "history", "statefulset/postgres").stdout
+    assert re.search(r"^1\s", history, re.M) and re.search(r"^2\s", history, re.M)
+    assert "rolled back" in kubectl(sim, "rollout", "undo", "statefulset/postgres").stdout
+    kubectl(sim, "rollout", "status", "statefulset/postgres", "--timeout=30s")
+    sim.settle()
+    assert {p["spec"]["containers"][0]["image"] for p in pods_json(sim)} == {"postgres:16.1"}
+    revisions = json.loads(kubectl(sim, "get", "controllerrevisions", "-o", "json").stdout)["items"]
+    by_rev = {r["revision"]: r["metadata"]["name"] for r in revisions}
+    sts = client.AppsV1Api(api(sim)).read_namespaced_stateful_set("postgres", "default")
+    assert sorted(by_rev) == [2, 3] and by_rev[3] == sts.status.update_revision == sts.status.current_revision
+
 
 # --- cordon, drain, PodDisruptionBudget ------------------------------------------------------------------
 
@@ -272,7 +283,8 @@ def test_drain_refused_while_pdb_would_be_violated(sim):
     assert e.value.status == 429
     body = json.loads(e.value.body)
     assert body["reason"] == "TooManyRequests"
-    assert body["details"]["causes"][0]["message"] == "The disruption budget web needs 3 healthy pods and has 3 currently"
+    assert body["details"]["causes"][0]["message"] == \
+        "The disruption budget web needs 3 healthy pods and has 3 currently"
 
     # Loosen the budget: the same drain now goes through and the pod is recreated elsewhere.
     kubectl(sim, "patch", "pdb", "web", "--type=merge", "-p", '{"spec":{"minAvailable":2}}')

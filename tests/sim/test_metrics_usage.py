@@ -199,7 +199,8 @@ def test_cpu_format(n, text):
     assert M.format_cpu(n) == text
 
 
-@pytest.mark.parametrize("n, text", [(0, "0"), (1, "4Ki"), (12_344 * 1024, "12344Ki"), (12_345 * 1024, "12348Ki"), (256 * 2**20, "256Mi"),
+@pytest.mark.parametrize("n, text", [(0, "0"), (1, "4Ki"), (12_344 * 1024, "12344Ki"), (12_345 * 1024, "12348Ki"),
+                                     (256 * 2**20, "256Mi"),
                                      (4097, "8Ki")])
 def test_memory_format_whole_pages_binary(n, text):
     assert M.format_memory(n) == text
