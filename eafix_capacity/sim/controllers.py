@@ -30,8 +30,9 @@ from eafix_capacity.sim import resources as R
 from eafix_capacity.sim.apierror import ApiError
 from eafix_capacity.sim.clock import SimClock
 from eafix_capacity.sim.resources import Registry, ResourceType
+from eafix_capacity.kobject import selector_matches
 from eafix_capacity.sim.scheduler import (Binding, node_affinity_matches, node_taints, pod_tolerations,
-                                          schedule_pending, selector_matches)
+                                          schedule_pending)
 from eafix_capacity.sim.usage_model import UsageModel, cpu_nanocores, load_usage_model, memory_bytes
 
 SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"

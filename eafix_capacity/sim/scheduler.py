@@ -21,6 +21,7 @@ import numpy as np
 from eafix_capacity import quantity
 from eafix_capacity import scheduling as S
 from eafix_capacity.errors import QuantityError
+from eafix_capacity.kobject import selector_matches
 
 R_TAINT = "node(s) had untolerated taint(s)"
 R_SPREAD_MISSING = "node(s) didn't match pod topology spread constraints (missing required label)"
@@ -79,26 +80,6 @@ def pod_requests(pod: Mapping) -> tuple[int, int]:
     mem = max(mem + sidecar_mem, init_mem)
     overhead = spec.get("overhead") or {}
     return cpu + _cpu_m(overhead.get("cpu", 0)), mem + _bytes(overhead.get("memory", 0))
-
-
-def selector_matches(selector: Mapping | None, labels: Mapping[str, str]) -> bool:
-    """A metav1.LabelSelector (matchLabels + matchExpressions); ``None`` matches nothing."""
-    if selector is None:
-        return False
-    for k, v in (selector.get("matchLabels") or {}).items():
-        if labels.get(k) != v:
-            return False
-    for expr in selector.get("matchExpressions") or []:
-        key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
-        if op == "In" and labels.get(key) not in values:
-            return False
-        if op == "NotIn" and key in labels and labels[key] in values:
-            return False
-        if op == "Exists" and key not in labels:
-            return False
-        if op == "DoesNotExist" and key in labels:
-            return False
-    return True
 
 
 def _node_selector_term_matches(term: Mapping, node_name: str, labels: Mapping[str, str]) -> bool:
