@@ -71,3 +71,4 @@ def test_too_few_nodes_leaves_pending_pods_that_describe_explains(tmp_path):
         described = run_kubectl(sim, "describe", "pod", pending[0], "-n", "eafix-trading", cache_dir=cache).stdout
         assert "FailedScheduling" in described
         assert "0/1 nodes are available" in described
+
