@@ -73,8 +73,6 @@ class PlanParams:
             raise InputError("unknown parameter", file=source, field=unknown[0], value=unknown[0],
                              valid="known parameters: " + ", ".join(sorted(known)))
         values = dict(raw)
-        if values.get("nodes") == 0:
-            values["nodes"] = None
         if values.get("mesh") in (None, ""):
             values["mesh"] = "none"
         return cls(**values)

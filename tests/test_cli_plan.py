@@ -148,6 +148,7 @@ BAD = [
     ("replicas-not-a-number", ["--replicas", "reporter=two"], ["'reporter=two'", "SERVICE=N"]),
     ("replicas-above-hpa", ["--replicas", "signal-generator=11"], ["signal-generator", "11", "max_replicas 10"]),
     ("negative-nodes", ["--nodes", "-3"], ["nodes", "-3", "at least 1"]),
+    ("zero-nodes", ["--nodes", "0"], ["nodes", "0", "at least 1"]),
     ("headroom-100", ["--headroom", "100"], ["headroom", "100"]),
     ("negative-storage", ["--storage-gib", "-5"], ["storage_gib", "-5", "0 or more"]),
     ("zero-ratio", ["--cpu-limit-ratio", "0"], ["cpu_limit_ratio", "above 0"]),
