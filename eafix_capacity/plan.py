@@ -12,7 +12,7 @@ from typing import Any
 
 from .catalog import Catalog, Resources
 from .errors import InputError
-from .mesh import normalise_mesh
+from .mesh import CONTROL_PLANE, normalise_mesh
 from .nodes import Allocatable, NodeType, allocatable
 from .profiles import Profile
 from .scenarios import SCENARIOS, PodDemand, demand, largest_surge, pod_resources, totals
@@ -111,6 +111,12 @@ class Plan:
                     "storage_request_bytes": s.storage_bytes,
                 }
                 for s in self.catalog.services
+            ],
+            # pods that are in `totals` but are not EAFIX services: the mesh's control plane
+            "mesh_control_plane": [
+                {"name": cp.name, "namespace": cp.namespace, "replicas": cp.replicas,
+                 **_resource_fields(cp.resources)}
+                for cp in (CONTROL_PLANE if normalise_mesh(self.options.mesh) == "istio" else ())
             ],
             "totals": {**_resource_fields(self.totals),
                        "storage_request_bytes": self.storage_request_bytes},

@@ -468,3 +468,17 @@ def test_placement_frame_of_a_scenario_that_does_not_fit_is_empty(catalog, profi
     from eafix_capacity.tables import placement_frame
     plan = plan_for(catalog, profiles, node_types, nodes=1)
     assert placement_frame(plan, "node-drain").empty
+
+
+@pytest.mark.parametrize("mesh", ["none", "istio"])
+def test_totals_are_services_plus_sidecars_plus_control_plane(mesh):
+    from eafix_capacity.inputs import PlanParams, plan_from_params
+    from eafix_capacity.mesh import SIDECAR
+    d = plan_from_params(PlanParams(mesh=mesh)).to_dict()
+    sidecar = SIDECAR if mesh == "istio" else None
+    for field, side in (("cpu_request_m", "cpu_request_m"), ("memory_limit_bytes", "memory_limit_bytes")):
+        per_pod = lambda s: s[field] + (getattr(sidecar, side) if sidecar else 0)  # noqa: E731
+        services = sum(per_pod(s) * s["replicas"] for s in d["services"])
+        control = sum(c[field] * c["replicas"] for c in d["mesh_control_plane"])
+        assert d["totals"][field] == services + control
+    assert bool(d["mesh_control_plane"]) == (mesh == "istio")
