@@ -2,20 +2,26 @@
 
 1. Scale: Deployments totalling 10,000 pods onto 1,000 nodes, created through the store
    (as the API would) and driven by the controllers; reports the time until every pod is
-   Running and the store's write rate. No target: the figure is for the README.
+   Running and the store's write rate (no target: figures for the README), then the sim's
+   memory and ``kubectl get pods -A`` over those pods. The scenario runs in a fresh
+   interpreter that does nothing else, so the RSS figures are the sim's alone: settled
+   (``VmRSS`` once the controllers are idle) and peak (``VmHWM``, the high-water mark over
+   the whole run, the listing included). Targets: both under 500 MB, the listing under 3 s.
 2. EAFIX: a set shaped like the EAFIX catalogue (10 trading services, redis, postgres,
    prometheus, grafana; 30 pods) applied with the real ``kubectl apply -f DIR``, and the
    committed rendering ``manifests/recommended`` with ``kubectl apply -k``; target: every pod
    Running within 3 s of the apply starting.
 
-Run: ``.venv/bin/python bench/bench_sim_scale.py [--pods 10000 --nodes 1000]``.
-Exits non-zero when the EAFIX target is missed.
+Run: ``.venv/bin/python bench/bench_sim_scale.py [--pods 10000 --nodes 1000] [--skip-scale]``
+(``--scale-only`` runs just the scale scenario in this process and prints its figures as JSON).
+Exits non-zero when a target is missed.
 """
 from __future__ import annotations
 
 import argparse
+import gc
+import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -30,6 +36,8 @@ from eafix_capacity.sim import resources as R
 from eafix_capacity.sim.cluster import SimCluster
 
 EAFIX_TARGET_S = 3.0
+RSS_TARGET_MB = 500.0
+GET_TARGET_S = 3.0
 NAMESPACE = "eafix-trading"
 TRADING = {  # name: (replicas, cpu, memory, cpu limit, memory limit)
     "data-ingestor": (3, "200m", "256Mi", "500m", "512Mi"),
@@ -156,7 +164,28 @@ def bench_eafix() -> list[tuple[str, float, float, int]]:
     return results
 
 
+def proc_status_mb(field: str) -> float:
+    """A memory figure of this process from /proc/self/status (``VmRSS``, ``VmHWM``) in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise SystemExit(f"/proc/self/status has no {field} (this benchmark needs Linux)")
+
+
+def kubectl_get_pods(sim: SimCluster) -> tuple[float, int]:
+    """(seconds ``kubectl get pods -A`` took, rows it printed), discovery cached beforehand."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KUBE")}
+    with tempfile.TemporaryDirectory() as cache:
+        base = ["kubectl", f"--kubeconfig={sim.kubeconfig}", f"--cache-dir={cache}"]
+        subprocess.run(base + ["get", "nodes", "-o", "name"], env=env, capture_output=True, check=True)
+        t0 = time.perf_counter()
+        out = subprocess.run(base + ["get", "pods", "-A"], env=env, capture_output=True, text=True, check=True)
+        return time.perf_counter() - t0, len(out.stdout.splitlines()) - 1
+
+
 def bench_scale(pods: int, nodes: int, per_deployment: int) -> dict:
+    """The scale scenario in this process; run it in a fresh one (``bench_scale_fresh``) for RSS."""
+    rss_start = proc_status_mb("VmRSS")
     t_start = time.perf_counter()
     with SimCluster(nodes=nodes, node_type="n2-standard-8") as sim:
         started = time.perf_counter() - t_start
@@ -178,9 +207,23 @@ def bench_scale(pods: int, nodes: int, per_deployment: int) -> dict:
             raise SystemExit("pods counted Running are not all Running in the store")
         writes = store.resource_version - rv0
         sim.settle(timeout=120)
-        rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        gc.collect()
+        settled_mb = proc_status_mb("VmRSS")
+        get_s, rows = kubectl_get_pods(sim)
+        peak_mb = proc_status_mb("VmHWM")
         return {"pods": count * per_deployment, "nodes": nodes, "startup_s": started, "running_s": elapsed,
-                "writes": writes, "writes_per_s": writes / elapsed, "max_rss_mb": rss_mb}
+                "writes": writes, "writes_per_s": writes / elapsed, "start_rss_mb": rss_start,
+                "settled_rss_mb": settled_mb, "peak_rss_mb": peak_mb, "get_pods_s": get_s, "get_pods_rows": rows}
+
+
+def bench_scale_fresh(pods: int, nodes: int, per_deployment: int) -> dict:
+    """``bench_scale`` in a new interpreter, so no earlier run (or this script) shows in its RSS."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--scale-only", "--pods", str(pods), "--nodes", str(nodes),
+           "--per-deployment", str(per_deployment)]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"the scale scenario failed (exit {done.returncode}): {done.stdout}{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -189,7 +232,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--nodes", type=int, default=1_000)
     ap.add_argument("--per-deployment", type=int, default=100)
     ap.add_argument("--skip-scale", action="store_true")
+    ap.add_argument("--scale-only", action="store_true", help="run only the scale scenario here; print JSON")
     args = ap.parse_args(argv)
+    if args.scale_only:
+        print(json.dumps(bench_scale(args.pods, args.nodes, args.per_deployment)))
+        return 0
 
     ok = True
     for label, elapsed, applied, pods in bench_eafix():
@@ -198,11 +245,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"eafix: {label}: {pods} pods all Running {elapsed:.2f} s after the apply started "
               f"(the apply itself {applied:.2f} s; target < {EAFIX_TARGET_S:.0f} s) {'PASS' if passed else 'FAIL'}")
     if not args.skip_scale:
-        r = bench_scale(args.pods, args.nodes, args.per_deployment)
+        r = bench_scale_fresh(args.pods, args.nodes, args.per_deployment)
         print(f"scale: {r['pods']} pods in {r['pods'] // args.per_deployment} Deployments on {r['nodes']} nodes: "
               f"all Running in {r['running_s']:.1f} s ({r['pods'] / r['running_s']:.0f} pods/s; "
-              f"{r['writes']} store writes, {r['writes_per_s']:.0f}/s); sim start-up {r['startup_s']:.2f} s; "
-              f"peak RSS {r['max_rss_mb']:.0f} MB")
+              f"{r['writes']} store writes, {r['writes_per_s']:.0f}/s); sim start-up {r['startup_s']:.2f} s")
+        mem_ok = r["settled_rss_mb"] < RSS_TARGET_MB and r["peak_rss_mb"] < RSS_TARGET_MB
+        print(f"scale: sim memory (fresh process): settled RSS {r['settled_rss_mb']:.0f} MB, peak RSS "
+              f"{r['peak_rss_mb']:.0f} MB (interpreter and imports {r['start_rss_mb']:.0f} MB; "
+              f"target < {RSS_TARGET_MB:.0f} MB) {'PASS' if mem_ok else 'FAIL'}")
+        get_ok = r["get_pods_s"] < GET_TARGET_S and r["get_pods_rows"] == r["pods"]
+        print(f"scale: `kubectl get pods -A` {r['get_pods_s']:.2f} s ({r['get_pods_rows']} rows; "
+              f"target < {GET_TARGET_S:.0f} s) {'PASS' if get_ok else 'FAIL'}")
+        ok &= mem_ok and get_ok
+    print("PASS" if ok else "FAIL")
     return 0 if ok else 1
 
 

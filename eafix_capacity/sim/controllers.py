@@ -33,6 +33,7 @@ from eafix_capacity.sim.resources import Registry, ResourceType
 from eafix_capacity.kobject import selector_matches
 from eafix_capacity.sim.scheduler import (Binding, node_affinity_matches, node_taints, pod_tolerations,
                                           schedule_pending)
+from eafix_capacity.sim.store import compact
 from eafix_capacity.sim.usage_model import UsageModel, cpu_nanocores, load_usage_model, memory_bytes
 
 SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
@@ -335,6 +336,8 @@ class _Snapshot:
 
 
 KUBELET_EVENTS_MAX_PODS = 1000
+EVENT_CACHE_SIZE = 4096
+"""Events remembered for aggregation into ``count`` (client-go's ``maxLruCacheEntries``)."""
 
 
 class ControllerManager:
@@ -590,7 +593,7 @@ class ControllerManager:
                 ev["count"] = int(ev.get("count", 1)) + 1
                 ev["lastTimestamp"] = now
                 self.store.update(R.EVENT, ev)
-                self._events[key] = (ev_ns, ev_name, ev["count"], time.monotonic())
+                self._remember_event(key, (ev_ns, ev_name, ev["count"], time.monotonic()))
                 return
             except ApiError:
                 self._events.pop(key, None)
@@ -615,9 +618,15 @@ class ControllerManager:
             self.store.create(R.EVENT, body)
         except ApiError:
             return
-        if len(self._events) > 50_000:
-            self._events.clear()
-        self._events[key] = (ns, name, 1, time.monotonic())
+        self._remember_event(key, (ns, name, 1, time.monotonic()))
+
+    def _remember_event(self, key: tuple, value: tuple[str, str, int, float]) -> None:
+        """Keep the aggregation key of the :data:`EVENT_CACHE_SIZE` most recent events, like
+        client-go's event correlator (an LRU cache): a repeat of an older one is a new Event."""
+        self._events.pop(key, None)
+        self._events[key] = value
+        while len(self._events) > EVENT_CACHE_SIZE:
+            del self._events[next(iter(self._events))]
 
     # --- nodes and garbage ------------------------------------------------------------------------
 
@@ -1292,7 +1301,9 @@ class ControllerManager:
         new = _copy(pod)
         new["spec"]["nodeName"] = node
         try:
-            bound = self._update(R.POD, new)
+            # Sharing the snapshot's unchanged parts: a pass binding 10,000 pods keeps every
+            # bound pod until the kubelet step, and full decoded copies would double its memory.
+            bound = compact(self._update(R.POD, new), pod)
         except ApiError as e:
             if e.code in (404, 409):
                 return None
@@ -1452,8 +1463,8 @@ class ControllerManager:
         conditions = _set_condition(list(old.get("conditions") or []), "DisruptionAllowed",
                                     "True" if allowed else "False",
                                     "SufficientPods" if allowed else "InsufficientPods", "", now=_now())
-        for c in conditions:
-            c["observedGeneration"] = int(pdb["metadata"].get("generation", 1))
+        generation = int(pdb["metadata"].get("generation", 1))
+        conditions = [{**c, "observedGeneration": generation} for c in conditions]  # copies: stored ones are shared
         status = {"observedGeneration": int(pdb["metadata"].get("generation", 1)),
                   "disruptionsAllowed": budget.disruptions_allowed, "currentHealthy": budget.current_healthy,
                   "desiredHealthy": budget.desired_healthy, "expectedPods": budget.expected,
