@@ -168,6 +168,8 @@ class Api:
             return _json_response(200, self.registry.api_group(parts[1]))
         if parts[0] == "apis" and len(parts) == 3:
             return _json_response(200, self.registry.api_resource_list(parts[1], parts[2]))
+        if path == "/openapi/v2":
+            return Response(200, openapi.V2_PROTOBUF, openapi.V2_PROTOBUF_MEDIA)
         if path == "/openapi/v3":
             return _json_response(200, openapi.root(self.registry))
         if path.startswith("/openapi/v3/"):

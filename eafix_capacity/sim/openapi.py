@@ -8,8 +8,13 @@ published schema). The sim publishes the paths and parameters but does not adver
 strategic merge patch in the document, so ``kubectl apply`` computes patches from its
 compiled-in types for built-in kinds and uses JSON merge patch for custom resources.
 ``components.schemas`` carry the kinds' schemas (from the same JSON schemas the server
-validates with, and CRD ``openAPIV3Schema``s) for ``kubectl explain``. ``/openapi/v2`` is not
-served (404), which kubectl tolerates.
+validates with, and CRD ``openAPIV3Schema``s) for ``kubectl explain``.
+
+``/openapi/v2`` is served as an empty Swagger 2.0 document in protobuf, the only form
+client-go reads. kubectl falls back to it when a kind's group-version is missing from
+``/openapi/v3`` (a custom resource whose CRD is not installed); finding no definition there
+it skips client-side validation, and then reports what a real cluster reports: ``no
+matches for kind ... ensure CRDs are installed first``.
 """
 from __future__ import annotations
 
@@ -25,6 +30,17 @@ _OBJECT_META = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
 
 _PATCH_MEDIA = ("application/json-patch+json", "application/merge-patch+json", "application/apply-patch+yaml")
 _QUERY = ("dryRun", "fieldManager", "fieldValidation", "force", "pretty")
+
+
+def _protobuf_field(number: int, payload: bytes) -> bytes:
+    """A length-delimited protobuf field (payloads here are far below 128 bytes)."""
+    return bytes([number << 3 | 2, len(payload)]) + payload
+
+
+V2_PROTOBUF_MEDIA = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+# gnostic openapi_v2.Document: swagger = 1, info = 2 (Info: title = 1, version = 2)
+V2_PROTOBUF = _protobuf_field(1, b"2.0") + _protobuf_field(
+    2, _protobuf_field(1, b"eafix-capacity sim cluster") + _protobuf_field(2, b"v1.32.0"))
 
 
 def _gv_path(group: str, version: str) -> str:
