@@ -14,8 +14,8 @@ from eafix_capacity.sim.testing import run_kubectl
 
 pytestmark = [pytest.mark.sim, pytest.mark.kubectl]
 
-SEED_BASIC = [
-    "apply -f namespaces/",
+# the part both of the seed's sequences share, between their first and last steps
+SEED_CORE = [
     "apply -f storage/",
     "apply -f secrets/",
     "apply -f configmaps/",
@@ -26,10 +26,9 @@ SEED_BASIC = [
     "apply -f deployments/trading-services.yml",
     "apply -f deployments/supporting-services.yml",
     "apply -f services/trading-services.yml",
-    "apply -f ingress/",
-    "get pods -n eafix-trading",
-    "get services -n eafix-trading",
 ]
+SEED_BASIC = ["apply -f namespaces/", *SEED_CORE, "apply -f ingress/",
+              "get pods -n eafix-trading", "get services -n eafix-trading"]
 
 
 def _kubectl_in(sim: SimCluster, directory, cache, command: str) -> subprocess.CompletedProcess[str]:
@@ -75,16 +74,7 @@ def test_too_few_nodes_leaves_pending_pods_that_describe_explains(tmp_path):
 
 SEED_ISTIO = [
     "label namespace eafix-trading istio-injection=enabled --overwrite",
-    "apply -f storage/",
-    "apply -f secrets/",
-    "apply -f configmaps/",
-    "apply -f deployments/infrastructure.yml",
-    "apply -f services/infrastructure-services.yml",
-    "wait --for=condition=ready pod -l app.kubernetes.io/name=redis -n eafix-trading --timeout=300s",
-    "wait --for=condition=ready pod -l app.kubernetes.io/name=postgres -n eafix-trading --timeout=300s",
-    "apply -f deployments/trading-services.yml",
-    "apply -f deployments/supporting-services.yml",
-    "apply -f services/trading-services.yml",
+    *SEED_CORE,
     "apply -f istio/gateways/",
     "apply -f istio/virtual-services/",
     "apply -f istio/destination-rules/",
