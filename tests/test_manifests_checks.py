@@ -255,3 +255,61 @@ def test_generate_refuses_a_schema_violation_and_leaves_files_untouched(tmp_path
         generate(profile="minimum", out_dir=out)
     assert e.value.field == "spec.replicas" and "deployments/" in e.value.file
     assert read_tree(out) == before
+
+
+@pytest.mark.parametrize("spec, blocked", [
+    ({"minAvailable": 2}, "minAvailable 2"),
+    ({"minAvailable": "100%"}, "minAvailable 100%"),
+    ({"maxUnavailable": 0}, "maxUnavailable 0"),
+    ({"maxUnavailable": "0%"}, "maxUnavailable 0%"),
+    ({"minAvailable": 1}, None),
+    ({"minAvailable": "50%"}, None),
+    ({"maxUnavailable": "10%"}, None),   # rounds up to one pod
+])
+def test_a_pdb_that_allows_no_eviction_fails_availability(spec, blocked):
+    objs = _objs()
+    pdb = _find(objs, "PodDisruptionBudget", "risk-manager-pdb")
+    pdb["spec"] = {**spec, "selector": pdb["spec"]["selector"]}
+    report, row = _fails(objs, "availability", "Deployment/eafix-trading/risk-manager")
+    if blocked is None:
+        assert row.status == "pass", row.detail
+    else:
+        assert row.status == "fail" and not report.passed
+        assert f"risk-manager-pdb: {blocked} with 2 replicas allows no eviction" in row.detail
+
+
+def test_a_host_port_fails_the_restricted_profile():
+    objs = _objs()
+    _pod(objs, "data-ingestor")["containers"][0]["ports"][0]["hostPort"] = 8081
+    _, row = _fails(objs, "restricted", "Deployment/eafix-trading/data-ingestor")
+    assert row.status == "fail" and "hostPort 8081" in row.detail
+
+
+@pytest.mark.parametrize("mutate", [
+    lambda p: p.update(containers="main"),
+    lambda p: p["containers"].__setitem__(0, "main"),
+    lambda p: p["containers"][0].update(securityContext="restricted"),
+    lambda p: p["containers"][0].update(resources="small"),
+    lambda p: p.update(volumes=["tmp"]),
+])
+def test_malformed_pod_specs_are_reported_not_raised(mutate):
+    objs = _objs()
+    mutate(_pod(objs, "risk-manager"))
+    report = run_checks(objs)
+    rows = report.table[report.table.object == "Deployment/eafix-trading/risk-manager"]
+    assert rows[rows.check == "schema"].iloc[0].status == "fail"
+    assert not report.passed and (rows.status == "fail").sum() >= 2
+
+
+def test_wrong_typed_replicas_is_a_schema_failure_not_a_crash():
+    objs = _objs()
+    _find(objs, "Deployment", "risk-manager")["spec"]["replicas"] = "two"
+    report, row = _fails(objs, "schema", "Deployment/eafix-trading/risk-manager")
+    assert row.status == "fail" and "spec.replicas" in row.detail
+
+
+def test_a_foreign_kind_with_an_istio_kind_name_gets_no_istio_schema():
+    foreign = {"apiVersion": "networking.example.io/v1beta1", "kind": "Gateway",
+               "metadata": {"name": "g", "namespace": "x"}, "spec": {"listeners": []}}
+    (v,) = validate_objects([foreign])
+    assert v.severity == "warning" and "no schema for Gateway networking.example.io/v1beta1" in v.problem

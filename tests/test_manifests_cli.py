@@ -20,7 +20,7 @@ def test_generate_check_and_import_round_trip(tmp_path, capsys):
     out = tmp_path / "rec"
     assert main(["manifests", "generate", "--profile", "recommended", "--mesh", "istio",
                  "--out", str(out)]) == 0
-    assert "wrote 104 objects" in capsys.readouterr().out
+    assert "wrote 105 objects" in capsys.readouterr().out
     assert (out / "istio" / "gateways").is_dir()
 
     assert main(["manifests", "check", str(out)]) == 0
@@ -110,3 +110,16 @@ def test_committed_helm_values_parse(tmp_path):
     assert main(["manifests", "generate", "--profile", "recommended", "--out", str(out)]) == 0
     doc = yaml.safe_load(read_tree(out)["helm/values.yaml"])
     assert doc == helm_values(CATALOG)
+
+
+@pytest.mark.parametrize("command", ["check", "import"])
+def test_skipped_documents_are_warned_once_on_stderr(tmp_path, capsys, command):
+    out = tmp_path / "m"
+    assert main(["manifests", "generate", "--profile", "minimum", "--out", str(out)]) == 0
+    notes = out / "deployments" / "trading-services.yml"
+    notes.write_text("title: release notes\n---\n" + notes.read_text())
+    capsys.readouterr()
+    assert main(["manifests", command, str(out)]) == 0
+    err = capsys.readouterr().err
+    assert err.count("warning: ") == 1
+    assert "trading-services.yml: document 0 (line 1): skipped" in err

@@ -285,3 +285,65 @@ def _catalogues(draw):
 def test_any_catalogue_survives_render_and_import(cat, mesh):
     gen = build(cat, load_profiles()["minimum"], RenderOptions(mesh=mesh))
     assert import_generated(gen).services == cat.services
+
+
+def test_a_key_defined_twice_is_an_error_naming_file_and_line(tmp_path):
+    f = _write(tmp_path / "web.yml", _deploy("web", replicas=2).replace(
+        "  replicas: 2\n", "  replicas: 2\n  replicas: 5\n"))
+    with pytest.raises(ManifestError) as e:
+        load_manifests(f)
+    assert "web.yml" in str(e.value) and "line 8" in str(e.value)
+    assert "mapping key 'replicas' already defined" in str(e.value)
+
+
+def test_a_merge_key_overridden_explicitly_is_not_a_duplicate(tmp_path):
+    f = _write(tmp_path / "cm.yml", """\
+        apiVersion: v1
+        kind: ConfigMap
+        metadata: {name: c}
+        data:
+          base: &base {a: "1", b: "2"}
+          derived:
+            <<: *base
+            b: "3"
+        """)
+    (obj,) = load_manifests(f).dicts
+    assert obj["data"]["derived"] == {"a": "1", "b": "3"}
+
+
+HPA_DOC = """---
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {{name: web, namespace: {ns}}}
+spec:
+  scaleTargetRef: {{apiVersion: apps/v1, kind: Deployment, name: web}}
+  minReplicas: {lo}
+  maxReplicas: {hi}
+"""
+
+
+@pytest.mark.parametrize("lo, hi, field, needle", [
+    (2, '"ten"', "spec.maxReplicas", "not a whole number >= 1 'ten'"),
+    (0, 5, "spec.minReplicas", "not a whole number >= 1 0"),
+    (6, 5, "spec.minReplicas", "minReplicas above maxReplicas 6"),
+])
+def test_bad_hpa_names_the_hpa_file_object_and_field(tmp_path, lo, hi, field, needle):
+    _write(tmp_path / "web.yml", _deploy("web"))
+    hpa = _write(tmp_path / "hpa.yml", HPA_DOC.format(ns="shop", lo=lo, hi=hi))
+    with pytest.raises(ManifestError) as e:
+        import_manifests(tmp_path)
+    assert (e.value.file, e.value.obj, e.value.field) == (str(hpa), "HorizontalPodAutoscaler/shop/web", field)
+    assert needle in str(e.value)
+
+
+def test_bad_replicas_names_the_workload_file_and_field(tmp_path):
+    f = _write(tmp_path / "web.yml", _deploy("web", replicas='"two"'))
+    with pytest.raises(ManifestError) as e:
+        import_manifests(tmp_path)
+    assert (e.value.file, e.value.obj, e.value.field) == (str(f), "Deployment/shop/web", "spec.replicas")
+
+
+def test_an_hpa_in_another_namespace_does_not_scale_the_workload(tmp_path):
+    _write(tmp_path / "web.yml", _deploy("web"))
+    _write(tmp_path / "hpa.yml", HPA_DOC.format(ns="other", lo=2, hi=5))
+    assert import_manifests(tmp_path).get("web").hpa is None

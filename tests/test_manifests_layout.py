@@ -144,3 +144,15 @@ def test_duplicate_objects_are_refused_before_layout():
 def test_tree_diff_reports_each_kind_of_change():
     assert tree_diff({"a": b"1", "b": b"2"}, {"b": b"3", "c": b"4"}) == [
         ("a", "added"), ("b", "changed"), ("c", "removed")]
+
+
+def test_shared_sub_objects_are_written_out_not_as_yaml_aliases():
+    peer = {"podSelector": {"matchLabels": {"app": "prometheus"}}}
+    doc = {"ingress": [{"from": [peer]}], "egress": [{"to": [peer]}]}
+    for pure in (False, True):
+        text = dump_yaml(doc, pure=pure)
+        assert "&" not in text and "*" not in text
+        assert yaml.safe_load(text) == doc
+    for profile, mesh in VARIANTS:
+        for path, data in build_profile(profile, mesh=mesh).files.items():
+            assert b"&id0" not in data and b"*id0" not in data, path

@@ -35,7 +35,11 @@ def test_every_service_has_a_workload_with_its_replicas_requests_and_limits():
     for svc in CATALOG.services:
         w = work[svc.name]
         assert w["kind"] == svc.kind
-        assert w["spec"]["replicas"] == svc.replicas
+        if svc.hpa is None:
+            assert w["spec"]["replicas"] == svc.replicas
+        else:  # left to the HPA, whose floor is the plan's baseline
+            assert "replicas" not in w["spec"]
+            assert w["metadata"]["annotations"]["eafix.io/replicas"] == str(svc.replicas)
         containers = w["spec"]["template"]["spec"]["containers"]
         assert [c["name"] for c in containers] == [c.name for c in svc.containers]
         for c, cat in zip(containers, svc.containers):
@@ -233,3 +237,107 @@ def test_network_policies_start_from_default_deny():
 
 def test_render_is_deterministic():
     assert _render(mesh="istio") == _render(mesh="istio")
+
+
+# -- what the NetworkPolicies let through ---------------------------------------------------
+
+def _pod_labels(objs: list[dict], name: str) -> dict:
+    return _workloads(objs)[name]["spec"]["template"]["metadata"]["labels"]
+
+
+def _peer_matches(peer: dict, policy_ns: str, ns: str, labels: dict) -> bool:
+    from eafix_capacity.kobject import selector_matches
+    if "ipBlock" in peer:   # the policies' ipBlocks leave out the private ranges pods live in
+        return False
+    if "namespaceSelector" in peer:
+        if not selector_matches(peer["namespaceSelector"], {"kubernetes.io/metadata.name": ns}):
+            return False
+    elif ns != policy_ns:
+        return False
+    return selector_matches(peer.get("podSelector", {}), labels)
+
+
+def _rule_allows(rule: dict, key: str, policy_ns: str, peer: tuple[str, dict], port: int, proto: str) -> bool:
+    ports = rule.get("ports")
+    if ports is not None and not any(p.get("protocol", "TCP") == proto and p.get("port") == port
+                                     for p in ports):
+        return False
+    peers = rule.get(key)
+    return peers is None or any(_peer_matches(p, policy_ns, *peer) for p in peers)
+
+
+def _side_allows(pols: list[dict], direction: str, me: tuple[str, dict], other: tuple[str, dict],
+                 port: int, proto: str) -> bool:
+    from eafix_capacity.kobject import selector_matches
+    key = "from" if direction == "Ingress" else "to"
+    field = direction.lower()
+    mine = [p for p in pols if p["metadata"]["namespace"] == me[0]
+            and selector_matches(p["spec"]["podSelector"], me[1])
+            and direction in p["spec"]["policyTypes"]]
+    return not mine or any(_rule_allows(r, key, p["metadata"]["namespace"], other, port, proto)
+                           for p in mine for r in p["spec"].get(field, []))
+
+
+def _allowed(objs: list[dict], src: tuple[str, dict], dst: tuple[str, dict], port: int,
+             proto: str = "TCP") -> bool:
+    """NetworkPolicy semantics: the source's egress and the destination's ingress must both
+    admit the connection (a pod no policy selects in a direction is open in it)."""
+    pols = [o for o in objs if o["kind"] == "NetworkPolicy"]
+    return (_side_allows(pols, "Egress", src, dst, port, proto)
+            and _side_allows(pols, "Ingress", dst, src, port, proto))
+
+
+NS = "eafix-trading"
+INGRESS_CONTROLLER = ("ingress-nginx", {"app.kubernetes.io/name": "ingress-nginx"})
+ACME_SOLVER = (NS, {"acme.cert-manager.io/http01-solver": "true"})
+
+
+@pytest.mark.parametrize("mesh", ["none", "istio"])
+def test_prometheus_can_scrape_every_pod_that_asks_to_be_scraped(mesh):
+    objs = _render(mesh=mesh)
+    prom = (NS, _pod_labels(objs, "prometheus"))
+    scraped = [(name, w["spec"]["template"]) for name, w in _workloads(objs).items()
+               if (w["spec"]["template"]["metadata"].get("annotations") or {}).get("prometheus.io/scrape") == "true"]
+    assert {"grafana", "prometheus", "signal-generator"} <= {n for n, _ in scraped}
+    for name, tmpl in scraped:
+        port = int(tmpl["metadata"]["annotations"]["prometheus.io/port"])
+        assert _allowed(objs, prom, (NS, tmpl["metadata"]["labels"]), port), name
+
+
+def test_network_policies_admit_what_the_services_need_and_nothing_broader():
+    objs = _render()
+    pods = {s.name: (NS, _pod_labels(objs, s.name)) for s in CATALOG.services}
+    dns = ("kube-system", {"k8s-app": "kube-dns"})
+    for name, pod in pods.items():
+        assert _allowed(objs, pod, dns, 53, "UDP") and _allowed(objs, pod, dns, 53, "TCP"), name
+    assert _allowed(objs, INGRESS_CONTROLLER, pods["gui-gateway"], 8080)
+    assert not _allowed(objs, INGRESS_CONTROLLER, pods["risk-manager"], 8084)
+    assert _allowed(objs, pods["signal-generator"], pods["redis"], 6379)
+    assert _allowed(objs, pods["risk-manager"], pods["execution-engine"], 8085)
+    assert not _allowed(objs, pods["grafana"], pods["redis"], 6379)
+    assert not _allowed(objs, pods["signal-generator"], pods["redis"], 6380)
+
+
+def test_cert_manager_http01_solver_is_reachable_from_the_ingress_controller_only():
+    objs = _render()
+    assert _allowed(objs, INGRESS_CONTROLLER, ACME_SOLVER, 8089)
+    assert not _allowed(objs, INGRESS_CONTROLLER, ACME_SOLVER, 8080)
+    assert not _allowed(objs, (NS, _pod_labels(objs, "risk-manager")), ACME_SOLVER, 8089)
+    assert not _allowed(objs, ("default", {"app": "x"}), ACME_SOLVER, 8089)
+    no_gateway = replace(CATALOG, services=tuple(s for s in CATALOG.services if s.name != "gui-gateway"))
+    pols = _by(render(no_gateway, PROFILES["recommended"], RenderOptions()), "NetworkPolicy")
+    assert "allow-acme-http01-solver" not in pols
+
+
+def test_hpa_targets_leave_replicas_to_the_hpa_unless_scaled_to_zero():
+    """`kubectl apply` of a Deployment with spec.replicas would reset an HPA-scaled service."""
+    objects = _render()
+    hpas = {h["spec"]["scaleTargetRef"]["name"]: h for h in _by(objects, "HorizontalPodAutoscaler").values()}
+    work = _workloads(objects)
+    assert hpas, "the catalogue has at least one HPA"
+    for name, hpa in hpas.items():
+        assert "replicas" not in work[name]["spec"]
+        assert hpa["spec"]["minReplicas"] <= int(work[name]["metadata"]["annotations"]["eafix.io/replicas"])
+    scaled_to_zero = CATALOG.with_replicas({"signal-generator": 0})
+    w = _workloads(render(scaled_to_zero, PROFILES["recommended"]))["signal-generator"]
+    assert w["spec"]["replicas"] == 0 and "eafix.io/replicas" not in w["metadata"].get("annotations", {})

@@ -94,3 +94,29 @@ def test_notebook_has_the_conventions():
     assert "NotebookParams.from_notebook" in code[1].source
     assert all(c.get("outputs") for c in code[1:]), "committed executed"
     assert str(ROOT) not in NOTEBOOK.read_text() and "/tmp/" not in NOTEBOOK.read_text()
+
+
+def test_sizing_and_catalogue_diff_come_from_the_rendering_not_the_catalogue(tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from eafix_capacity.manifests import notebook
+
+    real_build = notebook.build
+
+    def drifted(*args, **kwargs):
+        gen = real_build(*args, **kwargs)
+        objects = [dict(o) for o in gen.objects]
+        for i, o in enumerate(objects):
+            if o["kind"] == "Deployment" and o["metadata"]["name"] == "risk-manager":
+                objects[i] = {**o, "spec": {**o["spec"], "replicas": 5}}
+        return replace(gen, objects=objects)
+
+    monkeypatch.setattr(notebook, "build", drifted)
+    result = notebook.run(notebook.NotebookParams.from_notebook(output_dir=str(tmp_path)))
+    catalogue = import_summary(load_catalog())
+    rm = next(s for s in load_catalog().services if s.name == "risk-manager")
+    assert result.sizing["totals"]["cpu_request_m"] == \
+        catalogue["totals"]["cpu_request_m"] + 3 * rm.pod_resources.cpu_request_m
+    rows = {(r.service, r.field): (r.left, r.right) for r in result.catalogue_diff.itertuples()}
+    assert rows == {("risk-manager", "replicas"): (5, 2)}
+    assert result.summary()["totals"] == result.sizing["totals"]

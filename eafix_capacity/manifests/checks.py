@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Callable, TypeVar
 
 import pandas as pd
 
@@ -23,6 +24,8 @@ from .layout import object_ref
 from .secrets import find_literal_secrets
 from .validate import SchemaSet, validate_object
 from .render import KUBERNETES_VERSION
+
+T = TypeVar("T")
 
 CHECK_COLUMNS = ["object", "file", "check", "status", "detail"]
 POD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job")
@@ -47,8 +50,6 @@ class CheckReport:
 
 
 def _pod_spec(obj: dict) -> dict | None:
-    if obj.get("kind") == "Job":
-        return get_in(obj, "spec", "template", "spec")
     return get_in(obj, "spec", "template", "spec") if obj.get("kind") in POD_KINDS else None
 
 
@@ -71,6 +72,9 @@ def _restricted(pod: dict) -> list[str]:
         name = c.get("name")
         if sc.get("privileged"):
             out.append(f"{name}: privileged")
+        for p in c.get("ports") or []:
+            if isinstance(p, dict) and p.get("hostPort"):
+                out.append(f"{name}: hostPort {p['hostPort']} (host ports are refused)")
         if sc.get("allowPrivilegeEscalation") is not False:
             out.append(f"{name}: allowPrivilegeEscalation is not false")
         drop = (sc.get("capabilities") or {}).get("drop") or []
@@ -217,26 +221,74 @@ def _config(obj: dict, pod: dict, config_maps: dict[tuple[str, str], dict]) -> l
     return out
 
 
+def _scaled(value: object, replicas: int) -> int | None:
+    """An int-or-percent PDB field as a pod count (percentages round up, as the
+    disruption controller does); None when unreadable."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.endswith("%") and value[:-1].isdigit():
+        return -(-int(value[:-1]) * replicas // 100)
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None
+
+
+def _pdb_blocks_eviction(spec: dict, replicas: int) -> str | None:
+    """The field that leaves zero allowed disruptions at ``replicas`` healthy pods."""
+    if "maxUnavailable" in spec:
+        n = _scaled(spec["maxUnavailable"], replicas)
+        return f"maxUnavailable {spec['maxUnavailable']}" if n is not None and n <= 0 else None
+    if "minAvailable" in spec:
+        n = _scaled(spec["minAvailable"], replicas)
+        return f"minAvailable {spec['minAvailable']}" if n is not None and n >= replicas else None
+    return None
+
+
 def _availability(obj: dict, pod_labels: dict, pdbs: list[dict], hpas: list[dict]) -> tuple[bool, list[str]]:
     """(multi-replica?, problems)."""
     name = get_in(obj, "metadata", "name")
-    replicas = get_in(obj, "spec", "replicas")
-    replicas = 1 if replicas is None else replicas
-    hpa_max = max((get_in(h, "spec", "maxReplicas") or 0 for h in hpas
-                   if get_in(h, "spec", "scaleTargetRef", "name") == name
-                   and get_in(h, "spec", "scaleTargetRef", "kind") == obj.get("kind")), default=0)
+    ns = get_in(obj, "metadata", "namespace") or ""
+    mine_hpas = [h for h in hpas if get_in(h, "spec", "scaleTargetRef", "name") == name
+                 and get_in(h, "spec", "scaleTargetRef", "kind") == obj.get("kind")
+                 and (get_in(h, "metadata", "namespace") or "") == ns]
+
+    def count(value: object) -> int | None:   # a wrong type is the schema check's to report
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    hpa_max = max((count(get_in(h, "spec", "maxReplicas")) or 0 for h in mine_hpas), default=0)
+    hpa_min = min((count(get_in(h, "spec", "minReplicas")) or 1 for h in mine_hpas), default=1)
+    replicas = count(get_in(obj, "spec", "replicas"))
+    if replicas is None:   # absent: 1, or what an HPA keeps at least
+        replicas = hpa_min if mine_hpas else 1
     if obj.get("kind") == "DaemonSet" or max(replicas, hpa_max) <= 1:
         return False, []
     out = []
-    ns = get_in(obj, "metadata", "namespace") or ""
-    if not any(selector_matches(get_in(p, "spec", "selector"), pod_labels) and (get_in(p, "metadata", "namespace") or "") == ns
-               for p in pdbs):
+    mine = [p for p in pdbs if selector_matches(get_in(p, "spec", "selector"), pod_labels)
+            and (get_in(p, "metadata", "namespace") or "") == ns]
+    if not mine:
         out.append("no PodDisruptionBudget selects its pods")
+    for p in mine if replicas > 0 else []:
+        blocked = _pdb_blocks_eviction(get_in(p, "spec") or {}, replicas)
+        if blocked:
+            out.append(f"PodDisruptionBudget {get_in(p, 'metadata', 'name')}: {blocked} with "
+                       f"{replicas} replicas allows no eviction, so a node drain never completes")
     spread = get_in(obj, "spec", "template", "spec", "topologySpreadConstraints") or []
     if not any(c.get("topologyKey") == "kubernetes.io/hostname" and selector_matches(c.get("labelSelector"), pod_labels)
                for c in spread):
         out.append("no topologySpreadConstraint over kubernetes.io/hostname selects its pods")
     return True, out
+
+
+def _guarded(run: Callable[[], T]) -> T | list[str]:
+    """A check's result, or a failure naming the malformed part when a hand-written
+    manifest has the wrong shape (a string where a mapping belongs): the schema check
+    reports the field, and the check suite itself must not stop with a traceback."""
+    try:
+        return run()
+    except (AttributeError, TypeError, KeyError) as e:
+        return [f"cannot check a malformed pod spec ({type(e).__name__}: {e}); see the schema row"]
 
 
 def run_checks(objects: list[dict], *, files: list[str] | None = None,
@@ -264,14 +316,17 @@ def run_checks(objects: list[dict], *, files: list[str] | None = None,
         pod = _pod_spec(obj)
         if pod is not None:
             pod_labels = get_in(obj, "spec", "template", "metadata", "labels") or {}
-            row(obj, file, "restricted", _restricted(pod))
-            row(obj, file, "resources", _resources(pod))
-            row(obj, file, "probes", _probes(pod))
-            row(obj, file, "image", _image(pod))
-            multi, problems = _availability(obj, pod_labels, pdbs, hpas)
-            if multi:
-                row(obj, file, "availability", problems)
-            row(obj, file, "config", _config(obj, pod, config_maps))
+            for check, run in (("restricted", lambda: _restricted(pod)),
+                               ("resources", lambda: _resources(pod)),
+                               ("probes", lambda: _probes(pod)),
+                               ("image", lambda: _image(pod))):
+                row(obj, file, check, _guarded(run))
+            multi = _guarded(lambda: _availability(obj, pod_labels, pdbs, hpas))
+            if isinstance(multi, list):   # the pod spec was malformed
+                row(obj, file, "availability", multi)
+            elif multi[0]:
+                row(obj, file, "availability", multi[1])
+            row(obj, file, "config", _guarded(lambda: _config(obj, pod, config_maps)))
         findings = find_literal_secrets(obj)
         row(obj, file, "secrets", [f"{f.field}: {f.reason}" for f in findings])
     return CheckReport(pd.DataFrame(rows, columns=CHECK_COLUMNS))

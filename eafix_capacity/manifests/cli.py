@@ -12,9 +12,8 @@ import sys
 import warnings
 from typing import TextIO
 
-from ..errors import InputError
 from .importer import import_objects, import_summary
-from .load import ManifestWarning, load_manifests
+from .load import LoadResult, ManifestWarning, load_manifests
 from .render import DEFAULT_IMAGE_TAG, DEFAULT_NAMESPACE, RenderOptions
 from .checks import run_checks
 from .workflow import generate
@@ -61,12 +60,18 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_check(args: argparse.Namespace) -> int:
+def _load(args: argparse.Namespace) -> LoadResult:
+    """The manifests under ``args.path``; skipped documents are reported once, on stderr."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ManifestWarning)
         loaded = load_manifests(*args.path)
     for w in loaded.warnings:
         print(f"warning: {w}", file=sys.stderr)
+    return loaded
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    loaded = _load(args)
     report = run_checks(loaded.dicts, files=loaded.files)
     out = _out(args)
     table = report.table if args.all else report.table[report.table["status"] != "pass"]
@@ -84,11 +89,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ManifestWarning)
-        loaded = load_manifests(*args.path)
-    for w in loaded.warnings:
-        print(f"warning: {w}", file=sys.stderr)
+    loaded = _load(args)
     catalog = import_objects(loaded, source=", ".join(args.path))
     summary = import_summary(catalog)
     out = _out(args)
@@ -96,8 +97,6 @@ def cmd_import(args: argparse.Namespace) -> int:
         json.dump(summary, out, indent=2)
         out.write("\n")
         return 0
-    if args.format != "table":
-        raise InputError("unknown format", field="--format", value=args.format, valid="table or json")
     import pandas as pd
 
     frame = pd.DataFrame(summary["services"])

@@ -19,7 +19,7 @@ from ..errors import ManifestError, QuantityError
 from ..quantity import from_bytes, from_milli, parse
 from .layout import object_ref
 from .load import LoadedObject, LoadResult, load_manifests
-from .render import (A_DESCRIPTION, A_IMAGE, A_ORDER, A_SOURCE, L_COMPONENT, L_INJECT,
+from .render import (A_DESCRIPTION, A_IMAGE, A_ORDER, A_REPLICAS, A_SOURCE, L_COMPONENT, L_INJECT,
                      L_RUNTIME, L_TIER)
 
 WORKLOAD_KINDS = ("Deployment", "StatefulSet")
@@ -100,17 +100,33 @@ def _port(containers: list[dict], services: list[dict], pod_labels: dict) -> int
     return None
 
 
-def _hpa_for(kind: str, name: str, hpas: list[LoadedObject]) -> tuple[dict, str] | None:
+def _count(value: Any, *, minimum: int, file: str, obj: str, field: str) -> int:
+    """A replica count or percentage from a manifest, checked where it was written."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ManifestError(f"not a whole number >= {minimum}", file=file, obj=obj, field=field,
+                            value=value, valid=f"an integer of at least {minimum}")
+    return value
+
+
+def _hpa_for(kind: str, name: str, namespace: str, hpas: list[LoadedObject]) -> tuple[dict, str] | None:
     for lo in hpas:
         ref = get_in(lo.obj, "spec", "scaleTargetRef") or {}
-        if ref.get("kind") == kind and ref.get("name") == name:
-            spec = lo.obj["spec"]
-            util = spec.get("targetCPUUtilizationPercentage")
-            for m in spec.get("metrics") or []:
-                if get_in(m, "type") == "Resource" and get_in(m, "resource", "name") == "cpu":
-                    util = get_in(m, "resource", "target", "averageUtilization") or util
-            return ({"min_replicas": spec.get("minReplicas", 1), "max_replicas": spec.get("maxReplicas"),
-                     "cpu_utilization": util if util is not None else 80}, lo.file)
+        if ref.get("kind") == kind and ref.get("name") == name \
+                and (get_in(lo.obj, "metadata", "namespace") or "") == namespace:
+            spec, where = lo.obj["spec"], {"file": lo.file, "obj": object_ref(lo.obj)}
+            util, util_field = spec.get("targetCPUUtilizationPercentage"), "spec.targetCPUUtilizationPercentage"
+            for i, m in enumerate(spec.get("metrics") or []):
+                if get_in(m, "type") == "Resource" and get_in(m, "resource", "name") == "cpu" \
+                        and get_in(m, "resource", "target", "averageUtilization") is not None:
+                    util = get_in(m, "resource", "target", "averageUtilization")
+                    util_field = f"spec.metrics[{i}].resource.target.averageUtilization"
+            lo_n = _count(spec.get("minReplicas", 1), minimum=1, field="spec.minReplicas", **where)
+            hi_n = _count(spec.get("maxReplicas"), minimum=1, field="spec.maxReplicas", **where)
+            if lo_n > hi_n:
+                raise ManifestError("minReplicas above maxReplicas", field="spec.minReplicas", value=lo_n,
+                                    valid=f"at most maxReplicas ({hi_n})", **where)
+            util = 80 if util is None else _count(util, minimum=1, field=util_field, **where)
+            return ({"min_replicas": lo_n, "max_replicas": hi_n, "cpu_utilization": util}, lo.file)
     return None
 
 
@@ -178,10 +194,15 @@ def _service_entry(lo: LoadedObject, hpas: list[LoadedObject], pvcs: dict, servi
         raise ManifestError("workload without a container port or a Service", file=file, obj=ref,
                             field="spec.template.spec.containers[0].ports",
                             valid="declare containerPort so the service can be planned")
-    hpa = _hpa_for(obj["kind"], meta["name"], hpas)
+    hpa = _hpa_for(obj["kind"], meta["name"], meta.get("namespace") or "", hpas)
     replicas = get_in(obj, "spec", "replicas")
+    field = "spec.replicas"
+    if replicas is None and A_REPLICAS in ann:  # an HPA-managed workload rendered by the kit
+        replicas, field = ann[A_REPLICAS], f"metadata.annotations.{A_REPLICAS}"
+        replicas = int(replicas) if str(replicas).isdigit() else replicas
     if replicas is None:
         replicas = hpa[0]["min_replicas"] if hpa else 1
+    replicas = _count(replicas, minimum=0, file=file, obj=ref, field=field)
     storage = _storage(lo, containers, pvcs)
     inject = pod_labels.get(L_INJECT, (pod_meta.get("annotations") or {}).get(L_INJECT, "true"))
     imported = f"imported: {file}"

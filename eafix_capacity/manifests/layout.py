@@ -52,11 +52,18 @@ _BaseDumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
 class _Dumper(_BaseDumper):  # type: ignore[misc, valid-type]
-    """Block style; quantities double-quoted; multi-line text as literal blocks."""
+    """Block style; quantities double-quoted; multi-line text as literal blocks; no
+    ``&id001`` anchors where the renderer shares one dict between two places."""
+
+    def ignore_aliases(self, data: object) -> bool:
+        return True
 
 
 class _PureDumper(yaml.SafeDumper):
     """The pure-Python emitter with the same representers (for the equality test)."""
+
+    def ignore_aliases(self, data: object) -> bool:
+        return True
 
 
 def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:

@@ -71,7 +71,25 @@ def manifest_files(path: str | Path) -> list[Path]:
 
 # libyaml's parser with PyYAML's safe constructor: the same documents as yaml.safe_load,
 # several times faster on large manifest sets.
-_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_MERGE = "tag:yaml.org,2002:merge"
+
+
+class _SafeLoader(_BaseLoader):  # type: ignore[misc, valid-type]
+    """yaml.safe_load's documents, but a key defined twice in one mapping is an error, as
+    kubectl's strict decoding makes it (PyYAML would silently keep the last value)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set = set()
+        for key_node, _ in node.value:
+            if key_node.tag == _MERGE or not isinstance(key_node, yaml.ScalarNode):
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"mapping key {key!r} already defined", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 def _documents(text: str, file: str) -> list[tuple[int, Any]]:

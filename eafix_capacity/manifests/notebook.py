@@ -19,7 +19,8 @@ from .importer import import_summary
 from .layout import write_tree
 from .render import DEFAULT_IMAGE_TAG, DEFAULT_NAMESPACE, KUBERNETES_VERSION, RenderOptions, check_options
 from .validate import validate_objects, violations_frame
-from .workflow import Generated, build, catalogue_diff, committed_dir, drift, inventory
+from .diff import diff_catalogs
+from .workflow import Generated, build, committed_dir, drift, import_generated, inventory
 
 
 @dataclass(frozen=True)
@@ -110,9 +111,10 @@ def run(params: NotebookParams) -> NotebookResult:
     gen = build(catalog, profile, params.options())
     write_tree(gen.files, out_dir=params.rendering_dir())
     violations = validate_objects(gen.objects)
+    imported = import_generated(gen)   # the sizing as the manifests carry it, not the catalogue's
     return NotebookResult(
         params=params, generated=gen, inventory=inventory(gen.objects),
         validation=violations_frame(violations), checks=run_checks(gen.objects, validate=False),
         drift=drift(gen, committed_dir(params.profile, params.mesh)),
-        catalogue_diff=catalogue_diff(gen, catalog), sizing=import_summary(catalog),
+        catalogue_diff=diff_catalogs(imported, catalog), sizing=import_summary(imported),
     )

@@ -42,9 +42,13 @@ A_DESCRIPTION = "eafix.io/description"
 A_IMAGE = "eafix.io/image"
 A_ORDER = "eafix.io/catalog-index"
 A_SOURCE = "eafix.io/source-"
+A_REPLICAS = "eafix.io/replicas"
 
 HTTP_RUNTIMES = ("generic", "jvm", "prometheus", "grafana")
 APP_TIERS = ("trading", "supporting")
+# cert-manager's HTTP-01 solver pods: their label and the port they answer on
+ACME_SOLVER_LABEL = "acme.cert-manager.io/http01-solver"
+ACME_SOLVER_PORT = 8089
 # services that reach outside the cluster (price feed, calendar feed, broker)
 EXTERNAL_EGRESS = ("data-ingestor", "calendar-ingestor", "execution-engine")
 
@@ -499,6 +503,8 @@ def _pod_template(svc: Service, options: RenderOptions) -> dict:
 
 def _workload_annotations(svc: Service, index: int) -> dict[str, str]:
     ann = {A_ORDER: str(index)}
+    if svc.hpa is not None and svc.replicas > 0:
+        ann[A_REPLICAS] = str(svc.replicas)  # the planned baseline, kept for import
     if svc.description:
         ann[A_DESCRIPTION] = svc.description
     if svc.image:
@@ -509,8 +515,11 @@ def _workload_annotations(svc: Service, index: int) -> dict[str, str]:
 
 
 def _workload(svc: Service, index: int, profile: Profile, options: RenderOptions) -> dict:
-    spec: dict = {"replicas": svc.replicas, "revisionHistoryLimit": 5,
-                  "selector": {"matchLabels": selector_labels(svc.name)}}
+    spec: dict = {"revisionHistoryLimit": 5, "selector": {"matchLabels": selector_labels(svc.name)}}
+    if svc.hpa is None or svc.replicas == 0:
+        spec = {"replicas": svc.replicas, **spec}
+    # With an HPA, spec.replicas is left to the HPA (its minReplicas is the plan's floor):
+    # a replicas field here would reset a scaled-up service on every `kubectl apply`.
     if svc.kind == "StatefulSet":
         spec["serviceName"] = svc.name
         spec["podManagementPolicy"] = "OrderedReady"
@@ -662,7 +671,7 @@ def _network_policies(catalog: Catalog, options: RenderOptions) -> list[dict]:
             egress.append({"to": [{"podSelector": {}}], "ports": _ports(*scrape)})
             egress.append({"ports": _ports(443, 6443)})  # the API server, for pod discovery
         elif s.runtime == "grafana":
-            ingress.append({"from": [_ns_selector(options.ingress_controller_namespace)],
+            ingress.append({"from": [_ns_selector(options.ingress_controller_namespace)] + prom_peer,
                             "ports": _ports(s.port)})
             if prom:
                 egress.append({"to": prom_peer, "ports": _ports(prom.port)})
@@ -673,6 +682,14 @@ def _network_policies(catalog: Catalog, options: RenderOptions) -> list[dict]:
         if egress:
             spec["egress"] = egress
         out.append(policy(f"{s.name}-traffic", spec))
+    if any(s.name == options.ingress_service for s in catalog.services):
+        # cert-manager answers the Ingress's HTTP-01 challenge from a solver pod it starts
+        # in this namespace; the ingress controller must reach it or no certificate issues
+        out.append(policy("allow-acme-http01-solver", {
+            "podSelector": {"matchLabels": {ACME_SOLVER_LABEL: "true"}}, "policyTypes": ["Ingress"],
+            "ingress": [{"from": [_ns_selector(options.ingress_controller_namespace)],
+                         "ports": _ports(ACME_SOLVER_PORT)}],
+        }))
     if options.mesh == "istio":
         out.append(policy("allow-istio-control-plane", {
             "podSelector": {}, "policyTypes": ["Ingress", "Egress"],
@@ -781,7 +798,7 @@ def render(catalog: Catalog, profile: Profile, options: RenderOptions | None = N
     objs.append(secret_template(ns, _base_labels(SECRET_NAME, "secrets")))
     objs += external_secret_objects(ns, _base_labels(SECRET_NAME, "secrets"))
     objs.append(_app_config(catalog, options))
-    for i, s in enumerate(catalog.services):
+    for s in catalog.services:
         cm = _runtime_config(s, catalog, options)
         if cm:
             objs.append(cm)
@@ -796,12 +813,6 @@ def render(catalog: Catalog, profile: Profile, options: RenderOptions | None = N
     if options.mesh == "istio":
         objs += _istio(catalog, options)
     return objs
-
-
-def surge_note(catalog: Catalog, *, mesh: str) -> str:
-    """Which service's rollout surge the quota admits (for reports)."""
-    surge = largest_surge(catalog, mesh=mesh)
-    return f"{surge[0].name} +{surge[1]}" if surge else "none"
 
 
 __all__ = ["RenderOptions", "render", "check_options", "image_for", "spread_constraint",

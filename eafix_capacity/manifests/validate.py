@@ -114,8 +114,12 @@ class SchemaSet:
                 schema = _inline(json.loads(f.read_text(encoding="utf-8")), defs, self._memo)
                 schema["$defs"] = defs
         validator = jsonschema.Draft202012Validator(schema) if schema is not None else None
-        enum = (schema or {}).get("properties", {}).get("apiVersion", {}).get("enum")
-        if validator is not None and enum and api_version not in enum:
+        # a schema found by file name must be for this very apiVersion (the kit's carry a
+        # const, kubernetes-validate's an enum): another group's kind of the same name
+        # (a foreign ``Gateway``) has no schema here rather than the wrong one
+        declared = (schema or {}).get("properties", {}).get("apiVersion", {})
+        versions = declared.get("enum") or ([declared["const"]] if "const" in declared else None)
+        if validator is not None and versions and api_version not in versions:
             validator = None
         self._validators[key] = validator
         return validator

@@ -16,7 +16,6 @@ from ..errors import ManifestError
 from ..paths import MANIFESTS_DIR
 from ..profiles import Profile, get_profile, load_profiles
 from .checks import CheckReport, run_checks
-from .diff import diff_catalogs
 from .helm import helm_values
 from .importer import import_objects
 from .layout import layout, object_ref, read_tree, relpath, tree_diff, write_tree
@@ -102,7 +101,3 @@ def drift(gen: Generated, committed: str | Path) -> pd.DataFrame:
     path = Path(committed)
     actual = read_tree(path) if path.is_dir() else {}
     return pd.DataFrame(tree_diff(gen.files, actual), columns=["file", "status"])
-
-
-def catalogue_diff(gen: Generated, catalog: Catalog | None = None) -> pd.DataFrame:
-    return diff_catalogs(import_generated(gen), catalog or load_catalog())
