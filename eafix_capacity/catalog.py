@@ -135,7 +135,8 @@ class Catalog:
         by_name = {s.name: s for s in self.services}
         for name, n in overrides.items():
             svc = self.get(name)
-            _check_replicas(n, svc.hpa, file=self.source_file, obj=name, field="replicas")
+            # the bad value is the override (a flag or parameter), not the file's own figure
+            _check_replicas(n, svc.hpa, file=self.source_file, obj=name, field="replicas override")
             by_name[name] = replace(svc, replicas=n)
         return Catalog(tuple(by_name[s.name] for s in self.services), self.source_file)
 

@@ -1,11 +1,9 @@
 """Atomic file writes: a failed run never leaves a half-written output behind."""
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
 
 from .errors import OutputError
 
@@ -28,7 +26,3 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
             raise OutputError(f"{p}: cannot write ({e.strerror or e})") from e
         raise
     return p
-
-
-def atomic_write_json(path: str | Path, data: Any) -> Path:
-    return atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")

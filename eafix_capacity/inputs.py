@@ -13,7 +13,8 @@ from typing import Any, Mapping
 from .catalog import Catalog, load_catalog
 from .errors import InputError
 from .mesh import MESHES
-from .nodes import PROVIDERS, get_node_type, load_node_types
+from .nodes import DEFAULT_NODE_TYPES_PATH, PROVIDERS, get_node_type, load_node_types
+from .paths import data_file
 from .plan import (DEFAULT_CPU_LIMIT_RATIO, DEFAULT_HEADROOM_PCT, DEFAULT_MEMORY_LIMIT_RATIO,
                    Plan, PlanOptions, make_plan)
 from .profiles import get_profile, load_profiles
@@ -79,13 +80,16 @@ class PlanParams:
 
     @classmethod
     def from_notebook(cls, **values: Any) -> PlanParams:
-        """From a notebook's parameters cell, where 0 and "" mean "not given"."""
+        """From a notebook's parameters cell, where 0 and "" mean "not given" and
+        ``replicas`` is text such as ``"reporter:2,gui-gateway:3"``."""
         for name in ("nodes", "storage_gib", "max_pods"):
             if values.get(name) in (0, 0.0):
                 values[name] = None
         for name in ("catalog", "manifests"):
             if values.get(name) == "":
                 values[name] = None
+        if isinstance(values.get("replicas"), str):
+            values["replicas"] = parse_replicas_text(values["replicas"], source="notebook parameters")
         return cls.from_mapping(values, source="notebook parameters")
 
     @classmethod
@@ -105,8 +109,26 @@ class PlanParams:
             "cpu_limit_ratio": float(self.cpu_limit_ratio),
             "memory_limit_ratio": float(self.memory_limit_ratio),
             "storage_gib": float(self.storage_gib) if self.storage_gib is not None else 0.0,
+            "max_pods": self.max_pods or 0,
+            "replicas": ",".join(f"{name}:{n}" for name, n in self.replicas.items()),
             "catalog": self.catalog or "", "manifests": self.manifests or "",
         }
+
+
+def parse_replicas_text(text: str, *, source: str = "parameters") -> dict[str, int]:
+    """Replica overrides written as one string, ``"reporter:2,gui-gateway:3"`` ("" for
+    none): the form a notebook parameter can carry."""
+    out: dict[str, int] = {}
+    for item in (t.strip() for t in text.split(",")):
+        if not item:
+            continue
+        name, sep, n = item.partition(":")
+        name, n = name.strip(), n.strip()
+        if not sep or not name or not n.lstrip("-").isdigit():
+            raise InputError("invalid replica override", file=source, field="replicas", value=item,
+                             valid="comma-separated SERVICE:N pairs, e.g. reporter:2,gui-gateway:3")
+        out[name] = int(n)
+    return out
 
 
 def _check_type(name: str, value: Any, typ: type) -> None:
@@ -126,8 +148,8 @@ def load_inputs_catalog(params: PlanParams) -> Catalog:
 def plan_from_params(params: PlanParams) -> Plan:
     """Load the embedded (or given) data and make the plan."""
     catalog = load_inputs_catalog(params)
-    profile = get_profile(params.profile, load_profiles())
-    node_type = get_node_type(params.node_type, load_node_types())
+    profile = get_profile(params.profile, load_profiles(), file=str(data_file("profiles.yaml")))
+    node_type = get_node_type(params.node_type, load_node_types(), file=str(DEFAULT_NODE_TYPES_PATH))
     storage = None if params.storage_gib is None else int(params.storage_gib * 2**30)
     options = PlanOptions(
         provider=params.provider, nodes=params.nodes, mesh=params.mesh or "none",

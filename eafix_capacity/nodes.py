@@ -26,6 +26,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from eafix_capacity.errors import InputError
+from eafix_capacity.mesh import normalise_mesh
 
 MIB = 2**20
 GIB = 2**30
@@ -34,7 +35,6 @@ MB = 10**6  # decimal megabyte, as in the AKS documentation
 PROVIDERS = ("gke", "eks", "aks", "generic")
 CLOUDS = ("aws", "gcp", "azure")
 FAMILIES = ("general", "compute", "memory")
-MESHES = ("istio",)
 CLOUD_OF_PROVIDER: Mapping[str, str] = MappingProxyType({"gke": "gcp", "eks": "aws", "aks": "azure"})
 
 CSV_COLUMNS = (
@@ -308,15 +308,16 @@ def _decimal(text: str) -> Decimal | None:
     return value if value.is_finite() else None
 
 
-def get_node_type(name: str, types: Mapping[str, NodeType]) -> NodeType:
-    """The node type called ``name``; an unknown name lists the valid ones."""
+def get_node_type(name: str, types: Mapping[str, NodeType], *, file: str | None = None) -> NodeType:
+    """The node type called ``name``; an unknown name lists the valid ones (and names
+    ``file``, where ``types`` came from, when given)."""
     try:
         return types[name]
     except KeyError:
         close = difflib.get_close_matches(str(name), list(types), n=3)
         hint = f"did you mean {', '.join(close)}? " if close else ""
         raise InputError(
-            "unknown node type", field="node_type", value=name,
+            "unknown node type", file=file, field="node_type", value=name,
             valid=f"{hint}known node types: {', '.join(sorted(types))}",
         ) from None
 
@@ -474,18 +475,12 @@ _DEFAULT_DAEMONSETS: Mapping[str, tuple[DaemonSet, ...]] = MappingProxyType({
 })
 
 
-def _check_mesh(mesh: str | None) -> None:
-    if mesh is not None and mesh not in MESHES:
-        raise InputError("unknown mesh", field="mesh", value=mesh,
-                         valid=f"None (no mesh) or one of {', '.join(MESHES)}")
-
-
 def default_daemonsets(provider: str, *, mesh: str | None = None) -> tuple[DaemonSet, ...]:
-    """The DaemonSets assumed on every node of ``provider`` (plus istio-cni with Istio)."""
+    """The DaemonSets assumed on every node of ``provider`` (plus istio-cni with Istio).
+    ``mesh`` is spelled as everywhere else: None, "" or "none" for no mesh, or "istio"."""
     _check_provider(provider)
-    _check_mesh(mesh)
     base = _DEFAULT_DAEMONSETS[provider]
-    return base + (_ISTIO_CNI,) if mesh == "istio" else base
+    return base + (_ISTIO_CNI,) if normalise_mesh(mesh) == "istio" else base
 
 
 # --------------------------------------------------------------------------- allocatable
@@ -520,7 +515,7 @@ def allocatable(
     whose reservations or DaemonSets leave nothing raises ``InputError``.
     """
     _check_provider(provider)
-    _check_mesh(mesh)
+    normalise_mesh(mesh)
     cloud = CLOUD_OF_PROVIDER.get(provider)
     if cloud is not None and node.provider != cloud:
         raise InputError(
@@ -551,10 +546,12 @@ def allocatable(
     if result.cpu_m <= 0 or result.memory_bytes <= 0:
         raise InputError("node type too small: reservations exceed capacity", obj=node.name, field="node_type",
                          value=node.name, valid="a node type with more CPU and memory")
+    # a node the DaemonSets fill completely can run no workload pod: bad input, not a plan
     for what, left in (("CPU", result.workload_cpu_m), ("memory", result.workload_memory_bytes),
                        ("pod slots", result.workload_pods)):
-        if left < 0:
-            raise InputError(f"DaemonSets request more {what} than the node's allocatable", obj=node.name,
-                             field="daemonsets", value=[d.name for d in daemonsets],
-                             valid="a larger node type or fewer/smaller DaemonSets")
+        if left <= 0:
+            more_pods = f", or max pods above {pods}" if what == "pod slots" else ""
+            raise InputError(f"DaemonSets leave no {what} of the node's allocatable for workload pods",
+                             obj=node.name, field="daemonsets", value=[d.name for d in daemonsets],
+                             valid=f"a larger node type or fewer/smaller DaemonSets{more_pods}")
     return result

@@ -206,8 +206,7 @@ def make_plan(catalog: Catalog, profile: Profile, node_type: NodeType, options: 
     """Pack every scenario, pick the node count, and judge the gates."""
     _check_options(options)
     mesh = normalise_mesh(options.mesh)
-    node = allocatable(node_type, provider=options.provider, max_pods=options.max_pods,
-                       mesh="istio" if mesh == "istio" else None)
+    node = allocatable(node_type, provider=options.provider, max_pods=options.max_pods, mesh=mesh)
     shape = NodeShape(node.workload_cpu_m, node.workload_memory_bytes, node.workload_pods)
     keep = 1 - options.headroom_pct / 100
     headroom = NodeShape(floor(shape.cpu_m * keep), floor(shape.memory_bytes * keep), shape.max_pods)
@@ -237,17 +236,30 @@ def make_plan(catalog: Catalog, profile: Profile, node_type: NodeType, options: 
     )
     n = options.nodes if options.nodes is not None else (recommended or 1)
 
-    scenarios = {}
-    for name in SCENARIOS:
-        evaluated = n - 1 if name == "node-drain" else n
-        node_shape = headroom if name == "baseline" else shape
-        r = needed[name]
-        placement = place(reqs[name], node_shape, nodes=evaluated) if r.nodes_needed is not None else None
-        scenarios[name] = ScenarioResult(
-            name=name, pods=len(pods[name]), requests=totals(pods[name]),
-            nodes_needed=counts[name], lower_bound=r.lower_bound + (1 if name == "node-drain" else 0),
-            nodes_evaluated=evaluated, fits=placement is not None, placement=placement, unfit=r.unfit,
-        )
+    def judge(n: int) -> dict[str, ScenarioResult]:
+        scenarios = {}
+        for name in SCENARIOS:
+            evaluated = n - 1 if name == "node-drain" else n
+            node_shape = headroom if name == "baseline" else shape
+            r = needed[name]
+            placement = place(reqs[name], node_shape, nodes=evaluated) if r.nodes_needed is not None else None
+            scenarios[name] = ScenarioResult(
+                name=name, pods=len(pods[name]), requests=totals(pods[name]),
+                nodes_needed=counts[name], lower_bound=r.lower_bound + (1 if name == "node-drain" else 0),
+                nodes_evaluated=evaluated, fits=placement is not None, placement=placement, unfit=r.unfit,
+            )
+        return scenarios
+
+    scenarios = judge(n)
+    if options.nodes is None and recommended is not None:
+        # First-fit with a spread is not monotone in the node count: a scenario packed on
+        # k nodes can fail on a larger count (a spread layer finds its only allowed node
+        # full). The recommendation must pass its own workload gates, so count up until it
+        # does; with a node per pod every pod fits, so this ends.
+        while not all(r.fits for r in scenarios.values()):
+            n += 1
+            scenarios = judge(n)
+        recommended = n
 
     storage_claims = sum(s.storage_bytes for s in catalog.services)
     plan = Plan(
@@ -296,8 +308,11 @@ def _with_gates(plan: Plan, *, mesh: str) -> Plan:
     storage = _storage(plan)
     media = o.storage_media or ("ssd" if p.storage_media == "ssd" else "any")
     media_ok = p.storage_media != "ssd" or media == "ssd"
+    # Without a provisioned figure the gate has nothing to judge: say so rather than
+    # letting a PASS on the profile's own figure read as evidence.
+    assumed = "" if o.storage_bytes is not None else " (assumed: no provisioned storage was given)"
     gates.append(Gate("profile-storage", storage >= p.storage_bytes and media_ok,
-                      f"{_gib(storage)} {media} provisioned against the {p.name} profile's "
+                      f"{_gib(storage)} {media} provisioned{assumed} against the {p.name} profile's "
                       f"{_gib(p.storage_bytes)} {p.storage_media}"))
 
     def scenario_gate(gate: str, name: str, what: str) -> Gate:
@@ -306,9 +321,14 @@ def _with_gates(plan: Plan, *, mesh: str) -> Plan:
             return Gate(gate, False, f"{r.unfit[0]} is larger than one {plan.node_type.name}'s "
                                      f"room for workloads; no node count fits {what}")
         verdict = "fits" if r.fits else "does not fit"
-        return Gate(gate, r.fits, f"{what} ({r.pods} pods, {_cores(r.requests.cpu_request_m)}, "
-                                  f"{_gib(r.requests.memory_request_bytes)} requested) {verdict} on "
-                                  f"{r.nodes_evaluated} nodes; needs {r.nodes_needed}")
+        drained = f" (one of {n} drained)" if name == "node-drain" else ""
+        detail = (f"{what} ({r.pods} pods, {_cores(r.requests.cpu_request_m)}, "
+                  f"{_gib(r.requests.memory_request_bytes)} requested) {verdict} on "
+                  f"{r.nodes_evaluated} nodes{drained}; needs {r.nodes_needed}")
+        if not r.fits and r.nodes_needed is not None and r.nodes_needed <= n:
+            detail += (f", but first-fit with the spread is not monotone: it packs {r.nodes_needed} "
+                       f"and not {n}; try the recommended count")
+        return Gate(gate, r.fits, detail)
 
     gates.append(scenario_gate("baseline-headroom", "baseline",
                                f"baseline with {o.headroom_pct:g}% headroom per node"))
@@ -318,7 +338,8 @@ def _with_gates(plan: Plan, *, mesh: str) -> Plan:
     gates.append(scenario_gate("rollout", "rollout", surge_text))
     gates.append(scenario_gate("node-drain", "node-drain", "baseline with one node drained"))
     gates.append(Gate("storage-claims", plan.storage_request_bytes <= storage,
-                      f"claims of {_gib(plan.storage_request_bytes)} against {_gib(storage)} provisioned"))
+                      f"claims of {_gib(plan.storage_request_bytes)} against {_gib(storage)} "
+                      f"provisioned{assumed}"))
     wl_cpu, wl_mem = a.workload_cpu_m * n, a.workload_memory_bytes * n
     cpu_ratio = plan.totals.cpu_limit_m / wl_cpu
     mem_ratio = plan.totals.memory_limit_bytes / wl_mem

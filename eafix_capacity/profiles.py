@@ -33,7 +33,8 @@ def load_profiles(path: str | Path | None = None) -> dict[str, Profile]:
     doc = load_yaml_file(p)
     file = str(p)
     if not isinstance(doc, dict):
-        raise InputError("expected a mapping", file=file)
+        raise InputError("expected a mapping", file=file, value=doc,
+                         valid="a YAML mapping with `units` and `profiles`")
     units = doc.get("units")
     if not isinstance(units, dict):
         raise InputError("missing field", file=file, field="units",
@@ -47,18 +48,21 @@ def load_profiles(path: str | Path | None = None) -> dict[str, Profile]:
         factors[key] = UNIT_FACTORS[unit]
     profiles = doc.get("profiles")
     if not isinstance(profiles, dict) or not profiles:
-        raise InputError("missing field", file=file, field="profiles")
+        raise InputError("missing field", file=file, field="profiles",
+                         valid="a mapping of profile name to {cpu, memory, storage, storage_media}")
     out = {}
     for name, raw in profiles.items():
         if not isinstance(raw, dict):
-            raise InputError("expected a mapping", file=file, obj=name)
+            raise InputError("expected a mapping", file=file, obj=name, value=raw,
+                             valid="{cpu, memory, storage, storage_media}")
         figures = {}
         for key in ("cpu", "memory", "storage"):
             v = raw.get(key)
+            valid = f"a number of {units[key]} above 0"
             if v is None:
-                raise InputError("missing field", file=file, obj=name, field=key)
+                raise InputError("missing field", file=file, obj=name, field=key, valid=valid)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
-                raise InputError("not a positive number", file=file, obj=name, field=key, value=v)
+                raise InputError("not a positive number", file=file, obj=name, field=key, value=v, valid=valid)
             figures[key] = int(Fraction(str(v)) * factors[key])
         media = raw.get("storage_media", "any")
         if media not in MEDIA:
@@ -69,9 +73,11 @@ def load_profiles(path: str | Path | None = None) -> dict[str, Profile]:
     return out
 
 
-def get_profile(name: str, profiles: dict[str, Profile]) -> Profile:
+def get_profile(name: str, profiles: dict[str, Profile], *, file: str | None = None) -> Profile:
+    """The profile called ``name``; ``file`` (where ``profiles`` came from) goes into the
+    error so a user knows which file lists the valid names."""
     try:
         return profiles[name]
     except KeyError:
-        raise InputError("unknown profile", field="profile", value=name,
+        raise InputError("unknown profile", file=file, field="profile", value=name,
                          valid="one of: " + ", ".join(profiles)) from None

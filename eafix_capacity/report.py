@@ -91,7 +91,11 @@ def run_report(params: PlanParams, *, out_root: str | Path = "reports",
         if not summary.exists():
             raise ReportError(f"{notebook.name} did not write summary.json")
         export_html(executed, work / (notebook.stem + ".html"))
-        work.rename(final)
+        try:
+            work.rename(final)
+        except OSError as e:
+            raise OutputError(f"{final}: cannot move the finished report into place "
+                              f"({e.strerror or e})") from e
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise

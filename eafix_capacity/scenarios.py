@@ -48,12 +48,14 @@ def uses_recreate(service: Service) -> bool:
         v.access_mode in ("ReadWriteOnce", "ReadWriteOncePod") for v in service.volumes)
 
 
-def surge_pods(service: Service) -> int:
-    """Extra pods a rolling update of the service creates (maxSurge 25%, rounded up);
-    none for StatefulSets and ``Recreate`` Deployments."""
-    if service.kind != "Deployment" or service.replicas == 0 or uses_recreate(service):
+def surge_pods(service: Service, replicas: int | None = None) -> int:
+    """Extra pods a rolling update of the service creates at ``replicas`` (default: its
+    baseline) with maxSurge 25%, rounded up; none for StatefulSets and ``Recreate``
+    Deployments."""
+    n = service.replicas if replicas is None else replicas
+    if service.kind != "Deployment" or n == 0 or uses_recreate(service):
         return 0
-    return ceil(service.replicas * MAX_SURGE)
+    return ceil(n * MAX_SURGE)
 
 
 def largest_surge(catalog: Catalog, *, mesh: str | None) -> tuple[Service, int] | None:
@@ -105,14 +107,32 @@ def totals(pods: list[PodDemand]) -> Resources:
     return total
 
 
+def peak_surge(catalog: Catalog, *, mesh: str | None) -> tuple[Resources, int]:
+    """The largest rollout surge of any single Deployment at its maximum replicas (a
+    service scaled out by its HPA is rolled out too), taken per figure: each request,
+    limit and the pod count is the largest over the services, so a quota sized with it
+    admits whichever rollout happens."""
+    cpu_req = mem_req = cpu_lim = mem_lim = pods = 0
+    for s in catalog.services:
+        n = surge_pods(s, s.max_replicas)
+        r = pod_resources(s, mesh=mesh) * n
+        cpu_req, mem_req = max(cpu_req, r.cpu_request_m), max(mem_req, r.memory_request_bytes)
+        cpu_lim, mem_lim = max(cpu_lim, r.cpu_limit_m), max(mem_lim, r.memory_limit_bytes)
+        pods = max(pods, n)
+    return Resources(cpu_req, mem_req, cpu_lim, mem_lim), pods
+
+
 def peak_totals(catalog: Catalog, *, mesh: str | None) -> Resources:
-    """The most the namespace can ask for at once: HPAs at maximum plus the largest
-    rollout surge (what a ResourceQuota must admit). Control-plane pods excluded: they
-    run in their own namespace."""
+    """The most the namespace can ask for at once: every service at its maximum plus the
+    largest rollout surge at that size (what a ResourceQuota must admit). Control-plane
+    pods excluded: they run in their own namespace."""
     peak = ZERO
     for s in catalog.services:
         peak = peak + pod_resources(s, mesh=mesh) * s.max_replicas
-    surge = largest_surge(catalog, mesh=mesh)
-    if surge:
-        peak = peak + pod_resources(surge[0], mesh=mesh) * surge[1]
-    return peak
+    return peak + peak_surge(catalog, mesh=mesh)[0]
+
+
+def peak_pods(catalog: Catalog, *, mesh: str | None) -> int:
+    """Pods the namespace can run at once: every service at its maximum plus the largest
+    rollout surge at that size."""
+    return sum(s.max_replicas for s in catalog.services) + peak_surge(catalog, mesh=mesh)[1]

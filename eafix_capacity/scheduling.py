@@ -17,12 +17,17 @@ when ``count(domain of x) + 1 - min(count over eligible domains) <= maxSkew``, w
 eligible domains are those of nodes matching the pod's node selector (and, with
 ``nodeTaintsPolicy: Honor``, whose taints it tolerates).
 
-Packing guarantees (``pack``/``min_nodes``): every placement returned satisfies every
-filter above for every pod (``check_placement`` verifies it, and the property tests run
-it); the node count returned is never below ``lower_bound``; pods are placed First-Fit
-Decreasing by their share of a node (cpu share + memory share), the order Cluster
-Autoscaler's binpacking estimator uses, so the count is a heuristic upper bound on the
-optimum, not the optimum itself.
+Packing guarantees (``pack``/``min_nodes``): every placement returned satisfies the
+resource, pod-count, spread and anti-affinity filters above for every pod
+(``check_placement`` verifies it, and the property tests run it); node selectors, taints
+and tolerations are not modelled by the packer (the sizing engine's pods carry none), so
+a pod with a selector is placed as if it had none. The node count returned is never below
+``lower_bound``. Pods are placed First-Fit Decreasing by their share of a node (cpu share
++ memory share), the order Cluster Autoscaler's binpacking estimator uses, so the count
+is a heuristic upper bound on the optimum, not the optimum itself. First-fit with a
+maxSkew-1 spread is not monotone in the node count: a workload packed on k nodes can fail
+on k+1 (a spread layer finds its only allowed node full), so "packs on k" says nothing
+about larger counts; callers that judge a given count pack at that count.
 """
 from __future__ import annotations
 
@@ -470,12 +475,14 @@ def place(pods: Sequence[PodRequest], shape: NodeShape, *, nodes: int,
 
 def min_nodes(pods: Sequence[PodRequest], shape: NodeShape, *,
               at_least: int = 0) -> PackResult:
-    """Smallest node count (searched from the lower bound) that ``place`` can pack.
+    """The smallest node count, searched from the lower bound, that ``place`` packs.
 
-    Counts from the lower bound up are tried one by one for a few steps, then by
+    Counts from the lower bound up are tried one by one for four steps, then by
     doubling and bisection; with N >= len(pods) every pod has its own node, so the
-    search always ends when each pod fits an empty node. ``at_least`` raises the floor
-    of the search (for example to keep a node spare)."""
+    search always ends when each pod fits an empty node. Because packing is not monotone
+    in the count, past the first four steps bisection may skip a smaller count that
+    would pack: the result is then the smallest count bisection finds. ``at_least``
+    raises the floor of the search (for example to keep a node spare)."""
     lb = lower_bound(pods, shape)
     unfit = tuple(p.name for p in pods if p.cpu_m > shape.cpu_m
                   or p.memory_bytes > shape.memory_bytes or shape.max_pods < 1)

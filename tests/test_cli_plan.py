@@ -251,3 +251,18 @@ def test_console_script_prints_the_plan_as_json() -> None:
     d = json.loads(proc.stdout)
     assert d["inputs"]["profile"] == "minimum"
     assert len(d["services"]) == 14 and d["passed"] is True
+
+
+def test_a_bad_replicas_flag_is_blamed_on_the_override_not_the_file(capsys) -> None:
+    assert cli.main(["plan", "--replicas", "reporter=-1"]) == 2
+    err = capsys.readouterr().err
+    assert "reporter: replicas override: negative replicas -1" in err
+
+
+@pytest.mark.parametrize(("argv", "needle"), [
+    (["--node-type", "n2-standard-9"], "data/node-types.csv: node_type: unknown node type 'n2-standard-9'"),
+    (["--profile", "huge"], "data/profiles.yaml: profile: unknown profile 'huge'; one of: minimum, recommended"),
+])
+def test_an_unknown_name_names_the_file_that_lists_the_valid_ones(capsys, argv, needle) -> None:
+    assert cli.main(["plan", *argv]) == 2
+    assert needle in capsys.readouterr().err

@@ -379,3 +379,29 @@ def test_csv_empty_and_missing_files(tmp_path: Path) -> None:
     with pytest.raises(InputError) as e:
         load_node_types(tmp_path / "absent.csv")
     assert e.value.file == str(tmp_path / "absent.csv")
+
+
+def test_daemonsets_that_fill_the_node_exactly_are_rejected(types: dict[str, NodeType]) -> None:
+    """Zero room left is as useless as negative room (and divided by, it crashed the plan)."""
+    node = types["m5.large"]
+    room = allocatable(node, provider="eks", daemonsets=())
+    for ds, what in (((DaemonSet("hog", room.cpu_m, 0),), "CPU"),
+                     ((DaemonSet("hog", 0, room.memory_bytes),), "memory")):
+        with pytest.raises(InputError, match=f"leave no {what}"):
+            allocatable(node, provider="eks", daemonsets=ds)
+    with pytest.raises(InputError, match="leave no pod slots.*max pods above 1"):
+        allocatable(node, provider="eks", max_pods=1, daemonsets=(DaemonSet("a", 0, 0),))
+    # one millicore, one byte and one slot left is a (tiny) node (EKS memory depends on max pods)
+    room = allocatable(node, provider="eks", max_pods=2, daemonsets=())
+    left = allocatable(node, provider="eks", max_pods=2,
+                       daemonsets=(DaemonSet("a", room.cpu_m - 1, room.memory_bytes - 1),))
+    assert (left.workload_cpu_m, left.workload_memory_bytes, left.workload_pods) == (1, 1, 1)
+
+
+@pytest.mark.parametrize("mesh", [None, "", "none", "None"])
+def test_no_mesh_is_spelled_as_everywhere_else(types: dict[str, NodeType], mesh) -> None:
+    """``allocatable`` once rejected "none", the spelling the CLI, notebook and plan use."""
+    a = allocatable(types["m5.large"], provider="eks", mesh=mesh)
+    assert "istio-cni-node" not in [d.name for d in a.daemonsets]
+    assert default_daemonsets("eks", mesh=mesh) == a.daemonsets
+    assert "istio-cni-node" in [d.name for d in default_daemonsets("eks", mesh="Istio")]

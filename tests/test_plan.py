@@ -482,3 +482,60 @@ def test_totals_are_services_plus_sidecars_plus_control_plane(mesh):
         control = sum(c[field] * c["replicas"] for c in d["mesh_control_plane"])
         assert d["totals"][field] == services + control
     assert bool(d["mesh_control_plane"]) == (mesh == "istio")
+
+
+# ------------------------------------------------------------------ review fixes
+
+
+def _place_failing_at(monkeypatch, counts: set[int]) -> None:
+    """Make the plan's own packing fail at some node counts, as first-fit with a spread
+    can on a count above the one ``min_nodes`` found (the packing is not monotone)."""
+    import eafix_capacity.plan as plan_module
+    real = plan_module.place
+
+    def place(pods, shape, *, nodes, ordered=False):
+        return None if nodes in counts else real(pods, shape, nodes=nodes, ordered=ordered)
+    monkeypatch.setattr(plan_module, "place", place)
+
+
+def test_recommended_count_passes_its_own_workload_gates_when_packing_is_not_monotone(
+        catalog, profiles, node_types, monkeypatch) -> None:
+    assert plan_for(catalog, profiles, node_types).recommended_nodes == 3
+    _place_failing_at(monkeypatch, {3})
+    plan = plan_for(catalog, profiles, node_types)
+    # 3 fails baseline, hpa-max and rollout; 4 fails node-drain (judged on 3): 5 is the first that passes
+    assert plan.recommended_nodes == plan.nodes == 5
+    assert plan.passed, [g.detail for g in plan.failed_gates()]
+    assert plan.scenarios["baseline"].nodes_needed == 2   # min_nodes itself is unaffected
+
+
+def test_a_given_count_the_packing_misses_says_so(catalog, profiles, node_types, monkeypatch) -> None:
+    _place_failing_at(monkeypatch, {3})
+    plan = plan_for(catalog, profiles, node_types, nodes=3)
+    assert {"baseline-headroom", "hpa-max", "rollout"} <= failed(plan)
+    detail = next(g.detail for g in plan.gates if g.name == "hpa-max")
+    assert "does not fit on 3 nodes; needs 2, but first-fit with the spread is not monotone" in detail
+
+
+def test_node_drain_detail_names_the_drained_cluster_size(default_plan: Plan) -> None:
+    detail = next(g.detail for g in default_plan.gates if g.name == "node-drain")
+    assert "fits on 2 nodes (one of 3 drained); needs 2" in detail
+
+
+def test_storage_gates_say_when_the_provisioned_figure_is_assumed(catalog, profiles, node_types) -> None:
+    assumed = {g.name: g.detail for g in plan_for(catalog, profiles, node_types).gates}
+    given_ = {g.name: g.detail for g in plan_for(catalog, profiles, node_types, storage_bytes=600 * GI).gates}
+    for name in ("profile-storage", "storage-claims"):
+        assert "(assumed: no provisioned storage was given)" in assumed[name]
+        assert "assumed" not in given_[name]
+    assert given_["profile-storage"] == ("600.0 GiB ssd provisioned against the recommended profile's "
+                                         "500.0 GiB ssd")
+
+
+def test_max_pods_leaving_no_slot_after_daemonsets_is_bad_input(catalog, profiles, node_types) -> None:
+    # GKE runs 4 DaemonSets: with 4 pods per node no workload pod fits, which is a bad
+    # input, not a plan whose gates blame the first pod for being "larger than a node"
+    with pytest.raises(InputError) as e:
+        plan_for(catalog, profiles, node_types, max_pods=4)
+    message = str(e.value)
+    assert "n2-standard-8" in message and "pod slots" in message and "max pods above 4" in message

@@ -150,3 +150,17 @@ def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
         load_profiles(path)
     assert str(e.value).startswith(f"{path}: line ")
     assert "invalid YAML" in str(e.value)
+
+
+@pytest.mark.parametrize(("edit", "expected"), [
+    (lambda d: d["profiles"]["minimum"].update(cpu=0), "minimum: cpu: not a positive number 0; a number of cores above 0"),
+    (lambda d: d["profiles"]["minimum"].pop("memory"), "minimum: memory: missing field; a number of GiB above 0"),
+    (lambda d: d["profiles"].update(minimum=12), "minimum: expected a mapping 12; {cpu, memory, storage, storage_media}"),
+    (lambda d: d.update(profiles=[]), "profiles: missing field; a mapping of profile name to"),
+])
+def test_every_profile_error_says_what_is_valid(tmp_path: Path, doc: dict[str, Any], edit, expected: str) -> None:
+    edit(doc)
+    path = write(tmp_path, doc)
+    with pytest.raises(InputError) as e:
+        load_profiles(path)
+    assert str(e.value).startswith(f"{path}: {expected}")

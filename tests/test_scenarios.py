@@ -5,7 +5,7 @@ from math import ceil
 
 import pytest
 
-from eafix_capacity.catalog import HPA, Catalog, Container, Resources, Service, Volume, load_catalog
+from eafix_capacity.catalog import HPA, ZERO, Catalog, Container, Resources, Service, Volume, load_catalog
 from eafix_capacity.errors import InputError
 from eafix_capacity.mesh import CONTROL_PLANE, SIDECAR, SIDECAR_NAME, normalise_mesh
 from eafix_capacity.scenarios import (
@@ -243,7 +243,32 @@ def test_scaled_to_zero_service_runs_no_pods_in_any_scenario(catalog: Catalog) -
 
 def test_peak_totals_are_hpa_maximum_plus_the_surge_without_control_plane(catalog: Catalog) -> None:
     _, hpa = hand_sum(catalog, lambda s: s.hpa.max_replicas if s.hpa else s.replicas, sidecar=True)
-    surge = as_list(catalog.get("reporter").pod_resources + SIDECAR)
+    # per figure, the largest surge at maximum replicas: signal-generator at 10 surges 3 pods
+    # (3 x 300m requests, 3 x 2500m limits with sidecars), reporter 1 pod (1Gi+128Mi, 1536Mi+1Gi)
+    signal = as_list((catalog.get("signal-generator").pod_resources + SIDECAR) * 3)
+    reporter = as_list(catalog.get("reporter").pod_resources + SIDECAR)
+    surge = [max(a, b) for a, b in zip(signal, reporter)]
     assert as_list(peak_totals(catalog, mesh="istio")) == [a + b for a, b in zip(hpa, surge)]
     _, plain = hand_sum(catalog, lambda s: s.hpa.max_replicas if s.hpa else s.replicas, sidecar=False)
-    assert peak_totals(catalog, mesh=None).cpu_request_m == plain[0] + 500
+    assert peak_totals(catalog, mesh=None).cpu_request_m == plain[0] + 600  # 3 x 200m
+
+
+@pytest.mark.parametrize("mesh", ["none", "istio"])
+def test_peak_totals_admit_any_single_rollout_at_maximum_replicas(mesh) -> None:
+    """A ResourceQuota sized with peak_totals/peak_pods must admit the rollout of any one
+    Deployment while every service runs at its maximum (signal-generator at 10 surges 3)."""
+    from eafix_capacity.scenarios import peak_pods, peak_totals, pod_resources, surge_pods
+    catalog = load_catalog()
+    at_max = ZERO
+    for s in catalog.services:
+        at_max = at_max + pod_resources(s, mesh=mesh) * s.max_replicas
+    peak = peak_totals(catalog, mesh=mesh)
+    pods = peak_pods(catalog, mesh=mesh)
+    assert surge_pods(catalog.get("signal-generator"), 10) == 3
+    for s in catalog.services:
+        n = surge_pods(s, s.max_replicas)
+        need = at_max + pod_resources(s, mesh=mesh) * n
+        assert need.cpu_request_m <= peak.cpu_request_m and need.cpu_limit_m <= peak.cpu_limit_m
+        assert need.memory_request_bytes <= peak.memory_request_bytes
+        assert need.memory_limit_bytes <= peak.memory_limit_bytes
+        assert sum(x.max_replicas for x in catalog.services) + n <= pods

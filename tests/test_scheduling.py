@@ -561,3 +561,17 @@ def test_property_strategy_reaches_the_interesting_cases() -> None:
     r = min_nodes(pods, shape)
     assert r.nodes_needed == ceil(7 * 300 / 1000) == 3
     assert r.placement is not None and max(r.placement.pods) > 1
+
+
+def test_packing_is_not_monotone_in_the_node_count() -> None:
+    """The docstring's warning, pinned: packed on 2 nodes, the same pods fail on 3 (g1's
+    last pod may only join node-0, where the large pods left 66m), so a caller judging a
+    given count must pack at that count (the plan does)."""
+    shape = NodeShape(500, 512 * MI, 4)
+    pods = [PodRequest("g0-0", "g0", 98, 0, anti_affinity=True),
+            PodRequest("g1-0", "g1", 67, 0), PodRequest("g1-1", "g1", 98, 0),
+            PodRequest("g1-2", "g1", 98, 0),
+            PodRequest("g2-0", "g2", 336, 0, anti_affinity=True),
+            PodRequest("g3-0", "g3", 98, 0, spread=None)]
+    assert min_nodes(pods, shape).nodes_needed == 2
+    assert [place(pods, shape, nodes=n) is not None for n in range(1, 6)] == [False, True, False, True, True]

@@ -19,7 +19,7 @@ from ..errors import InputError
 from ..mesh import SIDECAR, normalise_mesh
 from ..profiles import Profile
 from ..quantity import from_bytes, from_milli
-from ..scenarios import MAX_SURGE, largest_surge, peak_totals, uses_recreate
+from ..scenarios import MAX_SURGE, peak_pods, peak_totals, uses_recreate
 from . import runtime
 from .secrets import SECRET_NAME, external_secret_objects, secret_template
 
@@ -174,11 +174,6 @@ def _namespace(options: RenderOptions) -> dict:
 def pvc_count(catalog: Catalog) -> int:
     return sum(len(s.volumes) * (s.max_replicas if s.kind == "StatefulSet" else 1)
                for s in catalog.services)
-
-
-def peak_pods(catalog: Catalog, *, mesh: str) -> int:
-    surge = largest_surge(catalog, mesh=mesh)
-    return sum(s.max_replicas for s in catalog.services) + (surge[1] if surge else 0)
 
 
 def _resource_quota(catalog: Catalog, profile: Profile, options: RenderOptions) -> dict:
