@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import base64
 import bisect
+import contextlib
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Protocol
@@ -82,6 +84,26 @@ def _media_type(content_type: str) -> str:
     return content_type.split(";", 1)[0].strip().lower()
 
 
+def _no_constant(name: str) -> float:
+    raise ValueError(f"invalid character {name[0]!r} looking for beginning of value")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (math.inf, -math.inf):
+        raise ValueError(f"cannot unmarshal number {text} into a float64: value out of range")
+    return value
+
+
+def _json_type(value: Any) -> str:
+    """The JSON type name Go's decoder uses in its "cannot unmarshal" messages."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    return {str: "string", list: "array", dict: "object"}.get(type(value), "value")
+
+
 def _decode(body: bytes, media: str) -> Any:
     if not body.strip():
         raise bad_request("the request body is empty; an object is required")
@@ -94,7 +116,7 @@ def _decode(body: bytes, media: str) -> Any:
     try:
         if media in ("application/yaml", "application/apply-patch+yaml"):
             return yaml.safe_load(text)
-        return json.loads(text)
+        return json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
     except (ValueError, yaml.YAMLError) as e:
         what = "yaml" if "yaml" in media else "json"
         raise bad_request(f"error decoding {what} body: {str(e).splitlines()[0]}") from e
@@ -147,7 +169,7 @@ class Api:
             return self._write(method, rt, rp, q, media, body, headers)
         if method == "DELETE":
             return self._delete(rt, rp, q, body, headers)
-        raise ApiError(405, "MethodNotAllowed", f"the server does not allow this method on the requested resource")
+        raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
 
     def _fixed(self, method: str, path: str) -> Response | None:
         if path in ("/healthz", "/readyz", "/livez") or path.startswith(("/healthz/", "/readyz/", "/livez/")):
@@ -318,6 +340,7 @@ class Api:
             except ApiError as e:
                 yield b'{"type":"ERROR","object":' + encode(e.status()) + b"}\n"
                 return
+            sent = False
             for ev in events:
                 since = ev.rv
                 if rp.namespace and ev.namespace != rp.namespace:
@@ -327,12 +350,16 @@ class Api:
                 frame = self._filtered(ev, rt, match, as_table, q)
                 if frame is not None:
                     yield frame
+                    sent = True
                     last_sent = time.monotonic()
             if events:
                 since = max(since, events[-1].rv)
             if q.allow_bookmarks and time.monotonic() - last_sent > _BOOKMARK_EVERY:
                 yield self._bookmark(rt, self.store.resource_version, initial_end=False)
+                sent = True
                 last_sent = time.monotonic()
+            if not sent:
+                yield b""  # nothing to send: lets the server notice a client that has gone away
             self.store.wait_for_change(since, min(1.0, max(0.01, deadline - time.monotonic())))
 
     def _filtered(self, ev: WatchEvent, rt: ResourceType, match: Any, as_table: bool, q: Query) -> bytes | None:
@@ -456,7 +483,15 @@ class Api:
                     spec[key] = old["spec"][key]
         services, _, _ = self.store.list_objects(R.SERVICE)
         used = {str((s.get("spec") or {}).get("clusterIP")) for s in services}
-        defaults.allocate_ip(obj, used, seed=len(services) + 1)
+        me = ((obj.get("metadata") or {}).get("namespace"), (obj.get("metadata") or {}).get("name"))
+        used_ports = {p.get("nodePort") for s in services
+                      if (s["metadata"].get("namespace"), s["metadata"]["name"]) != me
+                      for p in (s.get("spec") or {}).get("ports") or [] if isinstance(p, dict)}
+        defaults.allocate_ip(obj, used, seed=len(services) + 1, used_ports=used_ports)
+
+    def _allocating(self, rt: ResourceType) -> Any:
+        """The store lock for Services: allocating an IP or node port and storing it must not interleave."""
+        return self.store.lock if rt == R.SERVICE else contextlib.nullcontext()
 
     def _check_crd(self, crd: dict) -> None:
         spec = crd.get("spec") or {}
@@ -478,11 +513,12 @@ class Api:
 
     def _create(self, rt: ResourceType, obj: dict, q: Query, headers: dict[str, str]) -> Response:
         obj, warnings = self._validated(rt, obj, q)
-        if rt == R.SERVICE:
-            self._service_ip(obj, None)
-        obj.get("metadata", {}).pop("managedFields", None)
-        record_update(None, obj, self._node(rt), manager=self._manager(q, headers, "unknown"))
-        raw = self.store.create_raw(rt, obj, dry_run=q.dry_run)
+        with self._allocating(rt):
+            if rt == R.SERVICE:
+                self._service_ip(obj, None)
+            obj.get("metadata", {}).pop("managedFields", None)
+            record_update(None, obj, self._node(rt), manager=self._manager(q, headers, "unknown"))
+            raw = self.store.create_raw(rt, obj, dry_run=q.dry_run)
         if rt == R.CRD and not q.dry_run:
             raw = self._establish(json.loads(raw))
         return _json_response(201, raw, warnings)
@@ -494,6 +530,11 @@ class Api:
 
     def _update(self, rt: ResourceType, rp: ResourcePath, obj: dict, q: Query, headers: dict[str, str], *,
                 manager_default: str) -> Response:
+        with self._allocating(rt):
+            return self._update_locked(rt, rp, obj, q, headers, manager_default=manager_default)
+
+    def _update_locked(self, rt: ResourceType, rp: ResourcePath, obj: dict, q: Query, headers: dict[str, str], *,
+                       manager_default: str) -> Response:
         assert rp.name is not None
         old = self.store.get(rt, rp.namespace, rp.name)
         obj, warnings = self._validated(rt, obj, q)
@@ -617,7 +658,14 @@ class Api:
         assert rp.name is not None
         if not isinstance(scale, dict):
             raise bad_request("the body must be an autoscaling/v1 Scale object")
+        for key, go_type in (("metadata", "v1.ObjectMeta"), ("spec", "v1.ScaleSpec")):
+            if scale.get(key) is not None and not isinstance(scale[key], dict):
+                raise bad_request(f'Scale in version "v1" cannot be handled as a Scale: json: cannot unmarshal '
+                                  f"{_json_type(scale[key])} into Go struct field Scale.{key} of type {go_type}")
         replicas = (scale.get("spec") or {}).get("replicas", 0)
+        if isinstance(replicas, int) and replicas > 2**31 - 1:
+            raise bad_request(f'Scale in version "v1" cannot be handled as a Scale: json: cannot unmarshal number '
+                              f"{replicas} into Go struct field ScaleSpec.spec.replicas of type int32")
         if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
             raise invalid("Scale", "autoscaling", rp.name, [{"reason": "FieldValueInvalid", "field": "spec.replicas",
                                                              "message": f"Invalid value: {replicas!r}: must be greater "

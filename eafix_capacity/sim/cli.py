@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from typing import Sequence
 
@@ -20,13 +21,20 @@ def _zones(text: str) -> tuple[str, ...]:
     return zones
 
 
-def _positive_float(text: str) -> float:
+def _speed(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0: {text!r}")
+    if not 0 <= value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0: {text!r}")
+    return value
+
+
+def _port(text: str) -> int:
+    value = _non_negative_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"must be a TCP port, 0 to 65535: {text!r}")
     return value
 
 
@@ -47,10 +55,10 @@ def add_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]"
     up.add_argument("--node-type", default="n2-standard-8", help="a node type of data/node-types.csv")
     up.add_argument("--nodes", type=_non_negative_int, default=3, help="number of nodes (default 3)")
     up.add_argument("--zones", type=_zones, default=("a", "b", "c"), help="comma-separated zone letters")
-    up.add_argument("--port", type=_non_negative_int, default=0, help="port on 127.0.0.1 (0: any free port)")
+    up.add_argument("--port", type=_port, default=0, help="port on 127.0.0.1 (0: any free port)")
     up.add_argument("--kubeconfig", default=None, help="where to write the kubeconfig (default: a temp file)")
     up.add_argument("--state", default=None, help="save every change to this file and reload it on start")
-    up.add_argument("--speed", type=_positive_float, default=1.0, help="sim clock speed (x real time)")
+    up.add_argument("--speed", type=_speed, default=1.0, help="sim clock speed (x real time)")
     up.set_defaults(func=run_up)
     return sim
 

@@ -8,6 +8,7 @@ jumps it forward for tests without sleeping.
 """
 from __future__ import annotations
 
+import math
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -29,8 +30,9 @@ class SimClock:
         if start.tzinfo is None:
             raise InputError("start time must be timezone-aware", field="start", value=start.isoformat(),
                              valid="an aware datetime, e.g. 2026-01-14T06:00:00+00:00")
-        if not speed >= 0:
-            raise InputError("clock speed must be >= 0", field="speed", value=speed)
+        if not 0 <= speed < math.inf:
+            raise InputError("clock speed must be a finite number >= 0", field="speed", value=speed,
+                             valid="0 (frozen) or more, e.g. 1 or 60")
         self._lock = threading.Lock()
         self._start = start.astimezone(timezone.utc)
         self._speed = float(speed)
@@ -60,17 +62,14 @@ class SimClock:
 
     def set_speed(self, speed: float) -> None:
         """Change the speed from now on without a jump in simulated time."""
-        if not speed >= 0:
-            raise InputError("clock speed must be >= 0", field="speed", value=speed)
+        if not 0 <= speed < math.inf:
+            raise InputError("clock speed must be a finite number >= 0", field="speed", value=speed,
+                             valid="0 (frozen) or more, e.g. 1 or 60")
         with self._lock:
             real = time.monotonic()
             self._offset += (real - self._real0) * self._speed
             self._real0 = real
             self._speed = float(speed)
-
-    def real_seconds(self, sim_seconds: float) -> float:
-        """How long real time takes to cover ``sim_seconds`` (inf when frozen)."""
-        return float("inf") if self._speed == 0 else sim_seconds / self._speed
 
 
 def rfc3339(t: datetime) -> str:

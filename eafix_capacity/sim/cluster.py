@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from eafix_capacity.errors import ClusterError, InputError
+from eafix_capacity.errors import ClusterError, InputError, OutputError
 from eafix_capacity.nodes import CLOUD_OF_PROVIDER, allocatable, get_node_type, load_node_types
 from eafix_capacity.sim import crds, resources as R
 from eafix_capacity.sim.api import KUBERNETES_VERSION, Api
@@ -123,6 +123,7 @@ class _Flusher:
     def __init__(self, store: Store, path: Path) -> None:
         self.store, self.path = store, path
         self._saved_rv = -1
+        self._lock = threading.Lock()  # one write at a time: an older dump must never replace a newer one
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="eafix-sim-state", daemon=True)
 
@@ -133,21 +134,28 @@ class _Flusher:
         pause = _FLUSH_EVERY
         while not self._stop.wait(pause):
             started = time.monotonic()
-            self.flush()
+            try:
+                self.flush()
+            except OSError:  # e.g. disk full: keep serving and retry; stop() reports a lasting failure
+                pass
             # a big store is written less often, so saving never takes more than ~1/5 of the time
             pause = max(_FLUSH_EVERY, 4 * (time.monotonic() - started))
 
     def flush(self) -> None:
-        if self.store.resource_version == self._saved_rv:
-            return
-        rv, data = self.store.dump_raw()
-        _atomic_write(self.path, data)
-        self._saved_rv = rv
+        with self._lock:
+            if self.store.resource_version == self._saved_rv:
+                return
+            rv, data = self.store.dump_raw()
+            _atomic_write(self.path, data)
+            self._saved_rv = rv
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
-        self.flush()
+        try:
+            self.flush()
+        except OSError as e:
+            raise OutputError(f"cannot save the sim state to {self.path}: {e}") from e
 
 
 class SimCluster:
@@ -189,7 +197,7 @@ class SimCluster:
         api = Api(store, controllers=self.controllers)
         try:
             self._server = ApiServer(api, port=self.port)
-        except OSError as e:
+        except (OSError, OverflowError) as e:  # OverflowError: a port outside 0-65535
             self._running = False
             raise ClusterError(f"cannot listen on 127.0.0.1:{self.port}: {e}") from e
         self._server.start()
@@ -213,13 +221,15 @@ class SimCluster:
         if self._server is not None:
             self._server.stop()
             self._server = None
-        if self._flusher is not None:
-            self._flusher.stop()
-            self._flusher = None
-        if self._tmpdir is not None:
-            self._tmpdir.cleanup()
-            self._tmpdir = None
-        self._running = False
+        flusher, self._flusher = self._flusher, None
+        try:
+            if flusher is not None:
+                flusher.stop()
+        finally:
+            if self._tmpdir is not None:
+                self._tmpdir.cleanup()
+                self._tmpdir = None
+            self._running = False
 
     def __enter__(self) -> "SimCluster":
         return self.start()
@@ -272,7 +282,10 @@ class SimCluster:
             path = Path(self._tmpdir.name) / "kubeconfig"
         doc = "# eafix-capacity sim cluster: the token below is a fixed dummy value, not a credential.\n"
         doc += yaml.safe_dump(kubeconfig_document(self.url), sort_keys=False)
-        _atomic_write(path, doc.encode())
+        try:
+            _atomic_write(path, doc.encode())
+        except OSError as e:
+            raise OutputError(f"cannot write the sim kubeconfig to {path}: {e}") from e
         return path
 
     @staticmethod

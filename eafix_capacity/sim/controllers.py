@@ -336,6 +336,9 @@ class _Snapshot:
 
 
 KUBELET_EVENTS_MAX_PODS = 1000
+BURST_REPLICAS = 500
+"""Pods a ReplicaSet creates per pass (the replicaset controller's ``burstReplicas``): a huge
+``replicas`` grows over passes instead of holding the controller thread in one endless pass."""
 EVENT_CACHE_SIZE = 4096
 """Events remembered for aggregation into ``count`` (client-go's ``maxLruCacheEntries``)."""
 
@@ -934,7 +937,7 @@ class ControllerManager:
         diff = len(pods) - replicas
         if diff < 0:
             template = (rs.get("spec") or {}).get("template") or {}
-            for _ in range(-diff):
+            for _ in range(min(-diff, BURST_REPLICAS)):
                 pod = self._pod_from_template(rs, "ReplicaSet", template)
                 created = self._create_pod(pod, prefix=f"{rs['metadata']['name']}-")
                 if created is None:
@@ -1556,7 +1559,7 @@ class ControllerManager:
         selector = (target.get("spec") or {}).get("selector")
         pods, _, _ = self.store.list_objects(R.POD, ns)
         pods = [p for p in pods if is_active(p) and selector_matches(selector, p["metadata"].get("labels") or {})]
-        default_target = int(spec.get("targetCPUUtilizationPercentage") or 80)  # the autoscaling/v1 form
+        default_target = 80  # autoscaling/v2's default when spec.metrics is empty (v1 is not served)
         metric_specs = spec.get("metrics") or [
             {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization",
                                                                        "averageUtilization": default_target}}}]
@@ -1586,7 +1589,7 @@ class ControllerManager:
                         requested += cpu_nanocores(req) if rname == "cpu" else memory_bytes(req)
                 counted += 1
             if counted == 0:
-                problems.append(f"did not receive metrics for targeted pods (pods might be unready)")
+                problems.append("did not receive metrics for targeted pods (pods might be unready)")
                 continue
             average = used / counted
             avg_text = _cpu_m_text(average) if rname == "cpu" else str(int(average))

@@ -8,7 +8,7 @@ would return. Functions change the object in place; ``allocate_ip`` is the only 
 from __future__ import annotations
 
 import base64
-from typing import Callable
+from typing import Callable, Collection
 
 _SERVICE_CIDR = "10.96."
 
@@ -160,8 +160,10 @@ def apply_defaults(obj: dict, group: str, kind: str) -> None:
         fn(obj)
 
 
-def allocate_ip(obj: dict, used: set[str], *, seed: int) -> None:
-    """Give a Service a cluster IP (and node ports) like the real allocator would."""
+def allocate_ip(obj: dict, used: set[str], *, seed: int, used_ports: Collection[object] = ()) -> None:
+    """Give a Service a cluster IP (and node ports) like the real allocator would.
+
+    ``used``: cluster IPs and ``used_ports``: node ports other Services hold."""
     spec = obj.get("spec")
     if not isinstance(spec, dict) or spec.get("type") == "ExternalName":
         return
@@ -178,7 +180,7 @@ def allocate_ip(obj: dict, used: set[str], *, seed: int) -> None:
     else:
         spec.setdefault("clusterIPs", ["None"])
     if spec.get("type") in ("NodePort", "LoadBalancer"):
-        taken = {p.get("nodePort") for p in spec.get("ports") or [] if isinstance(p, dict)}
+        taken = set(used_ports) | {p.get("nodePort") for p in spec.get("ports") or [] if isinstance(p, dict)}
         next_port = 30000 + seed % 2000
         for p in spec.get("ports") or []:
             if isinstance(p, dict) and not p.get("nodePort"):

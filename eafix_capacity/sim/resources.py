@@ -155,7 +155,6 @@ class Registry:
     def __init__(self, types: tuple[ResourceType, ...] = BUILTIN_TYPES) -> None:
         self._lock = threading.RLock()
         self._types: list[ResourceType] = []
-        self._by_kind: dict[tuple[str, str], ResourceType] = {}
         self._by_plural: dict[tuple[str, str, str], ResourceType] = {}
         self._crd_schemas: dict[tuple[str, str, str], dict] = {}
         for rt in types:
@@ -166,9 +165,7 @@ class Registry:
             old = self._by_plural.get((rt.group, rt.version, rt.plural))
             if old is not None:
                 self._types.remove(old)
-                self._by_kind.pop((old.api_version, old.kind), None)
             self._types.append(rt)
-            self._by_kind[(rt.api_version, rt.kind)] = rt
             self._by_plural[(rt.group, rt.version, rt.plural)] = rt
             if schema is not None:
                 self._crd_schemas[(rt.group, rt.version, rt.plural)] = schema
@@ -180,16 +177,7 @@ class Registry:
             if self._by_plural.get((rt.group, rt.version, rt.plural)) == rt:
                 self._types.remove(rt)
                 del self._by_plural[(rt.group, rt.version, rt.plural)]
-                self._by_kind.pop((rt.api_version, rt.kind), None)
                 self._crd_schemas.pop((rt.group, rt.version, rt.plural), None)
-
-    def by_kind(self, api_version: str, kind: str) -> ResourceType:
-        with self._lock:
-            rt = self._by_kind.get((api_version, kind))
-        if rt is None:
-            raise ApiError(404, "NotFound", f'the server could not find the requested resource: no kind "{kind}" '
-                                            f'is registered for version "{api_version}"')
-        return rt
 
     def by_plural(self, group: str, version: str, plural: str) -> ResourceType:
         with self._lock:

@@ -6,9 +6,12 @@ streams. Socket timeouts make sure no connection hangs a thread forever.
 """
 from __future__ import annotations
 
+import contextlib
+import select
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Iterator
 from urllib.parse import urlsplit
 
 from eafix_capacity.sim.api import MAX_BODY_BYTES, Api, Response, error_response
@@ -16,6 +19,7 @@ from eafix_capacity.sim.apierror import ApiError
 
 _READ_TIMEOUT = 30.0
 _DISCARD_LIMIT = 64 * 1024 * 1024
+_STOP_WAIT = 5.0
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -94,10 +98,11 @@ class _Handler(BaseHTTPRequestHandler):
             return
         url = urlsplit(self.path)
         headers = {k.lower(): v for k, v in self.headers.items()}
-        try:
-            response = self.server.api.handle(self.command, url.path, url.query, headers, body)
-        except Exception as e:  # the sim must answer, never drop the connection
-            response = error_response(ApiError(500, "InternalError", f"Internal error occurred: {e!r}"))
+        with self.server.in_flight():
+            try:
+                response = self.server.api.handle(self.command, url.path, url.query, headers, body)
+            except Exception as e:  # the sim must answer, never drop the connection
+                response = error_response(ApiError(500, "InternalError", f"Internal error occurred: {e!r}"))
         self._send(response)
 
     def _send(self, response: Response) -> None:
@@ -117,6 +122,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
         try:
             for chunk in response.stream:
+                if not chunk:  # the stream is idle: end it if the client has closed the connection
+                    if self._client_gone():
+                        self.close_connection = True
+                        return
+                    continue
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
                 self.wfile.flush()
             self.wfile.write(b"0\r\n\r\n")
@@ -125,6 +135,14 @@ class _Handler(BaseHTTPRequestHandler):
             close = getattr(response.stream, "close", None)
             if close is not None:
                 close()
+
+    def _client_gone(self) -> bool:
+        """True once the peer has closed its end (readable with nothing to read)."""
+        try:
+            readable, _, _ = select.select([self.connection], [], [], 0)
+            return bool(readable) and not self.connection.recv(1, socket.MSG_PEEK)
+        except (OSError, ValueError):
+            return True
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
 
@@ -142,7 +160,26 @@ class _Server(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], api: Api) -> None:
         self.api = api
+        self._busy = 0
+        self._idle = threading.Condition()
         super().__init__(address, _Handler)
+
+    @contextlib.contextmanager
+    def in_flight(self) -> Iterator[None]:
+        """Counts a request while ``Api.handle`` runs (a watch only until its stream is returned)."""
+        with self._idle:
+            self._busy += 1
+        try:
+            yield
+        finally:
+            with self._idle:
+                self._busy -= 1
+                self._idle.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no request is being handled, so a change acknowledged before stop is saved."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._busy == 0, timeout)
 
 
 class ApiServer:
@@ -170,5 +207,6 @@ class ApiServer:
         self.api.stopping = True
         self._server.shutdown()
         self._server.server_close()
+        self._server.wait_idle(_STOP_WAIT)
         if self._thread is not None:
             self._thread.join(timeout=5)

@@ -367,8 +367,10 @@ class Store:
     def events_since(self, rv: int, rt: ResourceType) -> list[WatchEvent]:
         """Committed events of ``rt`` with resourceVersion > rv; 410 Gone if the log no longer reaches back."""
         with self.lock:
-            if self._log and rv < self._log[0].rv - 1 and rv < self._rv:
-                raise ApiError(410, "Expired", f"too old resource version: {rv} ({self._log[0].rv - 1})")
+            # The log replays changes after ``oldest``; after a restore it starts empty at the restored version.
+            oldest = self._log[0].rv - 1 if self._log else self._rv
+            if rv < oldest:
+                raise ApiError(410, "Expired", f"too old resource version: {rv} ({oldest})")
             if rv > self._rv:
                 return []
             out: list[WatchEvent] = []
@@ -422,6 +424,10 @@ class Store:
                     stored = compact(obj)
                     table[(meta.get("namespace", ""), meta["name"])] = _Entry(stored, encode(stored))
                     self._index_owners(key, stored, add=True)
+            # A namespace saved while Terminating would otherwise stay so forever: finish it.
+            for (_, name), entry in (self._data.get(R.NAMESPACE.key) or {}).items():
+                if entry.obj["metadata"].get("deletionTimestamp"):
+                    self._finish_namespace_later(name)
 
     # --- internals ---------------------------------------------------------------------------
 
@@ -507,12 +513,19 @@ class Store:
                 return rt
         return None
 
-    def _delete_dependents(self, uid: str) -> None:
+    def _delete_dependents(self, uid: str, seen: set[str] | None = None) -> None:
+        """Delete what ``uid`` owns, depth first; ``seen`` stops at ownership cycles (an object
+        may name itself or one of its own dependents as owner)."""
+        seen = seen if seen is not None else set()
+        seen.add(uid)
         for key, ns, name in sorted(self._owned.get(uid, set())):
             rt = self._resolve_key(key)
-            if rt is None or (ns, name) not in self._data.get(key, {}):
+            entry = self._data.get(key, {}).get((ns, name))
+            if rt is None or entry is None:
                 continue
-            self._delete_dependents(self._data[key][(ns, name)].obj["metadata"].get("uid", ""))
+            dep_uid = entry.obj["metadata"].get("uid", "")
+            if dep_uid not in seen:
+                self._delete_dependents(dep_uid, seen)
             self._remove(rt, ns, name)
 
     def _orphan_dependents(self, uid: str) -> None:
@@ -536,10 +549,13 @@ class Store:
         obj["metadata"]["deletionTimestamp"] = now_rfc3339()
         obj["status"] = {"phase": "Terminating"}
         raw = self._commit("MODIFIED", R.NAMESPACE, "", name, obj)
+        self._finish_namespace_later(name)
+        return json.loads(raw)
+
+    def _finish_namespace_later(self, name: str) -> None:
         timer = threading.Timer(NAMESPACE_TERMINATION_SECONDS, self._finish_namespace, args=(name,))
         timer.daemon = True
         timer.start()
-        return json.loads(raw)
 
     def _finish_namespace(self, name: str) -> None:
         with self.lock:
@@ -580,7 +596,9 @@ def _plain_copy(obj: object) -> dict:
     if not isinstance(obj, dict):
         raise bad_request("the body of the request must be a JSON object")
     try:
-        copy = json.loads(json.dumps(obj))
+        # allow_nan=False: NaN and Infinity (e.g. YAML .nan) are not JSON; stored, they would make every
+        # list of the type unreadable to Go clients such as kubectl.
+        copy = json.loads(json.dumps(obj, allow_nan=False))
     except (TypeError, ValueError) as e:
         raise bad_request(f"the object cannot be encoded as JSON: {e}") from e
     return copy

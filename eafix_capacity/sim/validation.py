@@ -104,10 +104,19 @@ def _prune(value: Any, node: Node, path: str, unknown: list[str], *, is_crd: boo
             _prune(element, items, f"{path}[{i}]", unknown, is_crd=is_crd)
 
 
+_INT_RANGES = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
+_INT_FORMATS = jsonschema.FormatChecker(formats=())
+for _format, (_low, _high) in _INT_RANGES.items():
+    # Go decodes these fields into int32/int64: a larger number is a decoding error there, and here
+    # it would otherwise reach the controllers (2**40 replicas).
+    _INT_FORMATS.checks(_format)(lambda value, low=_low, high=_high: not isinstance(value, int)
+                                 or isinstance(value, bool) or low <= value <= high)
+
+
 @functools.lru_cache(maxsize=256)
 def _builtin_validator(def_name: str) -> jsonschema.protocols.Validator:
     schema = {"$ref": f"#/$defs/{def_name}", "$defs": definitions()}
-    return jsonschema.Draft7Validator(schema)
+    return jsonschema.Draft7Validator(schema, format_checker=_INT_FORMATS)
 
 
 def _crd_to_jsonschema(schema: Any) -> Any:
@@ -145,6 +154,13 @@ def _type_and_schema_checks(obj: dict, rt: ResourceType, node: Node, is_crd: boo
     if not errors:
         return
     name = (obj.get("metadata") or {}).get("name", "")
+    range_errors = [e for e in errors if e.validator == "format" and e.validator_value in _INT_RANGES]
+    if range_errors:
+        e = min(range_errors, key=lambda e: len(e.absolute_path))
+        raise ApiError(400, "BadRequest",
+                       f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: json: cannot '
+                       f"unmarshal number {e.instance} into Go struct field {_field_path(e.absolute_path)} of type "
+                       f"{e.validator_value}")
     type_errors = [e for e in errors if e.validator in ("type", "oneOf", "anyOf")]
     if type_errors:
         e = min(type_errors, key=lambda e: len(e.absolute_path))

@@ -42,3 +42,22 @@ def test_sim_up_rejects_bad_flags(tmp_path: Path) -> None:
     unknown = subprocess.run([sys.executable, "-m", "eafix_capacity.sim", "up", "--node-type", "nope",
                               "--kubeconfig", str(tmp_path / "kc")], capture_output=True, text=True, timeout=30)
     assert unknown.returncode == 2 and "unknown node type 'nope'" in unknown.stderr
+
+
+@pytest.mark.parametrize("flags, message", [(["--port", "70000"], "0 to 65535"), (["--speed", "inf"], "finite"),
+                                            (["--speed", "-1"], "finite number >= 0")])
+def test_sim_up_refuses_out_of_range_port_and_speed(flags: list[str], message: str,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from eafix_capacity.sim.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["sim", "up", *flags])
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_sim_cluster_port_out_of_range_is_a_cluster_error(tmp_path: Path) -> None:
+    from eafix_capacity.errors import ClusterError
+    from eafix_capacity.sim.cluster import SimCluster
+
+    with pytest.raises(ClusterError, match="70000"):
+        SimCluster(port=70000, kubeconfig=tmp_path / "kc", controllers=False).start()

@@ -568,3 +568,158 @@ def test_secret_string_data_is_folded_into_data(sim_cluster: SimCluster) -> None
     secret["data"] = {"a": "not base64!"}
     status, body, _ = call(sim_cluster, "POST", "/api/v1/namespaces/default/secrets", secret)
     assert status == 400 and "illegal base64" in body["message"]
+
+
+def test_object_owning_itself_or_its_owner_can_be_deleted(sim_cluster: SimCluster) -> None:
+    def owner_ref(obj: dict) -> list[dict]:
+        return [{"apiVersion": "v1", "kind": "ConfigMap", "name": obj["metadata"]["name"],
+                 "uid": obj["metadata"]["uid"]}]
+
+    _, me, _ = call(sim_cluster, "POST", CM_PATH, cm("me"))
+    me["metadata"]["ownerReferences"] = owner_ref(me)
+    assert call(sim_cluster, "PUT", f"{CM_PATH}/me", me)[0] == 200
+    status, body, _ = call(sim_cluster, "DELETE", f"{CM_PATH}/me")
+    assert status == 200 and body["metadata"]["name"] == "me", body
+    assert call(sim_cluster, "GET", f"{CM_PATH}/me")[0] == 404
+    _, x, _ = call(sim_cluster, "POST", CM_PATH, cm("x"))
+    y = cm("y")
+    y["metadata"]["ownerReferences"] = owner_ref(x)
+    _, y, _ = call(sim_cluster, "POST", CM_PATH, y)
+    x["metadata"]["ownerReferences"] = owner_ref(y)
+    assert call(sim_cluster, "PUT", f"{CM_PATH}/x", x)[0] == 200
+    status, body, _ = call(sim_cluster, "DELETE", f"{CM_PATH}/x")
+    assert status == 200, body
+    assert call(sim_cluster, "GET", f"{CM_PATH}/x")[0] == 404 and call(sim_cluster, "GET", f"{CM_PATH}/y")[0] == 404
+
+
+def _handler_threads() -> int:
+    import threading
+
+    return sum(1 for t in threading.enumerate() if "process_request_thread" in t.name)
+
+
+def test_watch_ends_when_its_client_goes_away(sim_cluster: SimCluster) -> None:
+    url = urlsplit(sim_cluster.url)
+    before = _handler_threads()
+    sock = socket.create_connection((url.hostname, url.port), timeout=10)
+    sock.sendall(f"GET {CM_PATH}?watch=1&resourceVersion=1&fieldSelector=metadata.name%3Dnone HTTP/1.1\r\n"
+                 f"Host: {url.netloc}\r\n\r\n".encode())
+    assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+    assert _handler_threads() == before + 1
+    sock.close()
+    # No event ever matches this watch; the server still notices the closed connection.
+    deadline = time.monotonic() + 10
+    while _handler_threads() > before:
+        assert time.monotonic() < deadline, "the watch kept its thread after the client left"
+        time.sleep(0.05)
+
+
+def test_nan_and_infinity_are_refused_so_lists_stay_valid_json(sim_cluster: SimCluster) -> None:
+    crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+           "metadata": {"name": "widgets.example.io"},
+           "spec": {"group": "example.io", "scope": "Namespaced",
+                    "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+                    "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
+                        "type": "object", "x-kubernetes-preserve-unknown-fields": True}}}]}}
+    assert call(sim_cluster, "POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd)[0] == 201
+    path = "/apis/example.io/v1/namespaces/default/widgets"
+    head = '{"apiVersion":"example.io/v1","kind":"Widget","metadata":{"name":"w"},"spec":{"x":'
+    for literal in ("NaN", "Infinity", "-Infinity", "1e400"):
+        status, body, _ = call(sim_cluster, "POST", path, raw=f"{head}{literal}}}}}".encode())
+        assert_status(body, 400, "BadRequest")
+    for value in (".nan", ".inf", "-.inf"):
+        text = f"apiVersion: example.io/v1\nkind: Widget\nmetadata: {{name: y}}\nspec: {{x: {value}}}\n"
+        status, body, _ = call(sim_cluster, "POST", path, raw=text.encode(), ctype="application/yaml")
+        assert_status(body, 400, "BadRequest")
+    assert call(sim_cluster, "POST", path, raw=f"{head}1.5}}}}".encode())[0] == 201
+    status, body, _ = call(sim_cluster, "PATCH", f"{path}/w", raw=b'{"spec":{"x":NaN}}',
+                           ctype="application/merge-patch+json")
+    assert_status(body, 400, "BadRequest")
+    url = urlsplit(sim_cluster.url)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+    conn.request("GET", path)
+    text = conn.getresponse().read().decode()
+    conn.close()
+
+    def strict(name: str) -> None:
+        raise AssertionError(f"the list is not valid JSON: it holds {name}")
+
+    assert [i["spec"]["x"] for i in json.loads(text, parse_constant=strict)["items"]] == [1.5]
+
+
+@pytest.mark.parametrize("method, ctype, body", [
+    ("PUT", "application/json", {"spec": "three"}),
+    ("PUT", "application/json", {"metadata": 7, "spec": {"replicas": 2}}),
+    ("PATCH", "application/merge-patch+json", {"spec": 3}),
+    ("PATCH", "application/strategic-merge-patch+json", {"metadata": ["x"]}),
+])
+def test_scale_with_a_malformed_body_is_400_not_500(sim_cluster: SimCluster, method: str, ctype: str,
+                                                    body: dict) -> None:
+    assert call(sim_cluster, "POST", DEPLOY_PATH, deployment("sc"))[0] == 201
+    status, answer, _ = call(sim_cluster, method, f"{DEPLOY_PATH}/sc/scale", body, ctype=ctype)
+    assert_status(answer, 400, "BadRequest")
+    assert "cannot unmarshal" in answer["message"]
+    _, current, _ = call(sim_cluster, "GET", f"{DEPLOY_PATH}/sc/scale")
+    assert current["spec"]["replicas"] == 1
+
+
+def _service(name: str, kind: str = "ClusterIP") -> dict:
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
+            "spec": {"type": kind, "selector": {"app": name}, "ports": [{"port": 80, "targetPort": 8080}]}}
+
+
+def test_node_ports_stay_unique_after_a_service_is_deleted(sim_cluster: SimCluster) -> None:
+    path = "/api/v1/namespaces/default/services"
+    for name in ("a", "b"):
+        assert call(sim_cluster, "POST", path, _service(name))[0] == 201
+    _, np1, _ = call(sim_cluster, "POST", path, _service("np1", "NodePort"))
+    assert call(sim_cluster, "DELETE", f"{path}/a")[0] == 200
+    ports = [np1["spec"]["ports"][0]["nodePort"]]
+    for name in ("np2", "np3", "np4"):
+        status, body, _ = call(sim_cluster, "POST", path, _service(name, "NodePort"))
+        assert status == 201, body
+        ports.append(body["spec"]["ports"][0]["nodePort"])
+    assert len(set(ports)) == len(ports), ports
+    assert all(30000 <= p <= 32767 for p in ports)
+
+
+def test_concurrent_service_creates_get_distinct_cluster_ips(sim_cluster: SimCluster) -> None:
+    import threading
+
+    path = "/api/v1/namespaces/default/services"
+    answers: list[tuple[int, object]] = []
+
+    def create(i: int) -> None:
+        status, body, _ = call(sim_cluster, "POST", path, _service(f"par{i}", "NodePort"))
+        answers.append((status, body))
+
+    threads = [threading.Thread(target=create, args=(i,)) for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert [s for s, _ in answers] == [201] * 16
+    _, listed, _ = call(sim_cluster, "GET", path)
+    ips = [s["spec"]["clusterIP"] for s in listed["items"]]
+    node_ports = [p["nodePort"] for s in listed["items"] for p in s["spec"]["ports"] if "nodePort" in p]
+    assert len(set(ips)) == len(ips) and len(set(node_ports)) == len(node_ports) == 16
+
+
+def test_numbers_beyond_int32_are_refused_like_a_go_decoder_does(sim_cluster: SimCluster) -> None:
+    huge = 2**40
+    big = deployment("big", replicas=huge)
+    status, body, _ = call(sim_cluster, "POST", DEPLOY_PATH, big)
+    assert_status(body, 400, "BadRequest")
+    assert f"cannot unmarshal number {huge} into Go struct field spec.replicas of type int32" in body["message"]
+    assert call(sim_cluster, "POST", f"{DEPLOY_PATH}?dryRun=All", deployment("big", replicas=2**31 - 1))[0] == 201
+    assert call(sim_cluster, "POST", DEPLOY_PATH, deployment("small"))[0] == 201
+    for method, path, patch, ctype in (
+            ("PUT", f"{DEPLOY_PATH}/small/scale", {"spec": {"replicas": huge}}, "application/json"),
+            ("PATCH", f"{DEPLOY_PATH}/small/scale", {"spec": {"replicas": huge}}, "application/merge-patch+json"),
+            ("PATCH", f"{DEPLOY_PATH}/small", {"spec": {"replicas": huge}}, "application/merge-patch+json")):
+        status, body, _ = call(sim_cluster, method, path, patch, ctype=ctype)
+        assert_status(body, 400, "BadRequest")
+        assert f"cannot unmarshal number {huge}" in body["message"]
+    sim_cluster.settle()
+    _, listed, _ = call(sim_cluster, "GET", f"{DEPLOY_PATH}/small")
+    assert listed["spec"]["replicas"] == 1

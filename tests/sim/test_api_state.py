@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -71,3 +74,95 @@ def test_port_in_use_is_a_cluster_error(tmp_path: Path) -> None:
         assert str(port) in str(err.value)
         with pytest.raises(ClusterError):
             first.start()
+
+
+def test_namespace_deleted_just_before_stop_is_gone_after_restart(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    with SimCluster(state_file=state, nodes=1, kubeconfig=tmp_path / "kc", controllers=False) as sim:
+        assert sim.store is not None
+        sim.store.create(R.NAMESPACE, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "going"}})
+        sim.store.create(R.CONFIGMAP, {"apiVersion": "v1", "kind": "ConfigMap",
+                                       "metadata": {"name": "inside", "namespace": "going"}})
+        assert sim.store.delete(R.NAMESPACE, None, "going")["status"]["phase"] == "Terminating"
+    saved = {o["metadata"]["name"]: o for o in json.loads(state.read_text())["objects"]["/namespaces"]}
+    assert saved["going"]["status"]["phase"] == "Terminating"  # stopped before the namespace finished
+    with SimCluster(state_file=state, nodes=1, kubeconfig=tmp_path / "kc", controllers=False) as sim:
+        store = sim.store
+        assert store is not None
+        deadline = time.monotonic() + 10
+        while store.exists(R.NAMESPACE, None, "going"):
+            assert time.monotonic() < deadline, "a namespace saved while Terminating never finished"
+            time.sleep(0.05)
+        assert not store.exists(R.CONFIGMAP, "going", "inside")
+        store.create(R.NAMESPACE, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "going"}})
+
+
+def test_stop_saves_a_write_that_was_in_flight(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    sim = SimCluster(state_file=state, nodes=1, kubeconfig=tmp_path / "kc", controllers=False).start()
+    api = sim._server.api if sim._server is not None else None
+    assert api is not None and sim.store is not None
+    entered, release = threading.Event(), threading.Event()
+    original = api.handle
+
+    def slow_handle(*args: object) -> object:
+        entered.set()
+        release.wait(10)
+        return original(*args)
+
+    api.handle = slow_handle  # type: ignore[method-assign]
+    url = sim.url
+    body = json.dumps({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "late"}}).encode()
+    answers: list[int] = []
+
+    def post() -> None:
+        req = urllib.request.Request(f"{url}/api/v1/namespaces/default/configmaps", data=body, method="POST",
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=20) as resp:
+            answers.append(resp.status)
+
+    client = threading.Thread(target=post)
+    client.start()
+    assert entered.wait(10)
+    stopper = threading.Thread(target=sim.stop)
+    stopper.start()
+    stopper.join(1.0)  # stop() must now be waiting for the write (without that wait it has finished)
+    release.set()
+    stopper.join(20)
+    client.join(20)
+    assert answers == [201]
+    names = [o["metadata"]["name"] for o in json.loads(state.read_text())["objects"]["/configmaps"]]
+    assert "late" in names
+
+
+def test_state_that_cannot_be_saved_is_an_output_error_on_stop(tmp_path: Path) -> None:
+    from eafix_capacity.errors import OutputError
+
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the state directory should be")
+    state = blocker / "state.json"
+    sim = SimCluster(state_file=state, nodes=1, kubeconfig=tmp_path / "kc", controllers=False).start()
+    assert sim.store is not None
+    sim.store.create(R.CONFIGMAP, {"apiVersion": "v1", "kind": "ConfigMap",
+                                   "metadata": {"name": "c", "namespace": "default"}})
+    url = sim.url
+    with pytest.raises(OutputError) as err:
+        sim.stop()
+    assert str(state) in str(err.value)
+    with pytest.raises(OSError):  # stopped all the same: the server no longer answers
+        urllib.request.urlopen(f"{url}/healthz", timeout=2)
+    sim.start()  # it can be started again: the failed stop left it cleanly stopped
+    with pytest.raises(OutputError):
+        sim.stop()
+
+
+def test_unwritable_kubeconfig_is_an_output_error_and_nothing_keeps_running(tmp_path: Path) -> None:
+    from eafix_capacity.errors import OutputError
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    sim = SimCluster(kubeconfig=blocker / "kubeconfig", nodes=1, controllers=False)
+    with pytest.raises(OutputError) as err:
+        sim.start()
+    assert str(blocker / "kubeconfig") in str(err.value)
+    assert not sim._running and sim._server is None

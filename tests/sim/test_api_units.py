@@ -166,3 +166,18 @@ def test_server_side_apply_matches_ports_by_defaulted_protocol() -> None:
                "spec": {"containers": [{"name": "a", "image": "1", "ports": [{"containerPort": 80}]}]}}
     out = server_side_apply(live, applied, POD_NODE, manager="me", force=False)
     assert out["spec"]["containers"][0]["ports"] == [{"containerPort": 80, "protocol": "TCP"}]
+
+
+def test_watch_from_before_a_restore_is_410_not_silently_empty() -> None:
+    store = Store()
+    store.create(R.CONFIGMAP, {"metadata": {"name": "a", "namespace": "default"}})
+    first = store.resource_version
+    store.create(R.CONFIGMAP, {"metadata": {"name": "b", "namespace": "default"}})
+    copy = Store()
+    copy.restore(store.dump())
+    with pytest.raises(ApiError) as err:
+        copy.events_since(first, R.CONFIGMAP)  # "b" was created after it: the change cannot be replayed
+    assert err.value.code == 410 and err.value.reason == "Expired"
+    assert copy.events_since(copy.resource_version, R.CONFIGMAP) == []
+    copy.create(R.CONFIGMAP, {"metadata": {"name": "c", "namespace": "default"}})
+    assert [e.name for e in copy.events_since(store.resource_version, R.CONFIGMAP)] == ["c"]

@@ -380,3 +380,17 @@ def test_new_hpa_waits_a_stabilisation_window_before_scaling_down(env):
     assert replicas[-1] == 1
     hpa = store.get(R.HPA, "default", "web")
     assert hpa["status"]["currentMetrics"][0]["resource"]["current"]["averageUtilization"] == 5
+
+
+def test_replicaset_creates_at_most_a_burst_of_pods_per_pass(env, monkeypatch):
+    import eafix_capacity.sim.controllers as C
+
+    store, cm, _ = env
+    monkeypatch.setattr(C, "BURST_REPLICAS", 2)
+    store.create(R.DEPLOYMENT, deployment(replicas=5, cpu="10m"))
+    cm._pass()  # creates the ReplicaSet
+    assert pods(store) == []
+    cm._pass()  # the ReplicaSet's first burst
+    assert len(pods(store)) == 2
+    cm.run_once()
+    assert [p["status"]["phase"] for p in pods(store)] == ["Running"] * 5

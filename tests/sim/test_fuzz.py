@@ -1,6 +1,6 @@
 """Random and mutated requests must never crash or wedge the sim API server.
 
-Seeded random (bounded to a few seconds): mutated valid bodies, random bytes, random
+Seeded random (a fixed number of requests): mutated valid bodies, random bytes, random
 paths, methods and content types. Every answer must be an HTTP response with a JSON
 ``Status`` on errors and no 5xx; afterwards /healthz and a normal create/get still work.
 """
@@ -9,7 +9,6 @@ from __future__ import annotations
 import http.client
 import json
 import random
-import time
 from urllib.parse import quote, urlsplit
 
 import pytest
@@ -95,6 +94,7 @@ def request(sim: SimCluster, method: str, path: str, body: bytes | None, ctype: 
 
 
 COLLECTIONS = ["/api/v1/namespaces/default/configmaps", "/apis/apps/v1/namespaces/default/deployments"]
+REQUESTS = 1000
 
 
 def targeted(rng: random.Random) -> tuple[str, str, bytes, str]:
@@ -119,10 +119,9 @@ def test_fuzzed_requests_keep_the_server_answering(sim_cluster: SimCluster) -> N
     rng = random.Random(20260114)
     for seed, path in zip(SEED_BODIES, COLLECTIONS):
         assert request(sim_cluster, "POST", path, json.dumps(seed).encode(), "application/json")[0] == 201
-    deadline = time.monotonic() + 4.0
-    sent = 0
     statuses: set[int] = set()
-    while time.monotonic() < deadline:
+    # A fixed number of requests, not a time budget: the same seeded sequence runs on a loaded CI machine.
+    for sent in range(1, REQUESTS + 1):
         if rng.random() < 0.5:
             method, path, body, ctype = targeted(rng)
         else:
@@ -131,12 +130,11 @@ def test_fuzzed_requests_keep_the_server_answering(sim_cluster: SimCluster) -> N
             path, ctype = random_path(rng), rng.choice(TYPES)
         status, data = request(sim_cluster, method, path, body, ctype)
         statuses.add(status)
-        sent += 1
         assert status < 500, (status, data[:300])
         if status >= 400:
             parsed = json.loads(data)
             assert parsed["kind"] == "Status" and parsed["code"] == status
-    assert sent > 100
+    assert sent == REQUESTS
     assert {200, 201, 400, 404, 415, 422} <= statuses, statuses
     assert request(sim_cluster, "GET", "/healthz", None, "") == (200, b"ok")
     good = json.dumps({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "after-fuzz"},

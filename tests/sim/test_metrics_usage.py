@@ -57,10 +57,27 @@ def test_clock_speed_change_keeps_time_continuous():
     assert clock.now() == before
 
 
-@pytest.mark.parametrize("kwargs", [{"speed": -1}, {"start": datetime(2026, 1, 1)}])
+@pytest.mark.parametrize("kwargs", [{"speed": -1}, {"speed": float("inf")}, {"speed": float("nan")},
+                                    {"start": datetime(2026, 1, 1)}])
 def test_clock_rejects_bad_settings(kwargs):
     with pytest.raises(InputError):
         SimClock(**kwargs)
+
+
+def test_clock_set_speed_rejects_infinite_speed():
+    clock = SimClock(speed=0)
+    with pytest.raises(InputError, match="finite"):
+        clock.set_speed(float("inf"))
+    assert clock.speed == 0 and clock.now() == DEFAULT_START
+
+
+def test_clock_speed_change_while_running_has_no_jump():
+    clock = SimClock(speed=1000, start=datetime(2026, 3, 2, 12, tzinfo=timezone.utc))
+    before = clock.now()
+    clock.set_speed(0)
+    frozen = clock.now()
+    assert frozen >= before  # time run so far at speed 1000 is kept, not dropped
+    assert clock.now() == frozen
 
 
 def test_clock_cannot_go_back():
