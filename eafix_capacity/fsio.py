@@ -8,8 +8,9 @@ from pathlib import Path
 from .errors import OutputError
 
 
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write ``text`` to a temporary file beside ``path``, then rename it into place."""
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to a temporary file beside ``path``, flush it to disk, then rename
+    it into place; on any failure the previous file is untouched and no temporary stays."""
     p = Path(path)
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
@@ -17,8 +18,10 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     except OSError as e:
         raise OutputError(f"{p}: cannot write ({e.strerror or e})") from e
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, p)
     except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
@@ -26,3 +29,8 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
             raise OutputError(f"{p}: cannot write ({e.strerror or e})") from e
         raise
     return p
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """``atomic_write_bytes`` of ``text`` in UTF-8."""
+    return atomic_write_bytes(path, text.encode("utf-8"))

@@ -10,7 +10,6 @@ start.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import tempfile
 import threading
@@ -21,6 +20,7 @@ from typing import Any
 import yaml
 
 from eafix_capacity.errors import ClusterError, InputError, OutputError
+from eafix_capacity.fsio import atomic_write_bytes, atomic_write_text
 from eafix_capacity.nodes import CLOUD_OF_PROVIDER, allocatable, get_node_type, load_node_types
 from eafix_capacity.sim import crds, resources as R
 from eafix_capacity.sim.api import KUBERNETES_VERSION, Api
@@ -103,20 +103,6 @@ def kubeconfig_document(url: str) -> dict:
             "contexts": [{"name": CONTEXT, "context": {"cluster": CONTEXT, "user": CONTEXT, "namespace": "default"}}]}
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=str(path.parent))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 class _Flusher:
     """Saves the store to ``path`` at most every ``_FLUSH_EVERY`` seconds while it changes."""
 
@@ -136,7 +122,7 @@ class _Flusher:
             started = time.monotonic()
             try:
                 self.flush()
-            except OSError:  # e.g. disk full: keep serving and retry; stop() reports a lasting failure
+            except OutputError:  # e.g. disk full: keep serving and retry; stop() reports a lasting failure
                 pass
             # a big store is written less often, so saving never takes more than ~1/5 of the time
             pause = max(_FLUSH_EVERY, 4 * (time.monotonic() - started))
@@ -146,7 +132,7 @@ class _Flusher:
             if self.store.resource_version == self._saved_rv:
                 return
             rv, data = self.store.dump_raw()
-            _atomic_write(self.path, data)
+            atomic_write_bytes(self.path, data)
             self._saved_rv = rv
 
     def stop(self) -> None:
@@ -154,7 +140,7 @@ class _Flusher:
         self._thread.join(timeout=5)
         try:
             self.flush()
-        except OSError as e:
+        except OutputError as e:
             raise OutputError(f"cannot save the sim state to {self.path}: {e}") from e
 
 
@@ -283,8 +269,8 @@ class SimCluster:
         doc = "# eafix-capacity sim cluster: the token below is a fixed dummy value, not a credential.\n"
         doc += yaml.safe_dump(kubeconfig_document(self.url), sort_keys=False)
         try:
-            _atomic_write(path, doc.encode())
-        except OSError as e:
+            atomic_write_text(path, doc)
+        except OutputError as e:
             raise OutputError(f"cannot write the sim kubeconfig to {path}: {e}") from e
         return path
 
