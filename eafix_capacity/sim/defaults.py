@@ -73,17 +73,24 @@ def _replicaset(obj: dict) -> None:
     _template(obj)
 
 
-def _statefulset(obj: dict) -> None:
-    spec = obj.setdefault("spec", {})
-    spec.setdefault("replicas", 1)
-    spec.setdefault("podManagementPolicy", "OrderedReady")
+def _update_strategy(spec: dict, **rolling_update: object) -> None:
+    """``spec.updateStrategy`` of a StatefulSet or DaemonSet: RollingUpdate by default, with
+    the given ``rollingUpdate`` defaults."""
     strategy = spec.setdefault("updateStrategy", {})
     if isinstance(strategy, dict):
         strategy.setdefault("type", "RollingUpdate")
         if strategy["type"] == "RollingUpdate":
             ru = strategy.setdefault("rollingUpdate", {})
             if isinstance(ru, dict):
-                ru.setdefault("partition", 0)
+                for key, value in rolling_update.items():
+                    ru.setdefault(key, value)
+
+
+def _statefulset(obj: dict) -> None:
+    spec = obj.setdefault("spec", {})
+    spec.setdefault("replicas", 1)
+    spec.setdefault("podManagementPolicy", "OrderedReady")
+    _update_strategy(spec, partition=0)
     spec.setdefault("revisionHistoryLimit", 10)
     spec.setdefault("persistentVolumeClaimRetentionPolicy", {"whenDeleted": "Retain", "whenScaled": "Retain"})
     _template(obj)
@@ -91,14 +98,7 @@ def _statefulset(obj: dict) -> None:
 
 def _daemonset(obj: dict) -> None:
     spec = obj.setdefault("spec", {})
-    strategy = spec.setdefault("updateStrategy", {})
-    if isinstance(strategy, dict):
-        strategy.setdefault("type", "RollingUpdate")
-        if strategy["type"] == "RollingUpdate":
-            ru = strategy.setdefault("rollingUpdate", {})
-            if isinstance(ru, dict):
-                ru.setdefault("maxUnavailable", 1)
-                ru.setdefault("maxSurge", 0)
+    _update_strategy(spec, maxUnavailable=1, maxSurge=0)
     spec.setdefault("revisionHistoryLimit", 10)
     _template(obj)
 

@@ -67,46 +67,21 @@ def compact(value: Any, like: Any = None) -> Any:
     """
     kind = type(value)
     if kind is dict:
-        out = {}
-        if type(like) is dict:
-            for k, v in value.items():
-                old = like.get(k, _ABSENT)
-                if old is not _ABSENT and v == old:
-                    out[_intern(k)] = old
-                    continue
-                vk = type(v)
-                if vk is str:
-                    v = _intern(v) if len(v) <= INTERN_MAX_CHARS else v
-                elif vk is dict or vk is list:
-                    v = compact(v, None if old is _ABSENT else old)
-                out[_intern(k)] = v
-            return out
-        for k, v in value.items():
-            vk = type(v)
-            if vk is str:
-                v = _intern(v) if len(v) <= INTERN_MAX_CHARS else v
-            elif vk is dict or vk is list:
-                v = compact(v)
-            out[_intern(k)] = v
-        return out
+        olds = like if type(like) is dict else {}
+        return {_intern(k): _compact_part(v, olds.get(k, _ABSENT)) for k, v in value.items()}
     if kind is list:
         olds = like if type(like) is list else ()
-        items = []
-        for i, v in enumerate(value):
-            old = olds[i] if i < len(olds) else _ABSENT
-            if old is not _ABSENT and v == old:
-                items.append(old)
-                continue
-            vk = type(v)
-            if vk is str:
-                v = _intern(v) if len(v) <= INTERN_MAX_CHARS else v
-            elif vk is dict or vk is list:
-                v = compact(v, None if old is _ABSENT else old)
-            items.append(v)
-        return items
+        return [_compact_part(v, olds[i] if i < len(olds) else _ABSENT) for i, v in enumerate(value)]
     if kind is str:
         return _intern(value) if len(value) <= INTERN_MAX_CHARS else value
     return value
+
+
+def _compact_part(value: Any, old: Any) -> Any:
+    """One member of a dict or list: the previous version's part when equal, else compacted."""
+    if old is _ABSENT:
+        return compact(value)
+    return old if value == old else compact(value, old)
 
 
 @dataclass(frozen=True, slots=True)
