@@ -332,3 +332,22 @@ def cpu_millis(text: str) -> int:
 def memory_bytes(text: str) -> int:
     """Memory or storage text as bytes, rounded up: "1Gi" -> 1073741824, "1.5k" -> 1500."""
     return parse(text).int_value()
+
+
+def memory_typo(text: str | int | float) -> str | None:
+    """Why a memory quantity is almost certainly a typo, or None when it is not.
+
+    Kubernetes accepts ``256m`` for memory (256 millibytes, rounded up to one byte), but
+    nobody means that: it is a typo for ``256Mi``. The same goes for any value with a
+    fraction of a byte (``n``, ``u``, ``m`` suffixes, ``0.5``, ``1e-3``). Raises
+    QuantityError when ``text`` is not a quantity at all.
+    """
+    q = parse(text)
+    raw = str(text)
+    milli = raw.endswith(("m", "u", "n"))
+    if q.value.denominator == 1 and not milli:
+        return None
+    if milli:
+        return (f"memory {raw!r} has a milli (or smaller) suffix: {float(q.value):g} bytes; "
+                f"did you mean {raw[:-1]}Mi?")
+    return f"memory {raw!r} is a fraction of a byte; memory is a whole number of bytes, e.g. 256Mi or 1Gi"
