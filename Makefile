@@ -4,8 +4,9 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 KERNEL := eafix-capacity
+KERNEL_DISPLAY := Python (eafix-capacity)
 
-.PHONY: install report test bench notebooks clean
+.PHONY: install kernel-user lab report test bench notebooks clean
 
 install: $(STAMP)
 
@@ -13,8 +14,23 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[notebooks,test,bench]'
-	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (eafix-capacity)"
+	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "$(KERNEL_DISPLAY)"
 	touch $(STAMP)
+
+# The same kernelspec for the user (~/.local/share/jupyter/kernels), so a JupyterLab
+# installed outside .venv offers the kernel too; it runs this checkout's .venv python.
+kernel-user: $(STAMP)
+	$(PY) -m ipykernel install --user --name $(KERNEL) --display-name "$(KERNEL_DISPLAY)"
+
+# JupyterLab on notebooks/ with the eafix-capacity kernel, kernels over CurveZMQ (as in
+# eafix_capacity/kernels.py). No browser is opened: open the
+# http://127.0.0.1:8888/lab?token=... URL it prints (LAB_PORT=N for another port); Ctrl-C
+# stops it. Jupyter refuses to run as root without --allow-root, passed only to root.
+LAB_PORT ?= 8888
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab --no-browser --ip=127.0.0.1 --port=$(LAB_PORT) --ServerApp.root_dir=notebooks \
+	  --MappingKernelManager.default_kernel_name=$(KERNEL) \
+	  --KernelManager.transport_encryption=auto $(if $(filter 0,$(shell id -u)),--allow-root)
 
 report: $(STAMP)
 	$(VENV)/bin/eafix-capacity report
@@ -25,11 +41,11 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/run_all.py
 
-# Re-execute every committed notebook in place with its default parameters.
+# Re-execute every committed notebook in place with its default parameters (papermill,
+# kernel $(KERNEL), each notebook's directory as the working directory, encrypted kernel
+# transport: eafix_capacity/kernels.py).
 notebooks: $(STAMP)
-	for nb in notebooks/0*.ipynb; do \
-	  $(VENV)/bin/papermill --no-progress-bar -k $(KERNEL) --cwd notebooks $$nb $$nb || exit 1; \
-	done
+	$(PY) -m eafix_capacity.kernels notebooks/0*.ipynb
 
 clean:
-	rm -rf $(VENV) reports .pytest_cache .hypothesis
+	rm -rf $(VENV) reports build .pytest_cache .hypothesis

@@ -7,13 +7,16 @@ bytes, already rounded up the way Kubernetes rounds quantities. Everything downs
 """
 from __future__ import annotations
 
+import difflib
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
 from .errors import InputError, QuantityError
+from .limits import MAX_PODS, PODS_LIMIT_TEXT
 from .paths import data_file
-from .quantity import parse
+from .quantity import memory_typo, parse
 from .yamlio import load_yaml_file
 
 TIERS = ("trading", "supporting", "infrastructure", "monitoring")
@@ -24,6 +27,28 @@ SOURCE_KEYS = ("port", "replicas", "resources", "hpa", "storage")
 SOURCE_KINDS = ("seed", "assumed", "imported")
 SERVICE_KEYS = ("name", "description", "port", "tier", "kind", "replicas", "runtime", "image",
                 "mesh_inject", "containers", "hpa", "storage", "source")
+TOP_KEYS = ("services",)
+CONTAINER_KEYS = ("name", "requests", "limits")
+# The resources the capacity model plans. Kubernetes also accepts ephemeral-storage,
+# hugepages-<size> and extended resources (pkg/apis/core/helper:
+# IsStandardContainerResourceName, IsExtendedResourceName), but node-types.csv has no
+# figures for them and Resources carries none, so the plan would silently leave them
+# out: they are refused with a message that says so instead of being dropped.
+RESOURCE_NAMES = ("cpu", "memory")
+KUBERNETES_ONLY_RESOURCES = ("ephemeral-storage",)
+
+# IsDNS1123Label (k8s.io/apimachinery/pkg/util/validation): lower-case alphanumerics and
+# '-', starting and ending with an alphanumeric, at most 63 characters. Container names
+# must be one (pod validation, validateContainers).
+DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+# IsDNS1035Label: the same, starting with a letter. A Kubernetes Service's name must be
+# one (ValidateServiceName is NameIsDNS1035Label unless the alpha feature gate
+# RelaxedServiceNameValidation is on), and the kit renders a Service per service.
+DNS1035_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
+DNS_LABEL_MAX = 63
+# IsQualifiedName's name part, and a DNS-1123 subdomain for its prefix.
+_QUALIFIED_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
+_DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 
 
 @dataclass(frozen=True)
@@ -138,7 +163,27 @@ class Catalog:
             # the bad value is the override (a flag or parameter), not the file's own figure
             _check_replicas(n, svc.hpa, file=self.source_file, obj=name, field="replicas override")
             by_name[name] = replace(svc, replicas=n)
-        return Catalog(tuple(by_name[s.name] for s in self.services), self.source_file)
+        changed = Catalog(tuple(by_name[s.name] for s in self.services), self.source_file)
+        check_pod_total(changed, field="replicas override")
+        return changed
+
+
+def max_pods_total(catalog: Catalog) -> int:
+    """Pods of the catalogue's services with every HPA at its maximum (an HPA does not
+    scale a service scaled to zero): the most any scenario runs before rollout surges
+    and the mesh's control plane."""
+    return sum(s.max_replicas if s.replicas > 0 else 0 for s in catalog.services)
+
+
+def check_pod_total(catalog: Catalog, *, field: str = "replicas") -> None:
+    """Refuse a catalogue whose pods at the HPA maximum exceed what a cluster supports."""
+    total = max_pods_total(catalog)
+    if total > MAX_PODS:
+        biggest = max(catalog.services, key=lambda s: s.max_replicas if s.replicas > 0 else 0)
+        raise InputError(
+            f"the services run {total:,} pods with every HPA at its maximum "
+            f"({biggest.name}: {biggest.max_replicas:,})", file=catalog.source_file or None,
+            obj=biggest.name, field=field, valid=f"{PODS_LIMIT_TEXT}; at most {MAX_PODS:,} pods in all")
 
 
 def load_catalog(path: str | Path | None = None) -> Catalog:
@@ -149,9 +194,17 @@ def load_catalog(path: str | Path | None = None) -> Catalog:
 
 
 def catalog_from_dict(doc: Any, *, file: str = "<dict>") -> Catalog:
+    if isinstance(doc, dict):
+        unknown = sorted((k for k in doc if k not in TOP_KEYS), key=str)
+        if unknown:
+            raise InputError("unknown top-level key", file=file, field=str(unknown[0]),
+                             value=unknown[0], valid=_one_of(unknown[0], TOP_KEYS))
     if not isinstance(doc, dict) or not isinstance(doc.get("services"), list):
         raise InputError("missing field", file=file, field="services",
                          valid="the file must be a mapping with a `services` list")
+    if not doc["services"]:
+        raise InputError("empty catalogue: no services", file=file, field="services", value=[],
+                         valid="a `services` list with at least one service")
     services: list[Service] = []
     seen: set[str] = set()
     for i, raw in enumerate(doc["services"]):
@@ -161,7 +214,15 @@ def catalog_from_dict(doc: Any, *, file: str = "<dict>") -> Catalog:
                              value=svc.name, valid="each service appears once")
         seen.add(svc.name)
         services.append(svc)
-    return Catalog(tuple(services), file)
+    catalog = Catalog(tuple(services), file)
+    check_pod_total(catalog)
+    return catalog
+
+
+def _one_of(key: object, valid: tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(str(key), valid, n=1)
+    hint = f" (did you mean `{close[0]}`?)" if close else ""
+    return "one of: " + ", ".join(valid) + hint
 
 
 class _Fields:
@@ -194,7 +255,8 @@ class _Fields:
         if minimum is not None and v < minimum:
             raise self.fail(key, f"must be at least {minimum}, got", v)
         if maximum is not None and v > maximum:
-            raise self.fail(key, f"must be at most {maximum}, got", v)
+            raise self.fail(key, f"must be at most {maximum}, got", v,
+                            PODS_LIMIT_TEXT if maximum == MAX_PODS else None)
         return v
 
     def text(self, key: str, *, choices: tuple[str, ...] | None = None, default: str | None = None) -> str:
@@ -220,6 +282,24 @@ class _Fields:
             raise self.fail(key, "negative quantity", str(v), "a quantity of zero or more")
         return q.milli_value() if cpu else q.int_value()
 
+    def memory(self, key: str) -> int:
+        """A memory quantity; ``256m`` (millibytes) and fractions of a byte are refused."""
+        n = self.quantity(key, cpu=False)
+        typo = memory_typo(str(self.raw[key]))
+        if typo:
+            raise QuantityError(typo, file=self.file, obj=self.obj, field=self.path(key),
+                                valid="whole bytes with a binary suffix, e.g. \"256Mi\" or \"1Gi\"")
+        return n
+
+    def resource_names(self) -> None:
+        """Refuse a key of ``requests``/``limits`` the plan would not count."""
+        for key in self.raw:
+            problem = _resource_name_problem(key)
+            if problem:
+                raise self.fail(str(key), problem, key,
+                                "cpu or memory: the capacity model plans only these two (Kubernetes "
+                                "extended resources are qualified with a domain, e.g. nvidia.com/gpu)")
+
     def sub(self, key: str) -> _Fields:
         return _Fields(self.required(key), file=self.file, obj=self.obj, prefix=self.path(key))
 
@@ -231,6 +311,9 @@ def _check_replicas(n: Any, hpa: HPA | None, *, file: str, obj: str, field: str)
     if n < 0:
         raise InputError("negative replicas", file=file, obj=obj, field=field, value=n,
                          valid="0 or more (0 scales the service to zero)")
+    if n > MAX_PODS:
+        raise InputError("too many replicas", file=file, obj=obj, field=field, value=n,
+                         valid=f"at most {MAX_PODS:,}: {PODS_LIMIT_TEXT}")
     if hpa is not None and n != 0 and not hpa.min_replicas <= n <= hpa.max_replicas:
         raise InputError(
             "replicas outside the HPA bounds", file=file, obj=obj, field=field, value=n,
@@ -238,10 +321,48 @@ def _check_replicas(n: Any, hpa: HPA | None, *, file: str, obj: str, field: str)
         )
 
 
+def _resource_name_problem(key: object) -> str | None:
+    """Why ``key`` cannot be a resource of the plan, or None when it is one."""
+    if key in RESOURCE_NAMES:
+        return None
+    name = str(key)
+    if name in KUBERNETES_ONLY_RESOURCES or name.startswith("hugepages-"):
+        return ("a Kubernetes resource the plan has no node figures for "
+                "(it would be left out of the plan)")
+    if _is_extended_resource_name(name):
+        return ("an extended resource the plan has no node figures for "
+                "(it would be left out of the plan)")
+    if "/" not in name:
+        return "unknown resource name"
+    return "not a valid resource name"
+
+
+def _is_extended_resource_name(name: str) -> bool:
+    """Kubernetes' IsExtendedResourceName: qualified with a domain outside kubernetes.io,
+    no ``requests.`` prefix, and ``requests.<name>`` a qualified name."""
+    if "/" not in name or "kubernetes.io/" in name or name.startswith("requests."):
+        return False
+    prefix, _, rest = f"requests.{name}".partition("/")
+    return (len(prefix) <= 253 and _DNS1123_SUBDOMAIN.fullmatch(prefix) is not None
+            and len(rest) <= DNS_LABEL_MAX and _QUALIFIED_NAME.fullmatch(rest) is not None)
+
+
+def _dns_label_problem(name: str, *, letter_first: bool) -> str | None:
+    """Why ``name`` is not a DNS-1123 (or, with ``letter_first``, DNS-1035) label."""
+    if len(name) > DNS_LABEL_MAX:
+        return f"name longer than {DNS_LABEL_MAX} characters ({len(name)})"
+    pattern = DNS1035_LABEL if letter_first else DNS1123_LABEL
+    if pattern.fullmatch(name) is None:
+        return "not a DNS label"
+    return None
+
+
 def _resources(f: _Fields) -> Resources:
     req, lim = f.sub("requests"), f.sub("limits")
-    r = Resources(req.quantity("cpu", cpu=True), req.quantity("memory", cpu=False),
-                  lim.quantity("cpu", cpu=True), lim.quantity("memory", cpu=False))
+    req.resource_names()
+    lim.resource_names()
+    r = Resources(req.quantity("cpu", cpu=True), req.memory("memory"),
+                  lim.quantity("cpu", cpu=True), lim.memory("memory"))
     if r.cpu_request_m > r.cpu_limit_m:
         raise f.fail("requests.cpu", "request above limit", req.raw["cpu"],
                      f"at most limits.cpu {lim.raw['cpu']!r}")
@@ -255,8 +376,8 @@ def _hpa(raw: Any, *, file: str, obj: str) -> HPA | None:
     if raw is None:
         return None
     f = _Fields(raw, file=file, obj=obj, prefix="hpa")
-    lo = f.integer("min_replicas", minimum=1)
-    hi = f.integer("max_replicas", minimum=1)
+    lo = f.integer("min_replicas", minimum=1, maximum=MAX_PODS)
+    hi = f.integer("max_replicas", minimum=1, maximum=MAX_PODS)
     if lo > hi:
         raise f.fail("min_replicas", f"above max_replicas {hi}:", lo,
                      "min_replicas <= max_replicas")
@@ -292,16 +413,33 @@ def _service(raw: Any, *, file: str, index: int) -> Service:
     obj = name if isinstance(name, str) and name else f"services[{index}]"
     f = _Fields(raw, file=file, obj=obj)
     name = f.text("name")
-    unknown = sorted(set(raw) - set(SERVICE_KEYS))
+    problem = _dns_label_problem(name, letter_first=True)
+    if problem:
+        raise f.fail("name", f"service {problem}", name,
+                     "a DNS-1035 label, as a Kubernetes Service name must be: at most 63 lower-case "
+                     "letters, digits and '-', starting with a letter and ending with a letter or digit")
+    unknown = sorted((k for k in raw if k not in SERVICE_KEYS), key=str)
     if unknown:
-        raise f.fail(unknown[0], "unknown field", unknown[0], "one of: " + ", ".join(SERVICE_KEYS))
+        raise f.fail(str(unknown[0]), "unknown field", unknown[0], _one_of(unknown[0], SERVICE_KEYS))
     containers_raw = f.required("containers")
     if not isinstance(containers_raw, list) or not containers_raw:
         raise f.fail("containers", "expected a non-empty list", containers_raw)
-    containers = []
+    containers: list[Container] = []
     for i, c in enumerate(containers_raw):
         cf = _Fields(c, file=file, obj=name, prefix=f"containers[{i}]")
-        containers.append(Container(cf.text("name"), _resources(cf)))
+        extra = sorted((k for k in cf.raw if k not in CONTAINER_KEYS), key=str)
+        if extra:
+            raise cf.fail(str(extra[0]), "unknown field", extra[0], _one_of(extra[0], CONTAINER_KEYS))
+        cname = cf.text("name")
+        problem = _dns_label_problem(cname, letter_first=False)
+        if problem:
+            raise cf.fail("name", f"container {problem}", cname,
+                          "a DNS-1123 label, as Kubernetes requires of container names: at most 63 "
+                          "lower-case letters, digits and '-', starting and ending with a letter or digit")
+        if any(c.name == cname for c in containers):
+            raise cf.fail("name", "duplicate container name", cname,
+                          "container names are unique within a pod")
+        containers.append(Container(cname, _resources(cf)))
     hpa = _hpa(raw.get("hpa"), file=file, obj=name)
     volumes = []
     storage_raw = raw.get("storage") or []

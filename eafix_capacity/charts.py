@@ -1,15 +1,30 @@
 """Matplotlib figures of a plan. Each function returns a new ``Figure`` (no pyplot
-global state), which Jupyter displays inline and ``savefig`` writes to a file."""
+global state), which Jupyter displays inline and ``savefig`` writes to a file.
+
+Legends sit outside the axes (they never cover a bar), and axes that count things
+(nodes, pods) have integer ticks only.
+"""
 from __future__ import annotations
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from .plan import Plan, service_table
 from .profiles import Profile
+from .scheduling import Placement
+from .tables import PACKING, SCHEDULER, full_shape, headroom_pct, minimal_packing, scheduler_placement
 
 _GI = 2**30
 _MI = 2**20
+
+
+def _legend_outside(fig: Figure, ax: Axes) -> None:
+    """One legend for the figure, below the axes, from ``ax``'s labelled artists."""
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 4), frameon=False)
 
 
 def requests_and_limits(plan: Plan) -> Figure:
@@ -17,18 +32,18 @@ def requests_and_limits(plan: Plan) -> Figure:
     rows = service_table(plan)
     names = [r["service"] for r in rows]
     x = np.arange(len(names))
-    fig = Figure(figsize=(11, 6), layout="constrained")
+    fig = Figure(figsize=(11, 6.5), layout="constrained")
     ax_cpu, ax_mem = fig.subplots(2, 1, sharex=True)
     w = 0.4
-    ax_cpu.bar(x - w / 2, [r["cpu_request_m"] for r in rows], w, label="request")
-    ax_cpu.bar(x + w / 2, [r["cpu_limit_m"] for r in rows], w, label="limit")
+    ax_cpu.bar(x - w / 2, [r["cpu_request_m"] for r in rows], w, label="request", color="C0")
+    ax_cpu.bar(x + w / 2, [r["cpu_limit_m"] for r in rows], w, label="limit", color="C1")
     ax_cpu.set_ylabel("CPU per pod (millicores)")
-    ax_cpu.legend()
-    ax_mem.bar(x - w / 2, [r["memory_request_bytes"] / _MI for r in rows], w, label="request")
-    ax_mem.bar(x + w / 2, [r["memory_limit_bytes"] / _MI for r in rows], w, label="limit")
+    ax_mem.bar(x - w / 2, [r["memory_request_bytes"] / _MI for r in rows], w, color="C0")
+    ax_mem.bar(x + w / 2, [r["memory_limit_bytes"] / _MI for r in rows], w, color="C1")
     ax_mem.set_ylabel("memory per pod (MiB)")
     ax_mem.set_xticks(x, names, rotation=45, ha="right")
     fig.suptitle("Requests and limits per service (own containers, per pod)")
+    _legend_outside(fig, ax_cpu)
     return fig
 
 
@@ -40,7 +55,7 @@ def totals_against_profiles(plan: Plan, profiles: dict[str, Profile]) -> Figure:
     cpu = [c["capacity_cpu_m"], c["allocatable_cpu_m"], t["cpu_request_m"], t["cpu_limit_m"]]
     mem = [c["capacity_memory_bytes"], c["allocatable_memory_bytes"], t["memory_request_bytes"],
            t["memory_limit_bytes"]]
-    fig = Figure(figsize=(11, 4), layout="constrained")
+    fig = Figure(figsize=(11, 4.5), layout="constrained")
     axes = fig.subplots(1, 2)
     for ax, values, scale, unit, key in ((axes[0], cpu, 1000, "cores", "cpu_m"),
                                          (axes[1], mem, _GI, "GiB", "memory_bytes")):
@@ -48,48 +63,74 @@ def totals_against_profiles(plan: Plan, profiles: dict[str, Profile]) -> Figure:
         for i, p in enumerate(profiles.values()):
             ax.axhline(getattr(p, key) / scale, color=f"C{4 + i}", linestyle="--", label=f"{p.name} profile")
         ax.set_ylabel(unit)
-        ax.legend()
     axes[0].set_title("CPU")
     axes[1].set_title("Memory")
     fig.suptitle(f"{plan.nodes} x {plan.node_type.name}: cluster totals against the profiles")
+    _legend_outside(fig, axes[0])
     return fig
 
 
 def nodes_per_scenario(plan: Plan) -> Figure:
+    """Nodes needed (first-fit packing) and the lower bound per scenario, against the
+    planned count; the baseline's label says it keeps headroom."""
     names = list(plan.scenarios)
     needed = [plan.scenarios[n].nodes_needed or 0 for n in names]
     lower = [plan.scenarios[n].lower_bound for n in names]
     x = np.arange(len(names))
-    fig = Figure(figsize=(8, 4), layout="constrained")
+    fig = Figure(figsize=(8, 4.5), layout="constrained")
     ax = fig.subplots()
-    ax.bar(x - 0.2, needed, 0.4, label="nodes needed (FFD)")
+    ax.bar(x - 0.2, needed, 0.4, label="nodes needed (first-fit packing)")
     ax.bar(x + 0.2, lower, 0.4, label="lower bound")
     ax.axhline(plan.nodes, color="C3", linestyle="--", label=f"planned nodes ({plan.nodes})")
-    ax.set_xticks(x, names)
+    ticks = [f"{n}\n({headroom_pct(plan, n):g}% headroom)" if headroom_pct(plan, n) else f"{n}\n(no headroom)"
+             for n in names]
+    ax.set_xticks(x, ticks)
     ax.set_ylabel("nodes")
-    ax.legend()
+    ax.set_ylim(0, max([plan.nodes, *needed, *lower]) + 1)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title(f"Nodes needed per scenario ({plan.node_type.name}, {plan.options.provider})")
+    _legend_outside(fig, ax)
     return fig
 
 
-def placement(plan: Plan, scenario: str) -> Figure:
-    """CPU and memory requested on each node against the room for workloads."""
+def placement(plan: Plan, scenario: str, *, layout: str = SCHEDULER) -> Figure:
+    """CPU and memory requested on each node against the room for workloads:
+    ``SCHEDULER``, the default scheduler's spread over the nodes the scenario is judged
+    on, or ``PACKING``, the minimal packing that gives ``nodes_needed``."""
     r = plan.scenarios[scenario]
-    fig = Figure(figsize=(10, 4), layout="constrained")
+    fig = Figure(figsize=(10, 4.5), layout="constrained")
     axes = fig.subplots(1, 2)
-    if r.placement is None:
-        fig.suptitle(f"{scenario}: does not fit on {r.nodes_evaluated} nodes")
+    pending: tuple[str, ...] = ()
+    p: Placement | None
+    if layout == SCHEDULER:
+        s = scheduler_placement(plan, scenario)
+        p, pending = s.placement, s.pending
+        what = f"default scheduler, {scenario} on the {r.nodes_evaluated} nodes it is judged on"
+    elif layout == PACKING:
+        p = minimal_packing(plan, scenario)
+        what = f"minimal packing, {scenario} on {p.nodes if p else '-'} nodes (nodes needed: {r.nodes_needed})"
+    else:
+        raise ValueError(f"unknown placement layout {layout!r}")
+    if p is None:
+        fig.suptitle(f"{scenario}: no node count of {plan.node_type.name} fits it")
         return fig
-    nodes = [f"node-{i}" for i in range(r.placement.nodes)]
-    a = plan.node
-    axes[0].bar(nodes, [c / 1000 for c in r.placement.cpu_m])
-    axes[0].axhline(a.workload_cpu_m / 1000, color="C3", linestyle="--", label="room for workloads")
-    axes[0].set_ylabel("CPU requested (cores)")
-    axes[1].bar(nodes, [m / _GI for m in r.placement.memory_bytes])
-    axes[1].axhline(a.workload_memory_bytes / _GI, color="C3", linestyle="--", label="room for workloads")
-    axes[1].set_ylabel("memory requested (GiB)")
-    for ax in axes:
-        ax.legend()
+    shape = full_shape(plan)
+    nodes = [f"node-{i}" for i in range(p.nodes)]
+    kept = headroom_pct(plan, scenario)
+    for ax, used, room, scale, unit in ((axes[0], p.cpu_m, shape.cpu_m, 1000, "CPU requested (cores)"),
+                                        (axes[1], p.memory_bytes, shape.memory_bytes, _GI,
+                                         "memory requested (GiB)")):
+        ax.bar(nodes, [u / scale for u in used], label="requested by pods")
+        ax.axhline(room / scale, color="C3", linestyle="--", label="room for workloads")
+        if kept:
+            ax.axhline(room * (1 - kept / 100) / scale, color="C2", linestyle=":",
+                       label=f"baseline limit with {kept:g}% headroom")
+        ax.set_ylabel(unit)
+        ax.set_ylim(0, room / scale * 1.05)
         ax.tick_params(axis="x", rotation=45)
-    fig.suptitle(f"Placement, {scenario} on {r.nodes_evaluated} x {plan.node_type.name}")
+    title = f"Placement: {what} ({plan.node_type.name})"
+    if pending:
+        title += f"; {len(pending)} pods Pending"
+    fig.suptitle(title)
+    _legend_outside(fig, axes[0])
     return fig

@@ -13,7 +13,7 @@ import sys
 from typing import Sequence
 
 from .errors import EafixCapacityError, InputError
-from .inputs import PlanParams, plan_from_params
+from .inputs import PlanParams, parse_count, plan_from_params
 
 EXIT_GATE_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -32,9 +32,11 @@ def _replicas(values: list[str] | None) -> dict[str, int]:
     out = {}
     for v in values or []:
         name, sep, n = v.partition("=")
-        if not sep or not n.lstrip("-").isdigit():
-            raise InputError("invalid --replicas", field="replicas", value=v, valid="SERVICE=N, e.g. reporter=2")
-        out[name] = int(n)
+        count = parse_count(n)
+        if not sep or not name or count is None:
+            raise InputError("invalid --replicas", file="command line", field="replicas", value=v,
+                             valid="SERVICE=N, e.g. reporter=2")
+        out[name] = count
     return out
 
 
@@ -44,7 +46,7 @@ def add_plan_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default=None, help=f"cluster profile: minimum or recommended (default {d.profile})")
     p.add_argument("--provider", default=None, help=f"gke, eks, aks or generic (default {d.provider})")
     p.add_argument("--node-type", default=None, help=f"a name from data/node-types.csv (default {d.node_type})")
-    p.add_argument("--nodes", type=int, default=None, help="node count to judge (default: the recommended count)")
+    p.add_argument("--nodes", type=int, default=None, help="node count to judge, 1 to 5,000 (default: the recommended count)")
     p.add_argument("--mesh", default=None, help="none or istio (adds sidecars and control plane)")
     p.add_argument("--headroom", type=float, default=None, dest="headroom_pct",
                    help=f"percent of each node kept free at baseline (default {d.headroom_pct:g})")
@@ -54,43 +56,67 @@ def add_plan_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"largest allowed memory limits / allocatable (default {d.memory_limit_ratio:g})")
     p.add_argument("--storage-gib", type=float, default=None,
                    help="persistent storage provisioned, GiB (default: the profile's)")
-    p.add_argument("--max-pods", type=int, default=None, help="pods per node (default: the provider's)")
-    p.add_argument("--catalog", default=None, help="services file (default: data/services.yaml)")
-    p.add_argument("--manifests", default=None, help="plan from existing manifests in this directory")
+    p.add_argument("--max-pods", type=int, default=None, help="pods per node, 1 to 150,000 (default: the provider's)")
+    p.add_argument("--catalog", default=None, help="services file, relative to the working directory (default: data/services.yaml)")
+    p.add_argument("--manifests", default=None, help="plan from existing manifests in this directory (relative to the working directory)")
     p.add_argument("--replicas", action="append", metavar="SERVICE=N", help="override a service's replicas")
 
 
 def params_from_args(args: argparse.Namespace, base: PlanParams | None = None) -> PlanParams:
     values = dict((base or PlanParams()).__dict__)
     for name in ("profile", "provider", "node_type", "nodes", "mesh", "headroom_pct", "cpu_limit_ratio",
-                 "memory_limit_ratio", "storage_gib", "max_pods", "catalog", "manifests"):
+                 "memory_limit_ratio", "storage_gib", "max_pods", "catalog", "manifests",
+                 "ignore_unknown_kinds"):
         v = getattr(args, name, None)
         if v is not None:
             values[name] = v
     if getattr(args, "replicas", None):
         values["replicas"] = {**values["replicas"], **_replicas(args.replicas)}
-    return PlanParams.from_mapping(values, source="command line")
+    # relative --catalog/--manifests are resolved against the working directory here, so
+    # a report's kernel (running in notebooks/) reads the same files
+    return PlanParams.from_mapping(values, source="command line", origin="cli")
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
-    plan = plan_from_params(params_from_args(args))
+    _check_plan_output(args)
+    from .manifests.load import printed_warnings   # what --manifests skipped, on stderr
+    with printed_warnings(sys.stderr):
+        plan = plan_from_params(params_from_args(args))
     if args.format == "json":
         print(json.dumps(plan.to_dict(), indent=2))
     else:
-        from .tables import gates_frame, scenarios_frame, services_frame
-        if args.format == "csv":
-            sys.stdout.write(services_frame(plan).to_csv(index=False))
+        from . import tables
+        if args.out is not None:
+            from pathlib import Path
+
+            from .fsio import atomic_write_text
+            texts = tables.csv_tables(plan)  # every table made before the first is written
+            for name, text in texts.items():
+                print(atomic_write_text(Path(args.out) / name, text, mode=0o666))
+        elif args.format == "csv":
+            sys.stdout.write(tables.frame(plan, args.table or "services").to_csv(index=False))
         else:
-            with_width = {"line_width": 200}
-            print(services_frame(plan).to_string(index=False, **with_width))
-            print()
-            print(scenarios_frame(plan).to_string(index=False, **with_width))
-            print()
-            print(gates_frame(plan).to_string(index=False, **with_width))
-            print()
+            for name in ([args.table] if args.table else ["services", "scenarios", "gates"]):
+                print(tables.plain_text(tables.frame(plan, name)))
+                print()
             print(f"nodes: {plan.nodes} x {plan.node_type.name} ({plan.options.provider}); "
                   f"recommended: {plan.recommended_nodes}; overall: {'PASS' if plan.passed else 'FAIL'}")
     return EXIT_GATE_FAILED if args.fail_on_gate and not plan.passed else 0
+
+
+def _check_plan_output(args: argparse.Namespace) -> None:
+    """``--table`` and ``--out`` need a tabular format; refused before any work."""
+    if args.format is None:
+        args.format = "csv" if args.out is not None else "table"
+    if args.out is not None and args.format != "csv":
+        raise InputError("--out writes one CSV file per table, not", field="--format", value=args.format,
+                         valid="--format csv (or leave --format out)")
+    if args.out is not None and args.table is not None:
+        raise InputError("--out writes every table, so it cannot take", field="--table",
+                         value=args.table, valid="either --out DIR or --table NAME")
+    if args.table is not None and args.format == "json":
+        raise InputError("--format json is the whole plan, not the table", field="--table", value=args.table,
+                         valid="--table with --format csv or table")
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -118,8 +144,16 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Compute requests and limits per service, nodes needed under baseline, "
                                    "HPA maximum, rollout surge and a drained node, and judge the gates.")
     add_plan_arguments(p)
-    p.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    p.add_argument("--format", choices=("table", "json", "csv"), default=None,
+                   help="table (default), json (the whole plan) or csv (one table, see --table)")
+    p.add_argument("--table", choices=("services", "scenarios", "gates", "placement"), default=None,
+                   help="the table --format csv writes (default services) or --format table prints "
+                        "(default services, scenarios and gates)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="write services.csv, scenarios.csv, gates.csv and placement.csv into DIR")
     p.add_argument("--fail-on-gate", action="store_true", help="exit 1 when a gate fails")
+    p.add_argument("--ignore-unknown-kinds", action="store_true", default=None,
+                   help="with --manifests: skip objects of unknown kind with a warning (default: an error)")
     p.set_defaults(func=_cmd_plan)
 
     r = sub.add_parser("report", help="run the capacity notebook with papermill into reports/<UTC time>/",
@@ -127,7 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "write the executed notebook, an HTML export without code and "
                                    "summary.json to reports/<UTC timestamp>/, and print the HTML path.")
     add_plan_arguments(r)
-    r.add_argument("--params", help="YAML file of parameters (flags override it)")
+    r.add_argument("--params", help="YAML file of parameters (flags override it); relative catalog and "
+                                     "manifests paths in it are relative to the file's own directory")
     r.add_argument("--out", default="reports", help="root directory for report runs (default reports)")
     r.add_argument("--fail-on-gate", action="store_true", help="exit 1 when a gate fails")
     r.set_defaults(func=_cmd_report)

@@ -2,18 +2,32 @@
 
 ``PlanParams`` is the one place where loose user input becomes checked values:
 the CLI, the report command and the notebooks' validation cell all go through it, so a
-bad value gets the same message wherever it comes from.
+bad value gets the same message wherever it comes from, naming where it came from (the
+params file, "command line" or "notebook parameters") and saying how to ask for the
+default there (leave it out or null in YAML, leave the flag out, 0 in a notebook).
+
+Every number is checked for type, range and finiteness (``nan`` and ``inf`` are
+refused), and counts against the limits Kubernetes supports (``limits.py``), before
+anything is loaded or allocated. ``catalog`` and ``manifests`` paths are made absolute
+when the parameters are read (``from_mapping``): relative to the caller's working
+directory for flags and notebook parameters, and relative to the params file's own
+directory for a params file, so a report's kernel, which runs in ``notebooks/``, reads
+the same files the command line named.
 """
 from __future__ import annotations
 
+import math
+import os
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Literal, Mapping
 
 from .catalog import Catalog, load_catalog
 from .errors import InputError
-from .mesh import MESHES
-from .nodes import DEFAULT_NODE_TYPES_PATH, PROVIDERS, get_node_type, load_node_types
+from .limits import MAX_NODES, MAX_PODS, NODES_LIMIT_TEXT, PODS_LIMIT_TEXT
+from .mesh import Mesh, parse_mesh
+from .nodes import DEFAULT_NODE_TYPES_PATH, Provider, get_node_type, load_node_types, parse_provider
 from .paths import data_file
 from .plan import (DEFAULT_CPU_LIMIT_RATIO, DEFAULT_HEADROOM_PCT, DEFAULT_MEMORY_LIMIT_RATIO,
                    Plan, PlanOptions, make_plan)
@@ -24,10 +38,10 @@ from .yamlio import load_yaml_file
 @dataclass(frozen=True)
 class PlanParams:
     profile: str = "recommended"
-    provider: str = "gke"
+    provider: Provider = "gke"
     node_type: str = "n2-standard-8"
     nodes: int | None = None
-    mesh: str = "none"
+    mesh: Mesh = "none"
     headroom_pct: float = DEFAULT_HEADROOM_PCT
     cpu_limit_ratio: float = DEFAULT_CPU_LIMIT_RATIO
     memory_limit_ratio: float = DEFAULT_MEMORY_LIMIT_RATIO
@@ -36,46 +50,28 @@ class PlanParams:
     catalog: str | None = None
     manifests: str | None = None
     replicas: Mapping[str, int] = field(default_factory=dict)
+    ignore_unknown_kinds: bool = False   # with manifests: skip objects of unknown kind, warning each
 
     def __post_init__(self) -> None:
-        _check_type("profile", self.profile, str)
-        _check_type("node_type", self.node_type, str)
-        if self.provider not in PROVIDERS:
-            raise InputError("unknown provider", field="provider", value=self.provider,
-                             valid="one of: " + ", ".join(PROVIDERS))
-        if (self.mesh or "none") not in MESHES:
-            raise InputError("unknown mesh", field="mesh", value=self.mesh,
-                             valid="one of: " + ", ".join(MESHES))
-        for name in ("nodes", "max_pods"):
-            v = getattr(self, name)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
-                raise InputError("not a whole number of at least 1", field=name, value=v,
-                                 valid="an integer >= 1, or null for the default")
-        for name in ("headroom_pct", "cpu_limit_ratio", "memory_limit_ratio", "storage_gib"):
-            v = getattr(self, name)
-            if v is None and name == "storage_gib":
-                continue
-            if isinstance(v, bool) or not isinstance(v, (int, float)):
-                raise InputError("not a number", field=name, value=v)
-            if name == "storage_gib" and v < 0:
-                raise InputError("negative storage", field=name, value=v,
-                                 valid="GiB of persistent storage provisioned, 0 or more")
-        if self.catalog and self.manifests:
-            raise InputError("give either a catalogue file or a manifests directory, not both",
-                             field="manifests", value=self.manifests)
-        if not isinstance(self.replicas, Mapping):
-            raise InputError("not a mapping of service to replicas", field="replicas", value=self.replicas)
+        checked = check_params(self.__dict__, source=None, origin="python")
+        object.__setattr__(self, "provider", checked["provider"])
+        object.__setattr__(self, "mesh", checked["mesh"])
 
     @classmethod
-    def from_mapping(cls, raw: Mapping[str, Any], *, source: str = "parameters") -> PlanParams:
+    def from_mapping(cls, raw: Mapping[str, Any], *, source: str = "parameters",
+                     origin: Origin = "file", base_dir: str | Path | None = None) -> PlanParams:
+        """Checked parameters from loose values; errors name ``source``. ``catalog`` and
+        ``manifests`` become absolute paths, relative ones taken from ``base_dir``
+        (default: the current working directory)."""
         known = {f.name for f in fields(cls)}
-        unknown = sorted(set(raw) - known)
+        unknown = sorted((k for k in raw if k not in known), key=str)
         if unknown:
-            raise InputError("unknown parameter", file=source, field=unknown[0], value=unknown[0],
+            raise InputError("unknown parameter", file=source, field=str(unknown[0]), value=unknown[0],
                              valid="known parameters: " + ", ".join(sorted(known)))
-        values = dict(raw)
-        if values.get("mesh") in (None, ""):
-            values["mesh"] = "none"
+        values = check_params(raw, source=source, origin=origin)
+        for name in ("catalog", "manifests"):
+            if values.get(name):
+                values[name] = _absolute(values[name], base_dir)
         return cls(**values)
 
     @classmethod
@@ -90,16 +86,20 @@ class PlanParams:
                 values[name] = None
         if isinstance(values.get("replicas"), str):
             values["replicas"] = parse_replicas_text(values["replicas"], source="notebook parameters")
-        return cls.from_mapping(values, source="notebook parameters")
+        return cls.from_mapping(values, source="notebook parameters", origin="notebook")
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> PlanParams:
+        """From a params file; its relative ``catalog``/``manifests`` paths are relative to
+        the file's own directory."""
         doc = load_yaml_file(path)
         if doc is None:
             doc = {}
         if not isinstance(doc, dict):
-            raise InputError("expected a mapping of parameter names to values", file=str(path))
-        return cls.from_mapping(doc, source=str(path))
+            raise InputError("expected a mapping of parameter names to values", file=str(path),
+                             value=doc)
+        return cls.from_mapping(doc, source=str(path), origin="file",
+                                base_dir=Path(os.path.abspath(path)).parent)
 
     def notebook_parameters(self) -> dict[str, Any]:
         """The parameters as papermill passes them (nodes 0 = let the plan choose)."""
@@ -112,34 +112,152 @@ class PlanParams:
             "max_pods": self.max_pods or 0,
             "replicas": ",".join(f"{name}:{n}" for name, n in self.replicas.items()),
             "catalog": self.catalog or "", "manifests": self.manifests or "",
+            "ignore_unknown_kinds": bool(self.ignore_unknown_kinds),
         }
 
 
 def parse_replicas_text(text: str, *, source: str = "parameters") -> dict[str, int]:
     """Replica overrides written as one string, ``"reporter:2,gui-gateway:3"`` ("" for
     none): the form a notebook parameter can carry."""
+    if not isinstance(text, str):
+        raise InputError("not a string of SERVICE:N pairs", file=source, field="replicas", value=text,
+                         valid="comma-separated SERVICE:N pairs, e.g. reporter:2,gui-gateway:3")
     out: dict[str, int] = {}
     for item in (t.strip() for t in text.split(",")):
         if not item:
             continue
         name, sep, n = item.partition(":")
-        name, n = name.strip(), n.strip()
-        if not sep or not name or not n.lstrip("-").isdigit():
+        count = parse_count(n)
+        if not sep or not name.strip() or count is None:
             raise InputError("invalid replica override", file=source, field="replicas", value=item,
                              valid="comma-separated SERVICE:N pairs, e.g. reporter:2,gui-gateway:3")
-        out[name] = int(n)
+        out[name.strip()] = count
     return out
 
 
-def _check_type(name: str, value: Any, typ: type) -> None:
-    if not isinstance(value, typ) or not value:
-        raise InputError(f"not a {typ.__name__}", field=name, value=value)
+_COUNT = re.compile(r"-?[0-9]{1,18}")
+
+
+def parse_count(text: str) -> int | None:
+    """The integer ``text`` spells in ASCII digits (at most 18 of them, so a million-digit
+    string is refused, not converted), or None."""
+    text = text.strip()
+    return int(text) if _COUNT.fullmatch(text) else None
+
+
+# ------------------------------------------------------------------ checking values
+
+Origin = Literal["file", "cli", "notebook", "python"]
+
+_DEFAULT_HINT: dict[str, str] = {
+    "file": "null or leave it out for the default",
+    "cli": "leave the flag out for the default",
+    "notebook": "0 for the default",
+    "python": "None for the default",
+}
+_NAME_DEFAULT_HINT: dict[str, str] = {
+    "file": "leave it out for the default {default!r}",
+    "cli": "leave the flag out for the default {default!r}",
+    "notebook": "the default is {default!r}",
+    "python": "the default is {default!r}",
+}
+_FLOAT_RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
+    # name: (in range, what is valid)
+    "headroom_pct": (lambda v: 0 <= v < 100, "a percentage from 0 up to (not including) 100"),
+    "cpu_limit_ratio": (lambda v: v > 0, "a finite number above 0"),
+    "memory_limit_ratio": (lambda v: v > 0, "a finite number above 0"),
+    "storage_gib": (lambda v: v >= 0, "GiB of persistent storage provisioned, a finite number, 0 or more"),
+}
+
+
+def check_params(raw: Mapping[str, Any], *, source: str | None, origin: Origin) -> dict[str, Any]:
+    """The parameters in ``raw`` checked (provider and mesh parsed); an ``InputError``
+    names ``source`` and the parameter, and says how to ask for the default from
+    ``origin``. Checks only; nothing is loaded."""
+    values = dict(raw)
+    file = source
+    hint = _DEFAULT_HINT[origin]
+    defaults = PlanParams.__dataclass_fields__
+    for name in ("profile", "node_type"):
+        if name in values:
+            v = values[name]
+            if not isinstance(v, str) or not v.strip():
+                default = defaults[name].default
+                how = _NAME_DEFAULT_HINT[origin].format(default=default)
+                raise InputError("null, not a name" if v is None else "not a non-empty string",
+                                 file=file, field=name, value=v, valid=f"a name such as {default!r}; {how}")
+    if "provider" in values:
+        values["provider"] = parse_provider(values["provider"], file=file)
+    if "mesh" in values:
+        values["mesh"] = parse_mesh(values["mesh"], file=file)
+    for name, limit, why in (("nodes", MAX_NODES, NODES_LIMIT_TEXT), ("max_pods", MAX_PODS, PODS_LIMIT_TEXT)):
+        v = values.get(name)
+        if v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise InputError("not a whole number of at least 1", file=file, field=name, value=v,
+                             valid=f"an integer from 1 to {limit:,}, or {hint}")
+        if v > limit:
+            what = "nodes" if name == "nodes" else "pods per node"
+            raise InputError(f"too many {what}", file=file, field=name, value=v,
+                             valid=f"at most {limit:,}: {why}")
+    for name, (in_range, valid) in _FLOAT_RANGES.items():
+        if name not in values:
+            continue
+        v = values[name]
+        if v is None and name == "storage_gib":
+            continue
+        extra = f", or {hint}" if name == "storage_gib" else ""
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise InputError("not a number", file=file, field=name, value=v, valid=valid + extra)
+        if not math.isfinite(v) or not in_range(float(v)):
+            problem = "not a finite number" if not math.isfinite(v) else "out of range"
+            if name == "storage_gib" and math.isfinite(v) and v < 0:
+                problem = "negative storage"
+            raise InputError(problem, file=file, field=name, value=v, valid=valid + extra)
+    if values.get("catalog") is not None and not isinstance(values["catalog"], str):
+        raise InputError("not a path", file=file, field="catalog", value=values["catalog"],
+                         valid=f"the path of a services file, or {hint}")
+    if values.get("manifests") is not None and not isinstance(values["manifests"], str):
+        raise InputError("not a path", file=file, field="manifests", value=values["manifests"],
+                         valid=f"the path of a manifests directory, or {hint}")
+    if values.get("catalog") and values.get("manifests"):
+        raise InputError("give either a catalogue file or a manifests directory, not both",
+                         file=file, field="manifests", value=values["manifests"])
+    replicas = values.get("replicas", {})
+    if not isinstance(replicas, Mapping):
+        raise InputError("not a mapping of service to replicas", file=file, field="replicas",
+                         value=replicas, valid="SERVICE: N entries, e.g. {reporter: 2}")
+    for service, n in replicas.items():
+        if not isinstance(service, str) or not service:
+            raise InputError("not a service name", file=file, field="replicas", value=service,
+                             valid="SERVICE: N entries, e.g. {reporter: 2}")
+        if isinstance(n, bool) or not isinstance(n, int):
+            raise InputError("not an integer", file=file, obj=service, field="replicas", value=n,
+                             valid="a whole number of replicas, 0 or more")
+        if n < 0:
+            raise InputError("negative replicas", file=file, obj=service, field="replicas", value=n,
+                             valid="0 or more (0 scales the service to zero)")
+        if n > MAX_PODS:
+            raise InputError("too many replicas", file=file, obj=service, field="replicas", value=n,
+                             valid=f"at most {MAX_PODS:,}: {PODS_LIMIT_TEXT}")
+    if "ignore_unknown_kinds" in values and not isinstance(values["ignore_unknown_kinds"], bool):
+        raise InputError("not a boolean", file=file, field="ignore_unknown_kinds",
+                         value=values["ignore_unknown_kinds"], valid="true or false")
+    return values
+
+
+def _absolute(path: str, base_dir: str | Path | None) -> str:
+    p = Path(path).expanduser()
+    if not p.is_absolute():
+        p = Path(base_dir if base_dir is not None else os.getcwd()) / p
+    return os.path.normpath(p)
 
 
 def load_inputs_catalog(params: PlanParams) -> Catalog:
     if params.manifests:
         from .manifests.importer import import_catalog
-        catalog = import_catalog(params.manifests)
+        catalog = import_catalog(params.manifests, ignore_unknown_kinds=params.ignore_unknown_kinds)
     else:
         catalog = load_catalog(params.catalog)
     return catalog.with_replicas(params.replicas) if params.replicas else catalog
@@ -152,7 +270,7 @@ def plan_from_params(params: PlanParams) -> Plan:
     node_type = get_node_type(params.node_type, load_node_types(), file=str(DEFAULT_NODE_TYPES_PATH))
     storage = None if params.storage_gib is None else int(params.storage_gib * 2**30)
     options = PlanOptions(
-        provider=params.provider, nodes=params.nodes, mesh=params.mesh or "none",
+        provider=params.provider, nodes=params.nodes, mesh=params.mesh,
         headroom_pct=float(params.headroom_pct), cpu_limit_ratio=float(params.cpu_limit_ratio),
         memory_limit_ratio=float(params.memory_limit_ratio), storage_bytes=storage,
         max_pods=params.max_pods,

@@ -4,15 +4,21 @@ Every injected pod gains an ``istio-proxy`` sidecar; the mesh also runs its cont
 plane (istiod) and an ingress gateway. Figures are Istio's chart defaults, as DESIGN.md
 records them; the control-plane limits are the kit's assumption (istiod ships without
 limits, which would make its worst case unbounded).
+
+``Mesh`` is the checked spelling of the mesh choice: ``parse_mesh`` turns what a user
+wrote (a flag, a parameter, a YAML value) into one at the boundary, and everything inside
+the kit takes a ``Mesh`` and compares it without normalising again.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 from .catalog import Resources
 from .errors import InputError
 
-MESHES = ("none", "istio")
+Mesh = Literal["none", "istio"]
+MESHES: tuple[Mesh, ...] = get_args(Mesh)
 
 SIDECAR_NAME = "istio-proxy"
 SIDECAR = Resources(cpu_request_m=100, memory_request_bytes=128 * 2**20,
@@ -38,10 +44,14 @@ CONTROL_PLANE = (
 )
 
 
-def normalise_mesh(value: str | None) -> str:
-    """``None``/``""``/``"none"`` mean no mesh; anything else must be a known mesh."""
-    mesh = (value or "none").lower()
-    if mesh not in MESHES:
-        raise InputError("unknown mesh", field="mesh", value=value,
-                         valid="one of: " + ", ".join(MESHES))
-    return mesh
+def parse_mesh(value: object, *, file: str | None = None, obj: str | None = None) -> Mesh:
+    """A user's mesh choice as a ``Mesh``: ``None`` and ``""`` mean no mesh, and case is
+    ignored (``Istio``); anything else raises ``InputError`` naming the valid values."""
+    if value is None or value == "":
+        return "none"
+    if isinstance(value, str):
+        for mesh in MESHES:
+            if value.lower() == mesh:
+                return mesh
+    raise InputError("unknown mesh", file=file, obj=obj, field="mesh", value=value,
+                     valid="one of: " + ", ".join(MESHES))

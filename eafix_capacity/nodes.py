@@ -11,6 +11,9 @@ every figure in a plan can be traced back to its formula.
 Units: CPU in millicores, memory in bytes. ``Mi``/``Gi`` are binary (2**20, 2**30); AKS
 states its memory reservation in decimal megabytes (``MB`` = 10**6 bytes), kept as such.
 GCP and Azure publish memory as "GB" meaning GiB; the CSV records it in GiB throughout.
+
+``Provider`` is the checked spelling of the Kubernetes provider: ``parse_provider`` turns
+user input into one at the boundary, and the formulas here take a ``Provider`` as given.
 """
 from __future__ import annotations
 
@@ -24,18 +27,32 @@ from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from pathlib import Path
 from types import MappingProxyType
+from typing import Literal, assert_never, get_args
 
 from eafix_capacity.errors import InputError
-from eafix_capacity.mesh import normalise_mesh
+from eafix_capacity.mesh import Mesh
+from eafix_capacity.paths import data_file
 
 MIB = 2**20
 GIB = 2**30
 MB = 10**6  # decimal megabyte, as in the AKS documentation
 
-PROVIDERS = ("gke", "eks", "aks", "generic")
+Provider = Literal["gke", "eks", "aks", "generic"]
+PROVIDERS: tuple[Provider, ...] = get_args(Provider)
 CLOUDS = ("aws", "gcp", "azure")
 FAMILIES = ("general", "compute", "memory")
-CLOUD_OF_PROVIDER: Mapping[str, str] = MappingProxyType({"gke": "gcp", "eks": "aws", "aks": "azure"})
+CLOUD_OF_PROVIDER: Mapping[Provider, str] = MappingProxyType({"gke": "gcp", "eks": "aws", "aks": "azure"})
+
+
+def parse_provider(value: object, *, file: str | None = None, obj: str | None = None) -> Provider:
+    """A user's provider choice as a ``Provider`` (case ignored: ``EKS`` is ``eks``);
+    anything else raises ``InputError`` naming the valid values."""
+    if isinstance(value, str):
+        for provider in PROVIDERS:
+            if value.lower() == provider:
+                return provider
+    raise InputError("unknown provider" if value is not None else "no provider given",
+                     file=file, obj=obj, field="provider", value=value, valid="one of: " + ", ".join(PROVIDERS))
 
 CSV_COLUMNS = (
     "name",
@@ -47,7 +64,7 @@ CSV_COLUMNS = (
     "price_usd_per_hour",
     "price_source",
 )
-DEFAULT_NODE_TYPES_PATH = Path(__file__).resolve().parent.parent / "data" / "node-types.csv"
+DEFAULT_NODE_TYPES_PATH = data_file("node-types.csv")
 
 GKE_DEFAULT_MAX_PODS = 110
 AKS_DEFAULT_MAX_PODS = 250  # Azure CNI overlay
@@ -134,7 +151,7 @@ class Allocatable:
     """A node's capacity, the reservation, allocatable, and what DaemonSets leave."""
 
     node_type: str
-    provider: str
+    provider: Provider
     capacity_cpu_m: int
     capacity_memory_bytes: int
     reservation: Reservation
@@ -379,11 +396,6 @@ def aks_kube_reserved_memory_bytes(memory_bytes: int, max_pods: int) -> int:
     return min((20 * max_pods + 50) * MB, math.ceil(Fraction(memory_bytes, 4)))
 
 
-def _check_provider(provider: str) -> None:
-    if provider not in PROVIDERS:
-        raise InputError("unknown provider", field="provider", value=provider, valid=f"one of {', '.join(PROVIDERS)}")
-
-
 def _check_max_pods(max_pods: object, node: str) -> int:
     if isinstance(max_pods, bool) or not isinstance(max_pods, int) or max_pods <= 0:
         raise InputError("max pods must be a positive integer", obj=node, field="max_pods", value=max_pods,
@@ -391,9 +403,8 @@ def _check_max_pods(max_pods: object, node: str) -> int:
     return max_pods
 
 
-def reservation(node: NodeType, *, provider: str, max_pods: int) -> Reservation:
+def reservation(node: NodeType, *, provider: Provider, max_pods: int) -> Reservation:
     """kube-reserved, system-reserved and eviction threshold of ``node`` on ``provider``."""
-    _check_provider(provider)
     _check_max_pods(max_pods, node.name)
     if provider == "gke":
         return Reservation(
@@ -419,13 +430,15 @@ def reservation(node: NodeType, *, provider: str, max_pods: int) -> Reservation:
             system_memory_bytes=0,
             eviction_memory_bytes=EVICTION_HARD_MEMORY_BYTES,
         )
-    return Reservation(
-        kube_cpu_m=GENERIC_KUBE_RESERVED_CPU_M,
-        kube_memory_bytes=GENERIC_KUBE_RESERVED_MEMORY_BYTES,
-        system_cpu_m=GENERIC_SYSTEM_RESERVED_CPU_M,
-        system_memory_bytes=GENERIC_SYSTEM_RESERVED_MEMORY_BYTES,
-        eviction_memory_bytes=EVICTION_HARD_MEMORY_BYTES,
-    )
+    if provider == "generic":
+        return Reservation(
+            kube_cpu_m=GENERIC_KUBE_RESERVED_CPU_M,
+            kube_memory_bytes=GENERIC_KUBE_RESERVED_MEMORY_BYTES,
+            system_cpu_m=GENERIC_SYSTEM_RESERVED_CPU_M,
+            system_memory_bytes=GENERIC_SYSTEM_RESERVED_MEMORY_BYTES,
+            eviction_memory_bytes=EVICTION_HARD_MEMORY_BYTES,
+        )
+    assert_never(provider)
 
 
 # --------------------------------------------------------------------------- DaemonSets
@@ -441,7 +454,7 @@ _FLUENT_BIT = DaemonSet(
 _ISTIO_CNI = DaemonSet(
     "istio-cni-node", 100, 100 * MIB, "istio cni Helm chart default requests 100m/100Mi",
 )
-_DEFAULT_DAEMONSETS: Mapping[str, tuple[DaemonSet, ...]] = MappingProxyType({
+_DEFAULT_DAEMONSETS: Mapping[Provider, tuple[DaemonSet, ...]] = MappingProxyType({
     "gke": (
         DaemonSet("kube-proxy", 100, 50 * MIB,
                   "kubernetes cluster/gce configure-helper.sh defaults KUBE_PROXY_CPU_REQUEST=100m, "
@@ -475,37 +488,36 @@ _DEFAULT_DAEMONSETS: Mapping[str, tuple[DaemonSet, ...]] = MappingProxyType({
 })
 
 
-def default_daemonsets(provider: str, *, mesh: str | None = None) -> tuple[DaemonSet, ...]:
-    """The DaemonSets assumed on every node of ``provider`` (plus istio-cni with Istio).
-    ``mesh`` is spelled as everywhere else: None, "" or "none" for no mesh, or "istio"."""
-    _check_provider(provider)
+def default_daemonsets(provider: Provider, *, mesh: Mesh = "none") -> tuple[DaemonSet, ...]:
+    """The DaemonSets assumed on every node of ``provider`` (plus istio-cni with Istio)."""
     base = _DEFAULT_DAEMONSETS[provider]
-    return base + (_ISTIO_CNI,) if normalise_mesh(mesh) == "istio" else base
+    return base + (_ISTIO_CNI,) if mesh == "istio" else base
 
 
 # --------------------------------------------------------------------------- allocatable
 
 
-def default_max_pods(node: NodeType, provider: str) -> int:
+def default_max_pods(node: NodeType, provider: Provider) -> int:
     """Pods per node when not configured: GKE 110 (capped by the node's own limit), EKS
     the ENI formula value from the CSV, AKS 250 (CNI overlay), generic the kubelet's 110."""
-    _check_provider(provider)
     if provider == "gke":
         return min(node.max_pods, GKE_DEFAULT_MAX_PODS)
     if provider == "eks":
         return node.max_pods
     if provider == "aks":
         return AKS_DEFAULT_MAX_PODS
-    return GENERIC_DEFAULT_MAX_PODS
+    if provider == "generic":
+        return GENERIC_DEFAULT_MAX_PODS
+    assert_never(provider)
 
 
 def allocatable(
     node: NodeType,
     *,
-    provider: str,
+    provider: Provider,
     max_pods: int | None = None,
     daemonsets: tuple[DaemonSet, ...] | None = None,
-    mesh: str | None = None,
+    mesh: Mesh = "none",
 ) -> Allocatable:
     """Allocatable = capacity - kube-reserved - system-reserved - eviction threshold, and
     what the DaemonSets leave for workload pods.
@@ -514,8 +526,6 @@ def allocatable(
     any). ``daemonsets`` defaults to ``default_daemonsets(provider, mesh=mesh)``. A node
     whose reservations or DaemonSets leave nothing raises ``InputError``.
     """
-    _check_provider(provider)
-    normalise_mesh(mesh)
     cloud = CLOUD_OF_PROVIDER.get(provider)
     if cloud is not None and node.provider != cloud:
         raise InputError(

@@ -10,13 +10,14 @@ from dataclasses import dataclass, field
 from math import ceil, floor
 from typing import Any
 
-from .catalog import Catalog, Resources
+from .catalog import Catalog, Resources, max_pods_total
 from .errors import InputError
-from .mesh import CONTROL_PLANE, normalise_mesh
-from .nodes import Allocatable, NodeType, allocatable
+from .limits import MAX_NODES, MAX_PODS, NODES_LIMIT_TEXT, PODS_LIMIT_TEXT
+from .mesh import CONTROL_PLANE, Mesh, parse_mesh
+from .nodes import Allocatable, NodeType, Provider, allocatable, parse_provider
 from .profiles import Profile
-from .scenarios import SCENARIOS, PodDemand, demand, largest_surge, pod_resources, totals
-from .scheduling import NodeShape, Placement, PodRequest, min_nodes, place
+from .scenarios import SCENARIOS, PodDemand, demand, largest_surge, pod_resources, surge_pods, totals
+from .scheduling import NodeShape, Placement, PodRequest, lower_bound, min_nodes, place
 
 DEFAULT_HEADROOM_PCT = 20.0
 DEFAULT_CPU_LIMIT_RATIO = 4.0
@@ -26,17 +27,22 @@ WORKLOAD_GATES = ("baseline-headroom", "hpa-max", "rollout", "node-drain")
 
 @dataclass(frozen=True)
 class PlanOptions:
-    """Everything a plan depends on besides the records themselves."""
+    """Everything a plan depends on besides the records themselves. ``provider`` and
+    ``mesh`` are parsed on construction (``"EKS"`` becomes ``"eks"``, ``None`` no mesh)."""
 
-    provider: str
+    provider: Provider
     nodes: int | None = None
-    mesh: str = "none"
+    mesh: Mesh = "none"
     headroom_pct: float = DEFAULT_HEADROOM_PCT
     cpu_limit_ratio: float = DEFAULT_CPU_LIMIT_RATIO
     memory_limit_ratio: float = DEFAULT_MEMORY_LIMIT_RATIO
     storage_bytes: int | None = None       # provisioned persistent storage; default: profile's
     storage_media: str | None = None       # "ssd" or "any"; default: the profile's
     max_pods: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "provider", parse_provider(self.provider))
+        object.__setattr__(self, "mesh", parse_mesh(self.mesh))
 
 
 @dataclass(frozen=True)
@@ -116,7 +122,7 @@ class Plan:
             "mesh_control_plane": [
                 {"name": cp.name, "namespace": cp.namespace, "replicas": cp.replicas,
                  **_resource_fields(cp.resources)}
-                for cp in (CONTROL_PLANE if normalise_mesh(self.options.mesh) == "istio" else ())
+                for cp in (CONTROL_PLANE if self.options.mesh == "istio" else ())
             ],
             "totals": {**_resource_fields(self.totals),
                        "storage_request_bytes": self.storage_request_bytes},
@@ -188,6 +194,12 @@ def _requests(pods: list[PodDemand]) -> list[PodRequest]:
 def _check_options(o: PlanOptions) -> None:
     if o.nodes is not None and (isinstance(o.nodes, bool) or not isinstance(o.nodes, int) or o.nodes < 1):
         raise InputError("invalid node count", field="nodes", value=o.nodes, valid="a whole number of at least 1")
+    if o.nodes is not None and o.nodes > MAX_NODES:
+        raise InputError("too many nodes", field="nodes", value=o.nodes, valid=f"at most {MAX_NODES:,}: {NODES_LIMIT_TEXT}")
+    if o.max_pods is not None and not isinstance(o.max_pods, bool) and isinstance(o.max_pods, int) \
+            and o.max_pods > MAX_PODS:
+        raise InputError("too many pods per node", field="max_pods", value=o.max_pods,
+                         valid=f"at most {MAX_PODS:,}: {PODS_LIMIT_TEXT}")
     if not 0 <= o.headroom_pct < 100:
         raise InputError("invalid headroom", field="headroom_pct", value=o.headroom_pct,
                          valid="a percentage from 0 up to (not including) 100")
@@ -195,6 +207,8 @@ def _check_options(o: PlanOptions) -> None:
         v = getattr(o, name)
         if not v > 0:
             raise InputError("invalid overcommit ratio", field=name, value=v, valid="a number above 0")
+        if v == float("inf"):
+            raise InputError("invalid overcommit ratio", field=name, value=v, valid="a finite number above 0")
     if o.storage_bytes is not None and o.storage_bytes < 0:
         raise InputError("invalid storage", field="storage", value=o.storage_bytes, valid="0 or more bytes")
     if o.storage_media not in (None, "ssd", "any"):
@@ -202,10 +216,47 @@ def _check_options(o: PlanOptions) -> None:
                          valid="ssd or any")
 
 
+def _check_pod_count(catalog: Catalog, mesh: Mesh) -> None:
+    """Refuse a workload larger than a cluster can run, before any scenario's pods are
+    listed (hpa-max bounds the baseline, so the rollout is counted only within bounds)."""
+    extra = sum(cp.replicas for cp in CONTROL_PLANE) if mesh == "istio" else 0
+    scenario, peak = "hpa-max", max_pods_total(catalog) + extra
+    baseline = sum(s.replicas for s in catalog.services) + extra
+    if peak <= MAX_PODS < baseline + max((surge_pods(s) for s in catalog.services), default=0):
+        surge = largest_surge(catalog, mesh=mesh)   # the surge the rollout scenario takes
+        rollout = baseline + (surge[1] if surge else 0)
+        if rollout > peak:
+            scenario, peak = "rollout", rollout
+    if peak > MAX_PODS:
+        raise InputError(f"the {scenario} scenario runs {peak:,} pods", file=catalog.source_file or None,
+                         field="replicas", valid=f"at most {MAX_PODS:,} pods in all: {PODS_LIMIT_TEXT}")
+
+
+def _check_node_bound(reqs: dict[str, list[PodRequest]], *, shape: NodeShape, headroom: NodeShape,
+                      node_type: str) -> None:
+    """Refuse a workload no supported cluster of this node type can run, before packing
+    (the search for a count would otherwise try ever larger clusters)."""
+    for name, pods in reqs.items():
+        node_shape = headroom if name == "baseline" else shape
+        if any(p.cpu_m > node_shape.cpu_m or p.memory_bytes > node_shape.memory_bytes for p in pods):
+            continue  # a pod larger than a node: the scenario's gate says so
+        bound = lower_bound(pods, node_shape) + (1 if name == "node-drain" else 0)
+        if bound > MAX_NODES:
+            raise InputError(f"the {name} scenario needs at least {bound:,} {node_type} nodes",
+                             field="nodes", valid=f"{NODES_LIMIT_TEXT}: a larger node type or fewer replicas")
+
+
+def _check_recommended(n: int, node_type: str) -> None:
+    if n > MAX_NODES:
+        raise InputError(f"the workload needs {n:,} {node_type} nodes", field="nodes",
+                         valid=f"{NODES_LIMIT_TEXT}: a larger node type or fewer replicas")
+
+
 def make_plan(catalog: Catalog, profile: Profile, node_type: NodeType, options: PlanOptions) -> Plan:
     """Pack every scenario, pick the node count, and judge the gates."""
     _check_options(options)
-    mesh = normalise_mesh(options.mesh)
+    mesh = options.mesh
+    _check_pod_count(catalog, mesh)
     node = allocatable(node_type, provider=options.provider, max_pods=options.max_pods, mesh=mesh)
     shape = NodeShape(node.workload_cpu_m, node.workload_memory_bytes, node.workload_pods)
     keep = 1 - options.headroom_pct / 100
@@ -213,6 +264,7 @@ def make_plan(catalog: Catalog, profile: Profile, node_type: NodeType, options: 
 
     pods = {name: demand(catalog, name, mesh=mesh) for name in SCENARIOS}
     reqs = {name: _requests(p) for name, p in pods.items()}
+    _check_node_bound(reqs, shape=shape, headroom=headroom, node_type=node_type.name)
     needed = {
         "baseline": min_nodes(reqs["baseline"], headroom),
         "hpa-max": min_nodes(reqs["hpa-max"], shape),
@@ -226,8 +278,8 @@ def make_plan(catalog: Catalog, profile: Profile, node_type: NodeType, options: 
     counts = {name: r.nodes_needed for name, r in needed.items()}
     counts["node-drain"] = drain_needed
     base_totals = totals(pods["baseline"])
-    workload = [c for c in counts.values()]
-    recommended = None if any(c is None for c in workload) else max(
+    workload = [c for c in counts.values() if c is not None]
+    recommended = None if len(workload) < len(counts) else max(
         max(workload),
         _nodes_for(profile.cpu_m, node.capacity_cpu_m),
         _nodes_for(profile.memory_bytes, node.capacity_memory_bytes),
@@ -250,6 +302,8 @@ def make_plan(catalog: Catalog, profile: Profile, node_type: NodeType, options: 
             )
         return scenarios
 
+    if options.nodes is None and recommended is not None:
+        _check_recommended(recommended, node_type.name)
     scenarios = judge(n)
     if options.nodes is None and recommended is not None:
         # First-fit with a spread is not monotone in the node count: a scenario packed on
@@ -258,6 +312,7 @@ def make_plan(catalog: Catalog, profile: Profile, node_type: NodeType, options: 
         # does; with a node per pod every pod fits, so this ends.
         while not all(r.fits for r in scenarios.values()):
             n += 1
+            _check_recommended(n, node_type.name)
             scenarios = judge(n)
         recommended = n
 
@@ -295,7 +350,7 @@ def _gib(b: float) -> str:
     return f"{b / 2**30:.1f} GiB"
 
 
-def _with_gates(plan: Plan, *, mesh: str) -> Plan:
+def _with_gates(plan: Plan, *, mesh: Mesh) -> Plan:
     p, a, n, o = plan.profile, plan.node, plan.nodes, plan.options
     gates: list[Gate] = []
     cap_cpu, cap_mem = a.capacity_cpu_m * n, a.capacity_memory_bytes * n
@@ -354,7 +409,7 @@ def _with_gates(plan: Plan, *, mesh: str) -> Plan:
 
 def service_table(plan: Plan) -> list[dict[str, Any]]:
     """Per-service rows (per pod and for all baseline replicas, sidecar separate)."""
-    mesh = normalise_mesh(plan.options.mesh)
+    mesh = plan.options.mesh
     rows = []
     for s in plan.catalog.services:
         own = s.pod_resources

@@ -42,7 +42,7 @@ def load_profiles(path: str | Path | None = None) -> dict[str, Profile]:
     factors = {}
     for key, allowed in (("cpu", ("cores",)), ("memory", ("GiB", "GB")), ("storage", ("GiB", "GB"))):
         unit = units.get(key)
-        if unit not in allowed:
+        if not isinstance(unit, str) or unit not in allowed:
             raise InputError("invalid unit", file=file, field=f"units.{key}", value=unit,
                              valid="one of: " + ", ".join(allowed))
         factors[key] = UNIT_FACTORS[unit]

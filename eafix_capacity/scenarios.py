@@ -17,7 +17,7 @@ from math import ceil
 
 from .catalog import ZERO, Catalog, Resources, Service
 from .errors import InputError
-from .mesh import CONTROL_PLANE, SIDECAR, normalise_mesh
+from .mesh import CONTROL_PLANE, SIDECAR, Mesh
 
 SCENARIOS = ("baseline", "hpa-max", "rollout", "node-drain")
 MAX_SURGE = 0.25
@@ -33,10 +33,10 @@ class PodDemand:
     surge: bool = False
 
 
-def pod_resources(service: Service, *, mesh: str | None) -> Resources:
+def pod_resources(service: Service, *, mesh: Mesh) -> Resources:
     """One pod's requests and limits, sidecar included when the mesh injects it."""
     r = service.pod_resources
-    if normalise_mesh(mesh) == "istio" and service.mesh_inject:
+    if mesh == "istio" and service.mesh_inject:
         r = r + SIDECAR
     return r
 
@@ -58,7 +58,7 @@ def surge_pods(service: Service, replicas: int | None = None) -> int:
     return ceil(n * MAX_SURGE)
 
 
-def largest_surge(catalog: Catalog, *, mesh: str | None) -> tuple[Service, int] | None:
+def largest_surge(catalog: Catalog, *, mesh: Mesh) -> tuple[Service, int] | None:
     """The Deployment whose rollout surge asks for the most (cpu share + memory share
     of the catalogue's baseline totals); ties by name."""
     base = totals(demand(catalog, "baseline", mesh=mesh))
@@ -76,7 +76,7 @@ def largest_surge(catalog: Catalog, *, mesh: str | None) -> tuple[Service, int] 
     return (best[1], best[2]) if best else None
 
 
-def demand(catalog: Catalog, scenario: str, *, mesh: str | None) -> list[PodDemand]:
+def demand(catalog: Catalog, scenario: str, *, mesh: Mesh) -> list[PodDemand]:
     """Every pod the scenario runs."""
     if scenario not in SCENARIOS:
         raise InputError("unknown scenario", field="scenario", value=scenario,
@@ -87,7 +87,7 @@ def demand(catalog: Catalog, scenario: str, *, mesh: str | None) -> list[PodDema
         n = s.max_replicas if scenario == "hpa-max" and s.replicas > 0 else s.replicas
         r = pod_resources(s, mesh=mesh)
         pods.extend(PodDemand(f"{s.name}-{i}", s.name, r) for i in range(n))
-    if normalise_mesh(mesh) == "istio":
+    if mesh == "istio":
         for cp in CONTROL_PLANE:
             pods.extend(PodDemand(f"{cp.name}-{i}", cp.name, cp.resources)
                         for i in range(cp.replicas))
@@ -107,7 +107,7 @@ def totals(pods: list[PodDemand]) -> Resources:
     return total
 
 
-def peak_surge(catalog: Catalog, *, mesh: str | None) -> tuple[Resources, int]:
+def peak_surge(catalog: Catalog, *, mesh: Mesh) -> tuple[Resources, int]:
     """The largest rollout surge of any single Deployment at its maximum replicas (a
     service scaled out by its HPA is rolled out too), taken per figure: each request,
     limit and the pod count is the largest over the services, so a quota sized with it
@@ -122,7 +122,7 @@ def peak_surge(catalog: Catalog, *, mesh: str | None) -> tuple[Resources, int]:
     return Resources(cpu_req, mem_req, cpu_lim, mem_lim), pods
 
 
-def peak_totals(catalog: Catalog, *, mesh: str | None) -> Resources:
+def peak_totals(catalog: Catalog, *, mesh: Mesh) -> Resources:
     """The most the namespace can ask for at once: every service at its maximum plus the
     largest rollout surge at that size (what a ResourceQuota must admit). Control-plane
     pods excluded: they run in their own namespace."""
@@ -132,7 +132,7 @@ def peak_totals(catalog: Catalog, *, mesh: str | None) -> Resources:
     return peak + peak_surge(catalog, mesh=mesh)[0]
 
 
-def peak_pods(catalog: Catalog, *, mesh: str | None) -> int:
+def peak_pods(catalog: Catalog, *, mesh: Mesh) -> int:
     """Pods the namespace can run at once: every service at its maximum plus the largest
     rollout surge at that size."""
     return sum(s.max_replicas for s in catalog.services) + peak_surge(catalog, mesh=mesh)[1]

@@ -322,7 +322,7 @@ class _Bins:
         return c
 
     def fits(self, need: np.ndarray) -> np.ndarray:
-        return (self.free >= need).all(axis=0)
+        return np.asarray((self.free >= need).all(axis=0))
 
     def put(self, p: PodRequest, need: np.ndarray, idx: np.ndarray | int) -> None:
         self.free[:, idx] -= need
@@ -405,13 +405,14 @@ def _place_run(bins: _Bins, run: Sequence[PodRequest], out: list[tuple[str, int]
         take = np.minimum(room, np.maximum(left - (np.cumsum(room) - room), 0))
         if int(take.sum()) < left:
             return False
-        for i in np.flatnonzero(take):
-            out.extend((next(names), int(i)) for _ in range(int(take[i])))
+        for j in np.flatnonzero(take):
+            out.extend((next(names), int(j)) for _ in range(int(take[j])))
         bins.free -= need * take
         counts += take
         return True
+    max_skew = p.spread.max_skew  # the same for every pod of the run
     for q in run:  # maxSkew above 1: one pod at a time
-        ok = bins.fits(need) & (counts + 1 - int(counts.min()) <= q.spread.max_skew)
+        ok = bins.fits(need) & (counts + 1 - int(counts.min()) <= max_skew)
         i = int(ok.argmax())
         if not ok[i]:
             return False
@@ -537,3 +538,57 @@ def check_placement(pods: Sequence[PodRequest], shape: NodeShape,
     if missing:
         problems.append(f"not placed: {', '.join(sorted(missing))}")
     return problems
+
+
+# ---------------------------------------------------------------------------------------
+# The default scheduler's spread (what a cluster of a given size would actually do)
+
+
+@dataclass(frozen=True)
+class ScheduledPods:
+    """Pods placed one at a time, as kube-scheduler would, and those left Pending."""
+
+    placement: Placement
+    pending: tuple[str, ...]
+
+
+def scheduler_spread(pods: Sequence[PodRequest], shape: NodeShape, *, nodes: int,
+                     reserved_cpu_m: int = 0, reserved_memory_bytes: int = 0) -> ScheduledPods:
+    """Place ``pods`` in the given (creation) order on ``nodes`` empty nodes the way the
+    default scheduler spreads them, where the packer fills the first nodes.
+
+    Filters are ``filter_node``'s. Scores are the default profile's that differ between
+    identical nodes (pkg/scheduler/apis/config/v1/default_plugins.go): NodeResourcesFit
+    with the LeastAllocated strategy, the mean over cpu and memory of
+    ``(allocatable - requested) / allocatable``, plus NodeResourcesBalancedAllocation,
+    ``1 - |cpu fraction - memory fraction| / 2`` (balanced_allocation.go), each weight
+    1, with the pod's own requests and the node's DaemonSets (``reserved_*``) counted
+    as requested. PodTopologySpread scores only ScheduleAnyway constraints
+    (podtopologyspread/scoring.go), and the spread here is DoNotSchedule, so it only
+    filters. kube-scheduler breaks a tie at random; here the lowest node index wins,
+    so the result is reproducible. An empty node scores highest, so no node stays
+    empty while a pod could go there."""
+    states = [NodeState(f"node-{i}", shape.cpu_m, shape.memory_bytes, shape.max_pods) for i in range(nodes)]
+    alloc_cpu = max(shape.cpu_m + reserved_cpu_m, 1)
+    alloc_mem = max(shape.memory_bytes + reserved_memory_bytes, 1)
+    assignment: list[tuple[str, int]] = []
+    pending: list[str] = []
+    for pod in pods:
+        counts = _spread_domain_counts(pod, states) if pod.spread is not None else None
+        best: tuple[float, int] | None = None
+        for i, node in enumerate(states):
+            if filter_node(pod, node, states, spread_counts=counts):
+                continue
+            cpu = min((reserved_cpu_m + node.used_cpu_m + pod.cpu_m) / alloc_cpu, 1.0)
+            mem = min((reserved_memory_bytes + node.used_memory_bytes + pod.memory_bytes) / alloc_mem, 1.0)
+            score = ((1 - cpu) + (1 - mem)) / 2 + (1 - abs(cpu - mem) / 2)
+            if best is None or score > best[0]:
+                best = (score, i)
+        if best is None:
+            pending.append(pod.name)
+            continue
+        states[best[1]].add(pod)
+        assignment.append((pod.name, best[1]))
+    placement = Placement(nodes, tuple(assignment), tuple(s.used_cpu_m for s in states),
+                          tuple(s.used_memory_bytes for s in states), tuple(s.pod_count for s in states))
+    return ScheduledPods(placement, tuple(pending))

@@ -1,13 +1,52 @@
-"""DataFrames of a plan, for the CLI's table/CSV output and the notebooks."""
+"""DataFrames of a plan, for the CLI's table/CSV output and the notebooks.
+
+The frames keep short machine column names (``cpu_request`` in cores, ``mem_limit_mib``),
+which ``plan --format csv`` has always written; ``show`` turns a frame into the table a
+report prints: no index column, a header with its unit, an empty cell instead of
+``<NA>``, and every value in full.
+"""
 from __future__ import annotations
+
+import html
+import math
+from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
 from .plan import Plan, service_table
 from .profiles import Profile
+from .scenarios import demand
+from .scheduling import NodeShape, Placement, PodRequest, ScheduledPods, place, scheduler_spread
 
 _MI = 2**20
 _GI = 2**30
+
+TABLES = ("services", "scenarios", "gates", "placement")
+
+# Report headers, with the unit of every figure.
+LABELS: dict[str, str] = {
+    "service": "service", "tier": "tier", "kind": "kind", "port": "port", "replicas": "replicas",
+    "hpa_max": "HPA max replicas",
+    "cpu_request": "CPU request (cores/pod)", "cpu_limit": "CPU limit (cores/pod)",
+    "mem_request_mib": "memory request (MiB/pod)", "mem_limit_mib": "memory limit (MiB/pod)",
+    "total_cpu_request": "CPU requested, all replicas (cores)",
+    "total_mem_request_gib": "memory requested, all replicas (GiB)",
+    "storage_gib": "storage (GiB)",
+    "scenario": "scenario", "pods": "pods", "cpu_request_cores": "CPU requested (cores)",
+    "mem_request_gib": "memory requested (GiB)",
+    "headroom_pct": "headroom kept per node (%)", "judged_on": "node room judged against",
+    "nodes_needed": "nodes needed", "lower_bound": "lower bound (nodes)",
+    "nodes_evaluated": "nodes judged", "fits": "fits",
+    "cpu_util": "CPU requested / allocatable (%)", "mem_util": "memory requested / allocatable (%)",
+    "gate": "gate", "result": "result", "detail": "detail",
+    "what": "what", "cpu_cores": "CPU (cores)", "memory_gib": "memory (GiB)",
+    "layout": "placement", "node": "node", "cpu_room_pct": "CPU of room for workloads (%)",
+    "mem_room_pct": "memory of room for workloads (%)", "pod_names": "pods on the node",
+}
+
+PLACEMENT_COLUMNS = ["scenario", "layout", "node", "pods", "cpu_request_cores", "mem_request_gib", "cpu_room_pct",
+                     "mem_room_pct", "pod_names"]
 
 
 def services_frame(plan: Plan) -> pd.DataFrame:
@@ -27,50 +66,230 @@ def services_frame(plan: Plan) -> pd.DataFrame:
     return out
 
 
+def headroom_pct(plan: Plan, scenario: str) -> float:
+    """The share of each node's room kept free when ``scenario`` is judged: only the
+    baseline keeps headroom; the peaks (HPA maximum, a rollout, a drained node) may use
+    every node in full, which is why a peak can need fewer nodes than the baseline."""
+    return float(plan.options.headroom_pct) if scenario == "baseline" else 0.0
+
+
 def scenarios_frame(plan: Plan) -> pd.DataFrame:
     d = plan.to_dict()["scenarios"]
-    rows = [{"scenario": name, "pods": s["pods"], "cpu_request": s["cpu_request_m"] / 1000,
-             "mem_request_gib": round(s["memory_request_bytes"] / _GI, 2),
-             "nodes_needed": s["nodes_needed"], "lower_bound": s["lower_bound"],
-             "nodes_evaluated": s["nodes_evaluated"], "fits": s["fits"],
-             "cpu_util": s["cpu_utilisation"], "mem_util": s["memory_utilisation"]}
-            for name, s in d.items()]
-    return pd.DataFrame(rows)
+    rows = []
+    for name, s in d.items():
+        kept = headroom_pct(plan, name)
+        rows.append({
+            "scenario": name, "pods": s["pods"], "cpu_request_cores": s["cpu_request_m"] / 1000,
+            "mem_request_gib": round(s["memory_request_bytes"] / _GI, 2),
+            "headroom_pct": kept,
+            "judged_on": (f"{100 - kept:g}% of each node's room for workloads" if kept
+                          else "each node's full room for workloads"),
+            "nodes_needed": s["nodes_needed"], "lower_bound": s["lower_bound"],
+            "nodes_evaluated": s["nodes_evaluated"], "fits": s["fits"],
+            "cpu_util": s["cpu_utilisation"], "mem_util": s["memory_utilisation"]})
+    out = pd.DataFrame(rows)
+    out["nodes_needed"] = out["nodes_needed"].astype("Int64")
+    return out
 
 
-def gates_frame(plan: Plan) -> pd.DataFrame:
+def gates_frame(plan: Plan, *, failing_first: bool = False) -> pd.DataFrame:
+    gates = sorted(plan.gates, key=lambda g: g.passed) if failing_first else list(plan.gates)
     return pd.DataFrame([{"gate": g.name, "result": "PASS" if g.passed else "FAIL", "detail": g.detail}
-                         for g in plan.gates])
+                         for g in gates], columns=["gate", "result", "detail"])
 
 
 def profiles_frame(plan: Plan, profiles: dict[str, Profile]) -> pd.DataFrame:
     """Cluster capacity and the plan's demand against each profile."""
     d = plan.to_dict()
     c = d["cluster"]
-    rows = [{"what": "cluster capacity", "cpu_cores": c["capacity_cpu_m"] / 1000,
-             "memory_gib": round(c["capacity_memory_bytes"] / _GI, 1), "storage_gib": c["storage_bytes"] / _GI},
-            {"what": "cluster allocatable", "cpu_cores": c["allocatable_cpu_m"] / 1000,
-             "memory_gib": round(c["allocatable_memory_bytes"] / _GI, 1), "storage_gib": c["storage_bytes"] / _GI},
-            {"what": "baseline requests", "cpu_cores": d["totals"]["cpu_request_m"] / 1000,
-             "memory_gib": round(d["totals"]["memory_request_bytes"] / _GI, 1),
-             "storage_gib": d["totals"]["storage_request_bytes"] / _GI},
-            {"what": "baseline limits", "cpu_cores": d["totals"]["cpu_limit_m"] / 1000,
-             "memory_gib": round(d["totals"]["memory_limit_bytes"] / _GI, 1), "storage_gib": None}]
+    rows: list[dict[str, Any]] = [
+        {"what": "cluster capacity", "cpu_cores": c["capacity_cpu_m"] / 1000,
+         "memory_gib": round(c["capacity_memory_bytes"] / _GI, 1), "storage_gib": c["storage_bytes"] / _GI},
+        {"what": "cluster allocatable", "cpu_cores": c["allocatable_cpu_m"] / 1000,
+         "memory_gib": round(c["allocatable_memory_bytes"] / _GI, 1), "storage_gib": c["storage_bytes"] / _GI},
+        {"what": "baseline requests", "cpu_cores": d["totals"]["cpu_request_m"] / 1000,
+         "memory_gib": round(d["totals"]["memory_request_bytes"] / _GI, 1),
+         "storage_gib": d["totals"]["storage_request_bytes"] / _GI},
+        {"what": "baseline limits", "cpu_cores": d["totals"]["cpu_limit_m"] / 1000,
+         "memory_gib": round(d["totals"]["memory_limit_bytes"] / _GI, 1), "storage_gib": None}]
     for p in profiles.values():
         rows.append({"what": f"profile {p.name}", "cpu_cores": p.cpu_m / 1000,
                      "memory_gib": p.memory_bytes / _GI, "storage_gib": p.storage_bytes / _GI})
     return pd.DataFrame(rows)
 
 
-def placement_frame(plan: Plan, scenario: str) -> pd.DataFrame:
-    """Pods per node for one scenario at the node count it is judged on."""
+# ------------------------------------------------------------------ placements
+
+
+def scenario_pods(plan: Plan, scenario: str) -> list[PodRequest]:
+    """The scenario's pods in creation order (service by service, as the catalogue lists
+    them), with the spread the rendered manifests carry."""
+    return [PodRequest(p.name, p.service, p.resources.cpu_request_m, p.resources.memory_request_bytes)
+            for p in demand(plan.catalog, scenario, mesh=plan.options.mesh)]
+
+
+def full_shape(plan: Plan) -> NodeShape:
+    """What the scheduler lets pods request on one node: allocatable less DaemonSets."""
+    a = plan.node
+    return NodeShape(a.workload_cpu_m, a.workload_memory_bytes, a.workload_pods)
+
+
+def scheduler_placement(plan: Plan, scenario: str) -> ScheduledPods:
+    """How the default scheduler would spread the scenario's pods over the nodes it is
+    judged on (the planned count; one fewer for ``node-drain``). The scheduler knows
+    nothing of the plan's headroom, so every scenario is placed on the full room."""
     r = plan.scenarios[scenario]
-    if r.placement is None:
-        return pd.DataFrame(columns=["node", "pods", "cpu_request", "mem_request_gib", "services"])
-    rows = []
-    for i, pods in r.placement.by_node().items():
-        rows.append({"node": f"node-{i}", "pods": r.placement.pods[i],
-                     "cpu_request": r.placement.cpu_m[i] / 1000,
-                     "mem_request_gib": round(r.placement.memory_bytes[i] / _GI, 2),
-                     "services": ", ".join(sorted(pods))})
-    return pd.DataFrame(rows)
+    a = plan.node
+    return scheduler_spread(scenario_pods(plan, scenario), full_shape(plan), nodes=r.nodes_evaluated,
+                            reserved_cpu_m=a.daemonset_cpu_m, reserved_memory_bytes=a.daemonset_memory_bytes)
+
+
+def minimal_packing(plan: Plan, scenario: str) -> Placement | None:
+    """The packing behind ``nodes_needed``: the sizing engine's first-fit placement on
+    the fewest nodes it found (for ``node-drain``, the baseline on the surviving nodes;
+    for the baseline, with its headroom kept free). None when no count fits."""
+    r = plan.scenarios[scenario]
+    if r.nodes_needed is None:
+        return None
+    nodes = r.nodes_needed - 1 if scenario == "node-drain" else r.nodes_needed
+    shape = plan.headroom_shape if scenario == "baseline" else full_shape(plan)
+    return place(scenario_pods(plan, scenario), shape, nodes=nodes)
+
+
+def _placement_rows(plan: Plan, scenario: str, layout: str, placement: Placement | None,
+                    pending: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    shape = full_shape(plan)
+    rows: list[dict[str, Any]] = []
+    if placement is not None:
+        for i, pods in placement.by_node().items():
+            rows.append({"scenario": scenario, "layout": layout, "node": f"node-{i}",
+                         "pods": placement.pods[i], "cpu_request_cores": placement.cpu_m[i] / 1000,
+                         "mem_request_gib": round(placement.memory_bytes[i] / _GI, 2),
+                         "cpu_room_pct": round(100 * placement.cpu_m[i] / max(shape.cpu_m, 1), 1),
+                         "mem_room_pct": round(100 * placement.memory_bytes[i] / max(shape.memory_bytes, 1), 1),
+                         "pod_names": ", ".join(sorted(pods))})
+    if pending:
+        rows.append({"scenario": scenario, "layout": layout, "node": "Pending (fits no node)",
+                     "pods": len(pending), "cpu_request_cores": None, "mem_request_gib": None,
+                     "cpu_room_pct": None, "mem_room_pct": None, "pod_names": ", ".join(sorted(pending))})
+    return rows
+
+
+SCHEDULER = "default scheduler"
+PACKING = "minimal packing"
+
+
+def placement_frame(plan: Plan, scenario: str, *, layout: str = SCHEDULER) -> pd.DataFrame:
+    """Pods per node for one scenario: ``SCHEDULER``, the default scheduler's spread over
+    the nodes the scenario is judged on, or ``PACKING``, the packing that gives
+    ``nodes_needed``."""
+    if layout == SCHEDULER:
+        s = scheduler_placement(plan, scenario)
+        rows = _placement_rows(plan, scenario, layout, s.placement, s.pending)
+    elif layout == PACKING:
+        rows = _placement_rows(plan, scenario, layout, minimal_packing(plan, scenario))
+    else:
+        raise ValueError(f"unknown placement layout {layout!r}")
+    return pd.DataFrame(rows, columns=PLACEMENT_COLUMNS)
+
+
+def placements_frame(plan: Plan) -> pd.DataFrame:
+    """Both placements of every scenario, one row per node (the ``placement`` CSV)."""
+    frames = [placement_frame(plan, name, layout=layout)
+              for name in plan.scenarios for layout in (SCHEDULER, PACKING)]
+    return pd.concat(frames, ignore_index=True)
+
+
+def frame(plan: Plan, table: str) -> pd.DataFrame:
+    """One of ``TABLES`` by name."""
+    if table == "services":
+        return services_frame(plan)
+    if table == "scenarios":
+        return scenarios_frame(plan)
+    if table == "gates":
+        return gates_frame(plan)
+    if table == "placement":
+        return placements_frame(plan)
+    raise ValueError(f"unknown table {table!r}; one of: {', '.join(TABLES)}")
+
+
+def csv_tables(plan: Plan) -> dict[str, str]:
+    """Every table as CSV text, by file name (``services.csv``...): ``plan --out DIR``."""
+    return {f"{name}.csv": frame(plan, name).to_csv(index=False) for name in TABLES}
+
+
+# ------------------------------------------------------------------ display
+
+
+@dataclass(frozen=True)
+class Table:
+    """A frame as a report shows it. Jupyter renders ``_repr_html_``; nbconvert keeps it."""
+
+    frame: pd.DataFrame
+    caption: str = ""
+    percent: tuple[str, ...] = ()     # columns holding a 0..1 share, shown as percent
+
+    def _values(self) -> pd.DataFrame:
+        df = self.frame.copy()
+        for col in self.percent:
+            if col in df:
+                df[col] = [None if pd.isna(v) else round(100 * float(v), 1) for v in df[col]]
+        return df
+
+    def _repr_html_(self) -> str:
+        df = self._values()
+        head = "".join(f"<th>{html.escape(LABELS.get(str(c), str(c)))}</th>" for c in df.columns)
+        body = []
+        for row in df.itertuples(index=False):
+            cells = []
+            for col, v in zip(df.columns, row):
+                text = _cell(v)
+                cls = ' class="eafix-fail"' if text == "FAIL" else ' class="eafix-pass"' if text == "PASS" else ""
+                align = ' style="text-align:left"' if isinstance(v, str) else ""
+                cells.append(f"<td{cls}{align}>{html.escape(text)}</td>")
+            body.append("<tr>" + "".join(cells) + "</tr>")
+        caption = f"<caption>{html.escape(self.caption)}</caption>" if self.caption else ""
+        return (f'<div class="eafix-table" style="overflow-x:auto;max-width:100%">'
+                f'<table class="eafix">{caption}<thead><tr>{head}</tr></thead>'
+                f'<tbody>{"".join(body)}</tbody></table></div>')
+
+    def __repr__(self) -> str:
+        text = plain_text(self._values(), labels=LABELS)
+        return f"{self.caption}\n{text}" if self.caption else text
+
+
+def plain_text(df: pd.DataFrame, *, labels: dict[str, str] | None = None) -> str:
+    """``df`` as aligned text without the index, every value in full, empty cells for
+    missing values (pandas prints ``<NA>``)."""
+    names = [(labels or {}).get(str(c), str(c)) for c in df.columns]
+    cells = pd.DataFrame({n: [_cell(v) for v in df[c]] for n, c in zip(names, df.columns)}, columns=names)
+    with pd.option_context("display.max_colwidth", None, "display.width", 10_000,
+                           "display.max_columns", None, "display.max_rows", None):
+        return cells.to_string(index=False)
+
+
+def _cell(v: object) -> str:
+    if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):
+        return ""
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        text = repr(round(v, 3))
+        return text[:-2] if text.endswith(".0") else text
+    return str(v)
+
+
+def show(df: pd.DataFrame, *, caption: str = "", percent: tuple[str, ...] = ()) -> Table:
+    """``df`` as a report table (see ``Table``)."""
+    return Table(df, caption, percent)
+
+
+def show_scenarios(plan: Plan) -> Table:
+    return show(scenarios_frame(plan), percent=("cpu_util", "mem_util"),
+                caption="Only the baseline keeps headroom free on each node; the peaks may use every "
+                        "node in full, so a peak can need fewer nodes than the baseline.")
+
+
+def show_gates(plan: Plan) -> Table:
+    """The gates, failing ones first."""
+    return show(gates_frame(plan, failing_first=True))

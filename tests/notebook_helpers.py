@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -11,13 +13,22 @@ SANITIZE = ROOT / "tests" / "nbval_sanitize.cfg"
 
 
 def run_nbval(notebook: Path, *, timeout: int = 600) -> subprocess.CompletedProcess:
-    """nbval over a committed notebook in a separate pytest process (its own kernel)."""
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval", str(notebook),
-         "--nbval-sanitize-with", str(SANITIZE), "--nbval-kernel-name", "eafix-capacity",
-         "--nbval-cell-timeout", "300", "--rootdir", str(ROOT / "notebooks"), "-o", "addopts="],
-        cwd=ROOT / "notebooks", capture_output=True, text=True, timeout=timeout,
-    )
+    """nbval over a committed notebook in a separate pytest process (its own kernel).
+
+    nbval runs the notebook with its default parameters, whose output_dir is relative
+    (``../reports/<notebook>``), so it runs a copy in ``<tmp>/notebooks/``: the outputs land
+    in ``<tmp>/reports/``, not in the checkout, and the cells see the same relative paths.
+    """
+    with tempfile.TemporaryDirectory(prefix="eafix-nbval-") as tmp:
+        workdir = Path(tmp) / "notebooks"
+        workdir.mkdir()
+        copy = Path(shutil.copy2(notebook, workdir / notebook.name))
+        return subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval", str(copy),
+             "--nbval-sanitize-with", str(SANITIZE), "--nbval-kernel-name", "eafix-capacity",
+             "--nbval-cell-timeout", "300", "--rootdir", str(workdir), "-o", "addopts="],
+            cwd=workdir, capture_output=True, text=True, timeout=timeout,
+        )
 
 
 def run_papermill(notebook: Path, out_dir: Path, parameters: dict) -> dict:

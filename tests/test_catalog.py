@@ -319,6 +319,23 @@ def _drop(service: str, path: str) -> Mutation:
     return mutate
 
 
+def _resource(service: str, which: str, key: str, value: Any) -> Mutation:
+    """Add ``key: value`` to the first container's ``requests`` or ``limits``."""
+
+    def mutate(doc: dict[str, Any]) -> None:
+        raw_service(doc, service)["containers"][0][which][key] = value
+
+    return mutate
+
+
+def _second_container(service: str, name: str) -> Mutation:
+    def mutate(doc: dict[str, Any]) -> None:
+        containers = raw_service(doc, service)["containers"]
+        containers.append({**copy.deepcopy(containers[0]), "name": name})
+
+    return mutate
+
+
 def _duplicate(service: str) -> Mutation:
     def mutate(doc: dict[str, Any]) -> None:
         doc["services"].append(copy.deepcopy(raw_service(doc, service)))
@@ -393,6 +410,54 @@ BAD_FILES = [
      "redis", "source.storage", "'guess: 10Gi felt right'", "`seed`, `assumed: <reason>`"),
     ("unknown-source-key", _set("reporter", "source.tier", "seed"),
      "reporter", "source.tier", "'tier'", "one of: port, replicas"),
+    # memory with a milli suffix (millibytes) or a fraction of a byte: a typo for Mi
+    ("memory-request-millibytes", _set("reporter", "containers[0].requests.memory", "256m"),
+     "reporter", "containers[0].requests.memory", "'256m'", "did you mean 256Mi?"),
+    ("memory-limit-millibytes", _set("reporter", "containers[0].limits.memory", "512m"),
+     "reporter", "containers[0].limits.memory", "'512m'", "did you mean 512Mi?"),
+    ("memory-fraction-of-a-byte", _set("grafana", "containers[0].requests.memory", "0.5"),
+     "grafana", "containers[0].requests.memory", "'0.5'", "256Mi"),
+    # resource names the plan does not count
+    ("resource-gpu-unqualified", _resource("reporter", "requests", "gpu", 1),
+     "reporter", "containers[0].requests.gpu", "unknown resource name 'gpu'", "nvidia.com/gpu"),
+    ("resource-extended", _resource("reporter", "limits", "nvidia.com/gpu", 1),
+     "reporter", "containers[0].limits.nvidia.com/gpu", "'nvidia.com/gpu'", "left out of the plan"),
+    ("resource-ephemeral-storage", _resource("reporter", "requests", "ephemeral-storage", "1Gi"),
+     "reporter", "containers[0].requests.ephemeral-storage", "'ephemeral-storage'", "cpu or memory"),
+    ("resource-hugepages", _resource("reporter", "limits", "hugepages-2Mi", "2Mi"),
+     "reporter", "containers[0].limits.hugepages-2Mi", "left out of the plan", "cpu or memory"),
+    ("resource-bad-qualified-name", _resource("reporter", "requests", "Nvidia.com/gpu", 1),
+     "reporter", "containers[0].requests.Nvidia.com/gpu", "not a valid resource name", "cpu or memory"),
+    ("resource-kubernetes-io", _resource("reporter", "requests", "kubernetes.io/gpu", 1),
+     "reporter", "containers[0].requests.kubernetes.io/gpu", "not a valid resource name", "cpu or memory"),
+    ("unknown-container-field", _set("reporter", "containers[0].image", "x"),
+     "reporter", "containers[0].image", "'image'", "one of: name, requests, limits"),
+    ("unknown-service-field", _set("reporter", "replica", 2),
+     "reporter", "replica", "'replica'", "did you mean `replicas`?"),
+    # names Kubernetes would refuse
+    ("service-name-upper-case", _set("reporter", "name", "Reporter"),
+     "Reporter", "name", "not a DNS label 'Reporter'", "DNS-1035 label"),
+    ("service-name-underscore", _set("reporter", "name", "re_porter"),
+     "re_porter", "name", "'re_porter'", "lower-case letters, digits and '-'"),
+    ("service-name-digit-first", _set("reporter", "name", "1reporter"),
+     "1reporter", "name", "'1reporter'", "starting with a letter"),
+    ("service-name-trailing-dash", _set("reporter", "name", "reporter-"),
+     "reporter-", "name", "'reporter-'", "ending with a letter or digit"),
+    ("service-name-64-chars", _set("reporter", "name", "r" * 64),
+     "r" * 64, "name", "longer than 63 characters (64)", "at most 63"),
+    ("container-name-upper-case", _set("reporter", "containers[0].name", "Main"),
+     "reporter", "containers[0].name", "not a DNS label 'Main'", "DNS-1123 label"),
+    ("container-name-dot", _set("reporter", "containers[0].name", "main.app"),
+     "reporter", "containers[0].name", "'main.app'", "DNS-1123 label"),
+    ("container-name-64-chars", _set("reporter", "containers[0].name", "c" * 64),
+     "reporter", "containers[0].name", "longer than 63", "DNS-1123 label"),
+    ("duplicate-container-name", _second_container("reporter", "reporter"),
+     "reporter", "containers[1].name", "duplicate container name 'reporter'", "unique within a pod"),
+    # more than a cluster runs
+    ("replicas-ten-million", _set("reporter", "replicas", 10**7),
+     "reporter", "replicas", "too many replicas 10000000", "Kubernetes supports at most 150,000 pods per cluster"),
+    ("hpa-max-ten-million", _set("signal-generator", "hpa.max_replicas", 10**7),
+     "signal-generator", "hpa.max_replicas", "10000000", "Kubernetes supports at most 150,000 pods per cluster"),
 ]
 
 
@@ -435,7 +500,7 @@ def test_service_that_is_not_a_mapping(tmp_path: Path, doc: dict[str, Any]) -> N
         load_catalog(write_doc(tmp_path, doc))
 
 
-@pytest.mark.parametrize("top", [None, [], {"services": {}}, {"service": []}])
+@pytest.mark.parametrize("top", [None, [], {"services": {}}, {"services": None}])
 def test_file_without_a_services_list(tmp_path: Path, top: Any) -> None:
     path = write_doc(tmp_path, top)
     with pytest.raises(InputError) as e:
@@ -493,3 +558,84 @@ def test_catalog_from_dict_names_the_given_file(doc: dict[str, Any]) -> None:
 def test_catalog_from_dict_round_trips_the_embedded_doc(catalog: Catalog, doc: dict[str, Any]) -> None:
     again = catalog_from_dict(doc, file=str(SERVICES_YAML))
     assert again == catalog
+
+
+# ------------------------------------------------------------------ the file as a whole
+
+
+def test_valid_names_and_a_second_container_are_accepted(tmp_path: Path, doc: dict[str, Any]) -> None:
+    _set("reporter", "name", "r" * 63)(doc)
+    _second_container("r" * 63, "log-shipper-2")(doc)
+    catalog = load_catalog(write_doc(tmp_path, doc))
+    svc = catalog.get("r" * 63)
+    assert [c.name for c in svc.containers] == ["reporter", "log-shipper-2"]
+
+
+@pytest.mark.parametrize(("key", "hint"), [("service", "did you mean `services`?"), ("version", "one of: services")])
+def test_unknown_top_level_key_names_the_key_and_the_valid_ones(tmp_path: Path, doc: dict[str, Any],
+                                                                key: str, hint: str) -> None:
+    doc[key] = 1
+    path = write_doc(tmp_path, doc)
+    with pytest.raises(InputError) as e:
+        load_catalog(path)
+    msg = str(e.value)
+    assert msg.startswith(f"{path}: {key}: unknown top-level key {key!r}; one of: services"), msg
+    assert hint in msg
+
+
+def test_an_empty_catalogue_is_an_error(tmp_path: Path) -> None:
+    path = write_doc(tmp_path, {"services": []})
+    with pytest.raises(InputError) as e:
+        load_catalog(path)
+    assert str(e.value) == (f"{path}: services: empty catalogue: no services []; "
+                            "a `services` list with at least one service")
+
+
+def test_more_pods_in_all_than_a_cluster_runs_is_refused(tmp_path: Path, doc: dict[str, Any]) -> None:
+    _set("reporter", "replicas", 80_000)(doc)
+    _set("grafana", "replicas", 80_000)(doc)
+    path = write_doc(tmp_path, doc)
+    with pytest.raises(InputError) as e:
+        load_catalog(path)
+    msg = str(e.value)
+    assert msg.startswith(f"{path}: ")
+    assert "the services run 160,0" in msg and "with every HPA at its maximum" in msg
+    assert "Kubernetes supports at most 150,000 pods per cluster" in msg
+
+
+def test_an_hpa_maximum_past_the_pod_limit_in_all_is_refused(tmp_path: Path, doc: dict[str, Any]) -> None:
+    _set("signal-generator", "hpa.max_replicas", 140_000)(doc)
+    _set("reporter", "replicas", 20_000)(doc)
+    with pytest.raises(InputError, match=r"signal-generator: replicas: the services run 160,0\d\d pods"):
+        load_catalog(write_doc(tmp_path, doc))
+
+
+def test_a_replicas_override_past_the_limits_is_refused(catalog: Catalog) -> None:
+    with pytest.raises(InputError, match=r"reporter: replicas override: too many replicas 100000000"):
+        catalog.with_replicas({"reporter": 10**8})
+    with pytest.raises(InputError, match=r"replicas override: the services run 200,0\d\d pods"):
+        catalog.with_replicas({"reporter": 100_000, "grafana": 100_000})
+
+
+def test_a_yaml_bomb_in_a_services_file_is_refused(tmp_path: Path) -> None:
+    text = 'a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]\n'
+    for i in range(1, 9):
+        text += f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]\n"
+    path = tmp_path / "services.yaml"
+    path.write_text("x: &x\n" + "".join("  " + line + "\n" for line in text.splitlines())
+                    + "services: [*x]\n", encoding="utf-8")
+    with pytest.raises(InputError) as e:
+        load_catalog(path)
+    msg = str(e.value)
+    assert msg.startswith(f"{path}: invalid YAML (aliases expand the document to ")
+    assert len(msg) < 500
+
+
+def test_5000_deep_nesting_in_a_services_file_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "services.yaml"
+    path.write_text("services: " + "[" * 5000 + "]" * 5000 + "\n", encoding="utf-8")
+    with pytest.raises(InputError) as e:
+        load_catalog(path)
+    msg = str(e.value)
+    assert msg.startswith(f"{path}: ") and "invalid YAML" in msg and "nest" in msg
+    assert "\n" not in msg

@@ -10,11 +10,13 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any, Callable
 
 import pytest
 import yaml
 
 from eafix_capacity import cli
+from eafix_capacity.inputs import PlanParams
 from eafix_capacity.paths import ROOT, data_file
 
 GATES = ["profile-cpu", "profile-memory", "profile-storage", "baseline-headroom", "hpa-max", "rollout",
@@ -161,6 +163,26 @@ BAD = [
     ("bad-flag-value", ["--nodes", "three"], ["--nodes", "'three'", "eafix-capacity plan --help"]),
     ("bad-format", ["--format", "xml"], ["--format", "'xml'"]),
     ("unknown-flag", ["--nodez", "3"], ["--nodez"]),
+    # beyond what a Kubernetes cluster supports: refused before anything is allocated
+    ("a-billion-nodes", ["--nodes", "1000000000"],
+     ["command line: nodes: too many nodes 1000000000", "at most 5,000",
+      "Kubernetes supports at most 5,000 nodes per cluster", "Considerations for large clusters"]),
+    ("a-billion-pods-per-node", ["--max-pods", "1000000000"],
+     ["max_pods", "1000000000", "Kubernetes supports at most 150,000 pods per cluster"]),
+    ("a-hundred-million-replicas", ["--replicas", "reporter=100000000"],
+     ["reporter: replicas: too many replicas 100000000", "Kubernetes supports at most 150,000 pods per cluster"]),
+    ("replicas-past-the-pod-limit-in-all", ["--replicas", "reporter=100000", "--replicas", "grafana=100000"],
+     ["replicas override: the services run 200,0", "150,000 pods per cluster"]),
+    ("replicas-million-digits", ["--replicas", "reporter=" + "9" * 5000], ["invalid --replicas", "SERVICE=N"]),
+    ("replicas-superscript", ["--replicas", "reporter=²"], ["invalid --replicas", "'reporter=²'"]),
+    # numbers that are not finite
+    ("storage-nan", ["--storage-gib", "nan"], ["storage_gib: not a finite number nan", "0 or more",
+                                               "leave the flag out for the default"]),
+    ("storage-inf", ["--storage-gib", "inf"], ["storage_gib: not a finite number inf"]),
+    ("headroom-nan", ["--headroom", "nan"], ["headroom_pct: not a finite number nan", "from 0 up to"]),
+    ("headroom-minus-inf", ["--headroom=-inf"], ["headroom_pct: not a finite number -inf"]),
+    ("cpu-ratio-inf", ["--cpu-limit-ratio", "inf"], ["cpu_limit_ratio: not a finite number inf", "above 0"]),
+    ("memory-ratio-nan", ["--memory-limit-ratio", "nan"], ["memory_limit_ratio: not a finite number nan"]),
 ]
 
 
@@ -174,6 +196,7 @@ def test_bad_input_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str], tm
     try:
         rc = cli.main(["plan", *args])
     except SystemExit as e:     # argparse's own errors leave through SystemExit
+        assert isinstance(e.code, int)
         rc = e.code
     out, err = capsys.readouterr()
     line = assert_one_line_error(rc, out, err)
@@ -189,6 +212,7 @@ def test_unknown_command(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as e:
         cli.main(["plna"])
     out, err = capsys.readouterr()
+    assert isinstance(e.value.code, int)
     assert_one_line_error(e.value.code, out, err)
     assert "'plna'" in err
 
@@ -256,7 +280,8 @@ def test_console_script_prints_the_plan_as_json() -> None:
 def test_a_bad_replicas_flag_is_blamed_on_the_override_not_the_file(capsys) -> None:
     assert cli.main(["plan", "--replicas", "reporter=-1"]) == 2
     err = capsys.readouterr().err
-    assert "reporter: replicas override: negative replicas -1" in err
+    assert "command line: reporter: replicas: negative replicas -1" in err
+    assert "services.yaml" not in err
 
 
 @pytest.mark.parametrize(("argv", "needle"), [
@@ -266,3 +291,119 @@ def test_a_bad_replicas_flag_is_blamed_on_the_override_not_the_file(capsys) -> N
 def test_an_unknown_name_names_the_file_that_lists_the_valid_ones(capsys, argv, needle) -> None:
     assert cli.main(["plan", *argv]) == 2
     assert needle in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ bad services files
+
+
+def services_file(tmp_path: Path, change: Callable[[dict[str, Any]], object]) -> Path:
+    doc = yaml.safe_load(data_file("services.yaml").read_text(encoding="utf-8"))
+    change(doc)
+    path = tmp_path / "services.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def reporter(doc: dict[str, Any]) -> dict[str, Any]:
+    return next(s for s in doc["services"] if s["name"] == "reporter")
+
+
+@pytest.mark.parametrize(("change", "fragments"), [
+    (lambda d: reporter(d)["containers"][0]["requests"].update(memory="256m"),
+     ["reporter: containers[0].requests.memory", "'256m'", "did you mean 256Mi?"]),
+    (lambda d: reporter(d)["containers"][0]["limits"].update(gpu=1),
+     ["reporter: containers[0].limits.gpu: unknown resource name 'gpu'", "cpu or memory", "nvidia.com/gpu"]),
+    (lambda d: reporter(d)["containers"][0]["limits"].update({"nvidia.com/gpu": 1}),
+     ["containers[0].limits.nvidia.com/gpu: an extended resource", "left out of the plan"]),
+    (lambda d: d.update(services=[]), ["services: empty catalogue: no services"]),
+    (lambda d: d.update(defaults={}), ["defaults: unknown top-level key 'defaults'", "one of: services"]),
+    (lambda d: reporter(d).update(name="Reporter"), ["Reporter: name: service not a DNS label"]),
+    (lambda d: reporter(d).update(replicas=10**7),
+     ["reporter: replicas: too many replicas 10000000", "150,000 pods per cluster"]),
+    (lambda d: next(s for s in d["services"] if s["name"] == "signal-generator")["hpa"].update(
+        max_replicas=10**7), ["signal-generator: hpa.max_replicas", "10000000", "150,000 pods per cluster"]),
+], ids=["memory-millibytes", "gpu", "extended-resource", "empty", "unknown-top-key", "service-name",
+        "ten-million-replicas", "ten-million-hpa-max"])
+def test_a_bad_services_file_is_one_line_naming_it(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                   change: Callable[[dict[str, Any]], object],
+                                                   fragments: list[str]) -> None:
+    path = services_file(tmp_path, change)
+    line = assert_one_line_error(*run(capsys, "plan", "--catalog", str(path)))
+    assert line.startswith(f"eafix-capacity: error: {path}: "), line
+    for f in fragments:
+        assert f in line, (f, line)
+
+
+@pytest.mark.parametrize("text", [
+    "services: " + "[" * 5000 + "]" * 5000 + "\n",
+    "".join("  " * i + "services:\n" for i in range(5000)),
+    'a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]\n'
+    + "".join(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}" if i > 1 else "*a"] * 9) + "]\n" for i in range(1, 9))
+    + "services: *a8\n",
+], ids=["5000-deep-flow", "5000-deep-block", "billion-laughs"])
+def test_a_hostile_services_file_is_one_short_line(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                   text: str) -> None:
+    path = tmp_path / "services.yaml"
+    path.write_text(text, encoding="utf-8")
+    line = assert_one_line_error(*run(capsys, "plan", "--catalog", str(path)))
+    assert line.startswith(f"eafix-capacity: error: {path}: "), line
+    assert "invalid YAML" in line and len(line) < 400, line
+
+
+# ------------------------------------------------------------------ report: checked before anything exists
+
+
+def params_yaml(directory: Path, text: str) -> Path:
+    directory.mkdir(exist_ok=True)
+    path = directory / "params.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(("args", "fragments"), [
+    (["--storage-gib", "nan"], ["command line: storage_gib: not a finite number nan"]),
+    (["--nodes", "1000000000"], ["nodes: too many nodes", "5,000 nodes per cluster"]),
+    (["--params", "{params}"], ["{params}: headroom_pct: not a finite number inf"]),
+    (["--params", "{params_nodes}"], ["{params_nodes}: nodes: not a whole number of at least 1 'three'",
+                                      "null or leave it out for the default"]),
+    (["--params", "{params_mesh}"], ["{params_mesh}: mesh: unknown mesh 3"]),
+    (["--params", "{params_profile}"], ["{params_profile}: profile: null, not a name"]),
+    (["--catalog", "{empty}"], ["services: empty catalogue"]),
+])
+def test_report_refuses_bad_input_before_the_output_directory_exists(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, args: list[str], fragments: list[str]) -> None:
+    subst = {
+        "params": str(params_yaml(tmp_path / "inf", "headroom_pct: .inf\n")),
+        "params_nodes": str(params_yaml(tmp_path / "nodes", 'nodes: "three"\n')),
+        "params_mesh": str(params_yaml(tmp_path / "mesh", "mesh: 3\n")),
+        "params_profile": str(params_yaml(tmp_path / "profile", "profile: null\n")),
+        "empty": str(services_file(tmp_path, lambda d: d.update(services=[]))),
+    }
+    out_root = tmp_path / "R"
+    argv = ["report", *[a.format(**subst) for a in args], "--out", str(out_root)]
+    line = assert_one_line_error(*run(capsys, *argv))
+    for f in fragments:
+        assert f.format(**subst) in line, (f, line)
+    assert not out_root.exists()
+
+
+def test_report_passes_absolute_paths_to_the_kernel(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The notebook runs with notebooks/ as its working directory: a relative --catalog
+    must reach it already resolved against the caller's directory."""
+    import eafix_capacity.report as report
+
+    seen: dict[str, dict[str, Any]] = {}
+
+    def fake_run_report(params: PlanParams, **kwargs: Any) -> None:
+        seen["params"] = params.notebook_parameters()
+        raise cli.InputError("stop here")
+
+    services_file(tmp_path, lambda d: None)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(report, "run_report", fake_run_report)
+    assert run(capsys, "report", "--catalog", "services.yaml")[0] == 2
+    assert seen["params"]["catalog"] == str(tmp_path / "services.yaml")
+    # and plan reads the same file from there
+    rc, out, _ = run(capsys, "plan", "--catalog", "services.yaml", "--format", "json")
+    assert rc == 0 and json.loads(out)["inputs"]["catalog"] == str(tmp_path / "services.yaml")

@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from eafix_capacity.errors import InputError
+from eafix_capacity.mesh import parse_mesh
 from eafix_capacity.nodes import (
     AKS_CPU_TABLE,
     CLOUD_OF_PROVIDER,
@@ -27,6 +28,7 @@ from eafix_capacity.nodes import (
     default_daemonsets,
     get_node_type,
     load_node_types,
+    parse_provider,
     reservation,
 )
 
@@ -259,14 +261,20 @@ def test_mesh_adds_istio_cni_to_allocatable(types: dict[str, NodeType]) -> None:
 # ------------------------------------------------------------------ bad inputs
 
 
-def test_unknown_provider(types: dict[str, NodeType]) -> None:
+def test_unknown_provider() -> None:
     with pytest.raises(InputError) as e:
-        allocatable(types["m5.large"], provider="openshift")
+        parse_provider("openshift")
     assert "openshift" in str(e.value) and "gke" in str(e.value)
     with pytest.raises(InputError):
-        reservation(types["m5.large"], provider="EKS", max_pods=29)
-    with pytest.raises(InputError):
-        default_daemonsets("k3s")
+        parse_provider("k3s")
+
+
+def test_unparsed_provider_is_never_taken_for_generic(types: dict[str, NodeType]) -> None:
+    # the formulas take a parsed Provider; a raw spelling must not fall through to generic
+    with pytest.raises(AssertionError):
+        reservation(types["m5.large"], provider="EKS", max_pods=29)  # type: ignore[arg-type]
+    assert reservation(types["m5.large"], provider=parse_provider("EKS"), max_pods=29) == \
+        reservation(types["m5.large"], provider="eks", max_pods=29)
 
 
 @pytest.mark.parametrize(("name", "provider"), [("m5.large", "gke"), ("e2-standard-4", "aks"), ("Standard_D4s_v5", "eks")])
@@ -290,7 +298,7 @@ def test_bad_max_pods(types: dict[str, NodeType], bad: object) -> None:
 
 def test_unknown_mesh(types: dict[str, NodeType]) -> None:
     with pytest.raises(InputError) as e:
-        allocatable(types["m5.large"], provider="eks", mesh="linkerd")
+        allocatable(types["m5.large"], provider="eks", mesh=parse_mesh("linkerd"))
     assert "linkerd" in str(e.value) and "istio" in str(e.value)
 
 
@@ -401,7 +409,7 @@ def test_daemonsets_that_fill_the_node_exactly_are_rejected(types: dict[str, Nod
 @pytest.mark.parametrize("mesh", [None, "", "none", "None"])
 def test_no_mesh_is_spelled_as_everywhere_else(types: dict[str, NodeType], mesh) -> None:
     """``allocatable`` once rejected "none", the spelling the CLI, notebook and plan use."""
-    a = allocatable(types["m5.large"], provider="eks", mesh=mesh)
+    a = allocatable(types["m5.large"], provider="eks", mesh=parse_mesh(mesh))
     assert "istio-cni-node" not in [d.name for d in a.daemonsets]
-    assert default_daemonsets("eks", mesh=mesh) == a.daemonsets
-    assert "istio-cni-node" in [d.name for d in default_daemonsets("eks", mesh="Istio")]
+    assert default_daemonsets("eks", mesh=parse_mesh(mesh)) == a.daemonsets
+    assert "istio-cni-node" in [d.name for d in default_daemonsets("eks", mesh=parse_mesh("Istio"))]

@@ -39,6 +39,9 @@ def test_papermill_summary_matches_the_library(tmp_path, profile, provider, node
     assert summary["scenarios"] == expected["scenarios"]
     assert summary["gates"] == expected["gates"]
     assert summary["scenario_shown"] == "hpa-max"
+    assert summary["evidence"]["verdict"] == ("PASS" if expected["passed"] else "FAIL")
+    assert summary["evidence"]["command"].startswith(
+        f"eafix-capacity report --profile {profile} --provider {provider} --node-type {node_type}")
     assert summary["inputs"]["profile"] == profile
     assert summary["cluster"]["per_node"]["node_type"] == node_type
     # the recommended count passes every gate

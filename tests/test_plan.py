@@ -446,7 +446,7 @@ def test_frames_show_the_plan_in_readable_units(default_plan: Plan, profiles: di
     scenarios = scenarios_frame(default_plan).set_index("scenario")
     assert list(scenarios.index) == list(SCENARIOS)
     assert scenarios.loc["baseline", "pods"] == 22
-    assert scenarios.loc["baseline", "cpu_request"] == 6.1
+    assert scenarios.loc["baseline", "cpu_request_cores"] == 6.1
 
     g = gates_frame(default_plan)
     assert list(g["gate"]) == list(GATES) and set(g["result"]) == {"PASS"}
@@ -456,7 +456,7 @@ def test_frames_show_the_plan_in_readable_units(default_plan: Plan, profiles: di
         r = default_plan.scenarios[name]
         assert len(placed) == r.nodes_evaluated
         assert placed["pods"].sum() == r.pods
-        assert placed["cpu_request"].sum() == pytest.approx(r.requests.cpu_request_m / 1000)
+        assert placed["cpu_request_cores"].sum() == pytest.approx(r.requests.cpu_request_m / 1000)
 
     rows = profiles_frame(default_plan, profiles).set_index("what")
     assert rows.loc["profile recommended", "cpu_cores"] == 24
@@ -464,10 +464,15 @@ def test_frames_show_the_plan_in_readable_units(default_plan: Plan, profiles: di
     assert rows.loc["baseline requests", "cpu_cores"] == 6.1
 
 
-def test_placement_frame_of_a_scenario_that_does_not_fit_is_empty(catalog, profiles, node_types) -> None:
-    from eafix_capacity.tables import placement_frame
+def test_placement_frame_of_a_scenario_that_does_not_fit(catalog, profiles, node_types) -> None:
+    from eafix_capacity.tables import PACKING, placement_frame
     plan = plan_for(catalog, profiles, node_types, nodes=1)
-    assert placement_frame(plan, "node-drain").empty
+    packed = placement_frame(plan, "node-drain", layout=PACKING)
+    assert packed["pods"].sum() == plan.scenarios["node-drain"].pods  # on the nodes it would need
+    # one node drained of one: the scheduler has nowhere to put any pod
+    pending = placement_frame(plan, "node-drain")
+    assert list(pending["node"]) == ["Pending (fits no node)"]
+    assert pending["pods"].sum() == plan.scenarios["node-drain"].pods
 
 
 @pytest.mark.parametrize("mesh", ["none", "istio"])

@@ -361,7 +361,8 @@ def test_bad_text_is_refused_naming_it(text: str) -> None:
     err = caught.value
     assert isinstance(err, InputError) and isinstance(err, ValueError)
     assert err.value == text
-    assert repr(text) in str(err)
+    # error messages quote at most 200 characters of a value (errors.py), so a long one by its start
+    assert (repr(text) if len(text) <= 100 else repr(text)[:50]) in str(err)
     assert "Ki Mi Gi Ti Pi Ei" in str(err)  # says what would be valid
     with pytest.raises(QuantityError):
         api_string(text)

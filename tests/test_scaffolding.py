@@ -75,3 +75,75 @@ def test_every_third_party_import_of_the_kit_is_declared():
                 if not {norm(d) for d in dists.get(top, [top])} & declared:
                     undeclared.add(f"{top} ({path.relative_to(ROOT)})")
     assert not undeclared, sorted(undeclared)
+
+
+def test_jupyterlab_is_in_the_notebooks_extra_and_installed():
+    from importlib.metadata import version
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert any(r.startswith("jupyterlab") for r in pyproject["optional-dependencies"]["notebooks"])
+    assert int(version("jupyterlab").split(".")[0]) >= 4
+
+
+# ------------------------------------------------------------------ nothing left behind
+
+def _fake_checkout(tmp_path: Path, test_body: str) -> Path:
+    """A directory laid out like the checkout, with the suite's conftest.py and one test."""
+    import shutil
+    repo = tmp_path / "repo"
+    (repo / "tests").mkdir(parents=True)
+    (repo / "reports").mkdir()
+    (repo / "reports" / "old-report.html").write_text("from before the run")
+    shutil.copy2(ROOT / "tests" / "conftest.py", repo / "tests" / "conftest.py")
+    (repo / "tests" / "test_one.py").write_text(
+        "from pathlib import Path\nROOT = Path(__file__).resolve().parent.parent\n\n"
+        f"def test_one(tmp_path):\n{test_body}\n")
+    return repo
+
+
+def _run_suite(repo: Path):
+    import subprocess
+    import sys
+    # without the heavy plugins the suite's conftest does not need
+    plugins = [arg for name in ("cacheprovider", "hypothesispytest", "nbval", "anyio") for arg in ("-p", f"no:{name}")]
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", *plugins, "tests"],
+                          cwd=repo, capture_output=True, text=True, timeout=120)
+
+
+def test_a_run_that_writes_into_the_checkout_fails(tmp_path):
+    repo = _fake_checkout(tmp_path, "    (ROOT / 'reports' / '01_capacity_model').mkdir()\n"
+                                    "    (ROOT / 'reports' / '01_capacity_model' / 'summary.json').write_text('{}')\n"
+                                    "    (ROOT / 'stray.txt').write_text('x')")
+    proc = _run_suite(repo)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "1 passed" in proc.stdout
+    line = next(ln for ln in proc.stdout.splitlines() if "left files in the checkout" in ln)
+    assert line.endswith(": reports/01_capacity_model, stray.txt")  # parents only, sorted
+
+
+def test_a_run_that_writes_only_into_tmp_path_passes(tmp_path):
+    """Files already there (reports/old-report.html) and tool caches do not count."""
+    repo = _fake_checkout(tmp_path, "    (tmp_path / 'reports').mkdir()\n"
+                                    "    (ROOT / '.hypothesis').mkdir(exist_ok=True)\n"
+                                    "    (ROOT / 'tests' / 'scratch').mkdir()")
+    proc = _run_suite(repo)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "left files" not in proc.stdout
+
+
+def test_a_failing_run_keeps_its_failure_exit_code(tmp_path):
+    repo = _fake_checkout(tmp_path, "    (ROOT / 'reports' / 'x').write_text('x')\n    assert False")
+    proc = _run_suite(repo)
+    assert proc.returncode == 1 and "1 failed" in proc.stdout
+    assert "left files in the checkout (tests must write into tmp_path): reports/x" in proc.stdout
+
+
+def test_importing_jsonschema_builds_no_iri_grammars():
+    """jupyterlab's jsonschema[format-nongpl] would make every `import jsonschema` (every
+    plan, check and sim process) build rfc3987-syntax's Earley parsers, seconds of CPU."""
+    import subprocess
+    import sys
+    proc = subprocess.run([sys.executable, "-c", "import sys, jsonschema; print(sorted(m for m in sys.modules "
+                           "if m.startswith(('rfc3987_syntax', 'lark'))))"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"

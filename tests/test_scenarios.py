@@ -7,7 +7,7 @@ import pytest
 
 from eafix_capacity.catalog import HPA, ZERO, Catalog, Container, Resources, Service, Volume, load_catalog
 from eafix_capacity.errors import InputError
-from eafix_capacity.mesh import CONTROL_PLANE, SIDECAR, SIDECAR_NAME, normalise_mesh
+from eafix_capacity.mesh import CONTROL_PLANE, SIDECAR, SIDECAR_NAME, parse_mesh
 from eafix_capacity.scenarios import (
     SCENARIOS,
     demand,
@@ -62,7 +62,7 @@ def as_list(r: Resources) -> list[int]:
 
 
 def test_baseline_runs_every_configured_replica(catalog: Catalog) -> None:
-    pods = demand(catalog, "baseline", mesh=None)
+    pods = demand(catalog, "baseline", mesh="none")
     count, sums = hand_sum(catalog, lambda s: s.replicas, sidecar=False)
     assert len(pods) == count == 22
     assert as_list(totals(pods)) == sums
@@ -75,7 +75,7 @@ def test_baseline_runs_every_configured_replica(catalog: Catalog) -> None:
 
 
 def test_hpa_max_runs_every_hpa_at_its_maximum(catalog: Catalog) -> None:
-    pods = demand(catalog, "hpa-max", mesh=None)
+    pods = demand(catalog, "hpa-max", mesh="none")
     count, sums = hand_sum(catalog, lambda s: s.hpa.max_replicas if s.hpa else s.replicas, sidecar=False)
     assert len(pods) == count == 30
     assert sum(p.service == "signal-generator" for p in pods) == 10
@@ -84,8 +84,8 @@ def test_hpa_max_runs_every_hpa_at_its_maximum(catalog: Catalog) -> None:
 
 
 def test_rollout_adds_the_largest_single_deployment_surge(catalog: Catalog) -> None:
-    base = demand(catalog, "baseline", mesh=None)
-    pods = demand(catalog, "rollout", mesh=None)
+    base = demand(catalog, "baseline", mesh="none")
+    pods = demand(catalog, "rollout", mesh="none")
     extra = [p for p in pods if p.surge]
     assert pods[: len(base)] == base
     assert len(pods) == len(base) + len(extra)
@@ -93,18 +93,18 @@ def test_rollout_adds_the_largest_single_deployment_surge(catalog: Catalog) -> N
     # prometheus and grafana are larger or equal but roll out with Recreate (RWO volume)
     assert [p.service for p in extra] == ["reporter"]
     assert extra[0].resources == catalog.get("reporter").pod_resources
-    assert largest_surge(catalog, mesh=None) == (catalog.get("reporter"), 1)
+    assert largest_surge(catalog, mesh="none") == (catalog.get("reporter"), 1)
     count, sums = hand_sum(catalog, lambda s: s.replicas, sidecar=False)
     assert as_list(totals(pods)) == [sums[0] + 500, sums[1] + GI, sums[2] + 1000, sums[3] + 1536 * MI]
 
 
 def test_node_drain_runs_the_baseline_pods(catalog: Catalog) -> None:
-    assert demand(catalog, "node-drain", mesh=None) == demand(catalog, "baseline", mesh=None)
+    assert demand(catalog, "node-drain", mesh="none") == demand(catalog, "baseline", mesh="none")
 
 
 def test_unknown_scenario(catalog: Catalog) -> None:
     with pytest.raises(InputError) as e:
-        demand(catalog, "black-friday", mesh=None)
+        demand(catalog, "black-friday", mesh="none")
     assert str(e.value) == ("scenario: unknown scenario 'black-friday'; "
                             "one of: baseline, hpa-max, rollout, node-drain")
 
@@ -125,7 +125,7 @@ def test_sidecar_figures_are_istio_defaults() -> None:
 def test_mesh_adds_a_sidecar_to_every_injected_pod_and_the_control_plane(
     catalog: Catalog, scenario: str,
 ) -> None:
-    plain = demand(catalog, scenario, mesh=None)
+    plain = demand(catalog, scenario, mesh="none")
     meshed = demand(catalog, scenario, mesh="istio")
     services = {s.name for s in catalog.services}
     workload = [p for p in meshed if p.service in services]
@@ -158,17 +158,18 @@ def test_a_service_that_opts_out_gets_no_sidecar() -> None:
 
 @pytest.mark.parametrize("value", [None, "", "none", "NONE"])
 def test_no_mesh_spellings(catalog: Catalog, value: str | None) -> None:
-    assert normalise_mesh(value) == "none"
-    assert demand(catalog, "baseline", mesh=value) == demand(catalog, "baseline", mesh=None)
+    assert parse_mesh(value) == "none"
+    assert demand(catalog, "baseline", mesh=parse_mesh(value)) == demand(catalog, "baseline", mesh="none")
 
 
-def test_istio_spelled_in_capitals() -> None:
-    assert normalise_mesh("Istio") == "istio"
+def test_istio_spelled_in_capitals(catalog: Catalog) -> None:
+    assert parse_mesh("Istio") == "istio"
+    assert demand(catalog, "baseline", mesh=parse_mesh("Istio")) == demand(catalog, "baseline", mesh="istio")
 
 
-def test_unknown_mesh(catalog: Catalog) -> None:
+def test_unknown_mesh() -> None:
     with pytest.raises(InputError, match=r"^mesh: unknown mesh 'linkerd'; one of: none, istio$"):
-        demand(catalog, "baseline", mesh="linkerd")
+        parse_mesh("linkerd")
 
 
 # ------------------------------------------------------------------ surge rules
@@ -201,24 +202,24 @@ def test_largest_surge_weighs_cpu_and_memory_shares() -> None:
     mem_heavy = svc("mem", replicas=1, cpu=10, mem=4 * GI)
     cat = Catalog((cpu_heavy, mem_heavy))
     # baseline: 1010m, 4Gi+1Mi; cpu share of "cpu" ~0.99, memory share of "mem" ~1.0
-    assert largest_surge(cat, mesh=None)[0].name == "mem"
+    assert largest_surge(cat, mesh="none")[0].name == "mem"
 
 
 def test_largest_surge_counts_the_surge_pods_not_just_one_pod() -> None:
     wide = svc("wide", replicas=8, cpu=300)      # surge 2 x 300m
     tall = svc("tall", replicas=1, cpu=500)      # surge 1 x 500m
-    assert largest_surge(Catalog((tall, wide)), mesh=None) == (wide, 2)
+    assert largest_surge(Catalog((tall, wide)), mesh="none") == (wide, 2)
 
 
 def test_largest_surge_ties_go_to_the_first_name() -> None:
     cat = Catalog((svc("zeta"), svc("alpha"), svc("mid")))
-    assert largest_surge(cat, mesh=None)[0].name == "alpha"
+    assert largest_surge(cat, mesh="none")[0].name == "alpha"
 
 
 def test_no_surge_when_nothing_can_surge() -> None:
     cat = Catalog((svc("db", kind="StatefulSet"), svc("zero", replicas=0)))
-    assert largest_surge(cat, mesh=None) is None
-    assert demand(cat, "rollout", mesh=None) == demand(cat, "baseline", mesh=None)
+    assert largest_surge(cat, mesh="none") is None
+    assert demand(cat, "rollout", mesh="none") == demand(cat, "baseline", mesh="none")
 
 
 def test_surge_pods_carry_the_sidecar_with_the_mesh(catalog: Catalog) -> None:
@@ -233,12 +234,12 @@ def test_surge_pods_carry_the_sidecar_with_the_mesh(catalog: Catalog) -> None:
 def test_scaled_to_zero_service_runs_no_pods_in_any_scenario(catalog: Catalog) -> None:
     cat = catalog.with_replicas({"signal-generator": 0, "reporter": 0})
     for scenario in SCENARIOS:
-        services = {p.service for p in demand(cat, scenario, mesh=None)}
+        services = {p.service for p in demand(cat, scenario, mesh="none")}
         # an HPA does not scale up a target scaled to zero
         assert "signal-generator" not in services, scenario
         if scenario != "rollout":
             assert "reporter" not in services, scenario
-    assert all(p.service != "reporter" for p in demand(cat, "rollout", mesh=None))
+    assert all(p.service != "reporter" for p in demand(cat, "rollout", mesh="none"))
 
 
 def test_peak_totals_are_hpa_maximum_plus_the_surge_without_control_plane(catalog: Catalog) -> None:
@@ -250,7 +251,7 @@ def test_peak_totals_are_hpa_maximum_plus_the_surge_without_control_plane(catalo
     surge = [max(a, b) for a, b in zip(signal, reporter)]
     assert as_list(peak_totals(catalog, mesh="istio")) == [a + b for a, b in zip(hpa, surge)]
     _, plain = hand_sum(catalog, lambda s: s.hpa.max_replicas if s.hpa else s.replicas, sidecar=False)
-    assert peak_totals(catalog, mesh=None).cpu_request_m == plain[0] + 600  # 3 x 200m
+    assert peak_totals(catalog, mesh="none").cpu_request_m == plain[0] + 600  # 3 x 200m
 
 
 @pytest.mark.parametrize("mesh", ["none", "istio"])

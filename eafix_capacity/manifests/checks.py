@@ -1,11 +1,15 @@
 """The check suite: is this set of manifests something a platform team would merge?
 
-Per object it reports the schema result and, for pod-bearing workloads, the Pod
+Per object it reports whether its kind is known (a misspelt ``Deploymnt`` fails, or with
+``ignore_unknown_kinds`` is a warning and the object is skipped), the schema result and,
+for pod-bearing workloads, the Pod
 Security Standards ``restricted`` profile (plus a read-only root filesystem), requests
 and limits, probes, pinned image tags, a PodDisruptionBudget and node spread for
 multi-replica services, runtime settings that must fit inside memory limits (Redis
 ``maxmemory``, JVM ``-Xmx``, PostgreSQL ``shared_buffers``), and literal secrets in any
-object. The result is a table (one row per object and check) and a pass/fail.
+object, and memory quantities Kubernetes accepts but nobody means (``256m`` is 256
+millibytes). The result is a table (one row per object and check) and a pass/fail; a
+check of no objects does not pass.
 """
 from __future__ import annotations
 
@@ -17,9 +21,10 @@ import pandas as pd
 
 from ..kobject import get_in, selector_matches
 from ..errors import QuantityError
-from ..quantity import parse
+from ..quantity import memory_typo, parse
 from . import runtime as rt
 from .importer import _guess_runtime
+from .kinds import known_kinds
 from .layout import object_ref
 from .secrets import find_literal_secrets
 from .validate import SchemaSet, validate_object
@@ -29,7 +34,7 @@ T = TypeVar("T")
 
 CHECK_COLUMNS = ["object", "file", "check", "status", "detail"]
 POD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job")
-CHECKS = ("schema", "restricted", "resources", "probes", "image", "availability", "config", "secrets")
+CHECKS = ("kind", "schema", "restricted", "resources", "probes", "image", "availability", "config", "secrets")
 
 
 @dataclass(frozen=True)
@@ -38,7 +43,8 @@ class CheckReport:
 
     @property
     def passed(self) -> bool:
-        return not (self.table["status"] == "fail").any()
+        """No failing row, and at least one row: a check of nothing is not a pass."""
+        return len(self.table) > 0 and not bool((self.table["status"] == "fail").any())
 
     @property
     def failures(self) -> pd.DataFrame:
@@ -108,8 +114,12 @@ def _resources(pod: dict) -> list[str]:
                     continue
                 try:
                     parse(v)
+                    typo = memory_typo(v) if key == "memory" else None
                 except QuantityError:
                     out.append(f"{c.get('name')}: {part}.{key} {v!r} is not a valid quantity")
+                    continue
+                if typo:
+                    out.append(f"{c.get('name')}: {part}.{key}: {typo}")
     return out
 
 
@@ -151,7 +161,7 @@ def _memory_limit(c: dict) -> int | None:
 
 
 def _config(obj: dict, pod: dict, config_maps: dict[tuple[str, str], dict]) -> list[str]:
-    out = []
+    out: list[str] = []
     labels = {**(get_in(obj, "metadata", "labels") or {}), **(get_in(obj, "spec", "template", "metadata", "labels") or {})}
     containers = pod.get("containers") or []
     if not containers:
@@ -292,9 +302,13 @@ def _guarded(run: Callable[[], T]) -> T | list[str]:
 
 
 def run_checks(objects: list[dict], *, files: list[str] | None = None,
-               kubernetes_version: str = KUBERNETES_VERSION, validate: bool = True) -> CheckReport:
-    """Every check on every object, as a table with one row per (object, check)."""
+               kubernetes_version: str = KUBERNETES_VERSION, validate: bool = True,
+               ignore_unknown_kinds: bool = False) -> CheckReport:
+    """Every check on every object, as a table with one row per (object, check). An object
+    of unknown kind gets a failing ``kind`` row (a warning with ``ignore_unknown_kinds``)
+    and only the secrets check: nothing else about it can be known."""
     rows: list[dict] = []
+    known = known_kinds(objects, kubernetes_version=kubernetes_version)
     pdbs = [o for o in objects if o.get("kind") == "PodDisruptionBudget"]
     hpas = [o for o in objects if o.get("kind") == "HorizontalPodAutoscaler"]
     config_maps = {(get_in(o, "metadata", "namespace") or "", get_in(o, "metadata", "name")): o
@@ -308,6 +322,16 @@ def run_checks(objects: list[dict], *, files: list[str] | None = None,
 
     for i, obj in enumerate(objects):
         file = files[i] if files else ""
+        api_version, kind = str(obj.get("apiVersion")), str(obj.get("kind"))
+        if (api_version, kind) not in known:
+            hint = known.hint(api_version, kind)
+            problem = f"unknown kind {kind!r} in {api_version}" + (f" ({hint})" if hint else "")
+            if ignore_unknown_kinds:
+                row(obj, file, "kind", [f"skipped, {problem}"], "warn")
+            else:
+                row(obj, file, "kind", [problem + "; --ignore-unknown-kinds skips such objects"])
+            row(obj, file, "secrets", [f"{f.field}: {f.reason}" for f in find_literal_secrets(obj)])
+            continue
         if schemas is not None:
             vs = validate_object(obj, schemas, file=file)
             errors = [f"{v.field}: {v.problem}" for v in vs if v.severity == "error"]

@@ -9,11 +9,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import warnings
 from typing import TextIO
 
 from .importer import import_objects, import_summary
-from .load import LoadResult, ManifestWarning, load_manifests
+from .kinds import IGNORE_FLAG
+from .load import LoadResult, load_manifests, printed_warnings
 from .render import DEFAULT_IMAGE_TAG, DEFAULT_NAMESPACE, RenderOptions
 from .checks import run_checks
 from .workflow import generate
@@ -38,13 +38,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     c.add_argument("path", nargs="+", help="manifest files or directories")
     c.add_argument("--format", choices=("table", "json"), default="table")
     c.add_argument("--all", action="store_true", help="show passing rows too")
+    _add_ignore_unknown_kinds(c)
     c.set_defaults(func=cmd_check)
 
     i = sub.add_parser("import", help="read Deployments/StatefulSets/HPAs/PVCs as a catalogue")
     i.add_argument("path", nargs="+", help="manifest files or directories")
     i.add_argument("--format", choices=("table", "json"), default="table")
+    _add_ignore_unknown_kinds(i)
     i.set_defaults(func=cmd_import)
     return p
+
+
+def _add_ignore_unknown_kinds(p: argparse.ArgumentParser) -> None:
+    p.add_argument(IGNORE_FLAG, action="store_true",
+                   help="skip objects of a kind neither Kubernetes, the kit's schemas nor a CRD in the "
+                        "set defines, with a warning each (default: an error)")
 
 
 def _out(args: argparse.Namespace) -> TextIO:
@@ -54,29 +62,29 @@ def _out(args: argparse.Namespace) -> TextIO:
 def cmd_generate(args: argparse.Namespace) -> int:
     options = RenderOptions(namespace=args.namespace, mesh=args.mesh,
                             image_registry=args.image_registry, image_tag=args.image_tag)
-    gen, path = generate(profile=args.profile, mesh=args.mesh, out_dir=args.out, options=options)
+    gen, path = generate(profile=args.profile, out_dir=args.out, options=options)
     print(f"wrote {len(gen.objects)} objects in {len(gen.files)} files to {path} "
           f"(profile {gen.profile}, mesh {gen.mesh})", file=_out(args))
     return 0
 
 
 def _load(args: argparse.Namespace) -> LoadResult:
-    """The manifests under ``args.path``; skipped documents are reported once, on stderr."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ManifestWarning)
-        loaded = load_manifests(*args.path)
-    for w in loaded.warnings:
-        print(f"warning: {w}", file=sys.stderr)
-    return loaded
+    """The manifests under ``args.path`` (their notes and warnings are printed by the
+    caller's ``printed_warnings``)."""
+    return load_manifests(*args.path)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    loaded = _load(args)
-    report = run_checks(loaded.dicts, files=loaded.files)
+    with printed_warnings(sys.stderr):
+        loaded = _load(args)
+        report = run_checks(loaded.dicts, files=loaded.files,
+                            ignore_unknown_kinds=args.ignore_unknown_kinds)
     out = _out(args)
     table = report.table if args.all else report.table[report.table["status"] != "pass"]
+    read = {"objects": len(loaded.objects), "files": len(loaded.files_read),
+            "passed_over": [s.path for s in loaded.skipped]}
     if args.format == "json":
-        json.dump({"passed": report.passed, "summary": report.summary(),
+        json.dump({"passed": report.passed, "summary": report.summary(), **read,
                    "rows": table.to_dict(orient="records")}, out, indent=2)
         out.write("\n")
     else:
@@ -84,13 +92,15 @@ def cmd_check(args: argparse.Namespace) -> int:
             print(table.to_string(index=False), file=out)
         s = report.summary()
         print(f"{'PASS' if report.passed else 'FAIL'}: {s['pass']} passed, {s['fail']} failed, "
-              f"{s['warn']} warnings", file=out)
+              f"{s['warn']} warnings ({read['objects']} objects in {read['files']} files)", file=out)
     return 0 if report.passed else 1
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    loaded = _load(args)
-    catalog = import_objects(loaded, source=", ".join(args.path))
+    with printed_warnings(sys.stderr):
+        loaded = _load(args)
+        catalog = import_objects(loaded, source=", ".join(args.path),
+                                 ignore_unknown_kinds=args.ignore_unknown_kinds)
     summary = import_summary(catalog)
     out = _out(args)
     if args.format == "json":

@@ -34,7 +34,7 @@ def service_fields(s: Service) -> dict[str, object]:
 def diff_catalogs(left: Catalog, right: Catalog) -> pd.DataFrame:
     """One row per differing (service, field); a service on one side only is one row
     with field ``service``. Empty (with the columns) when the catalogues agree."""
-    rows = []
+    rows: list[dict[str, object]] = []
     lmap = {s.name: s for s in left.services}
     rmap = {s.name: s for s in right.services}
     names = list(lmap) + [n for n in rmap if n not in lmap]

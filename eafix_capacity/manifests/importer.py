@@ -6,28 +6,38 @@ What Kubernetes has no field for (tier, runtime, description, the source of each
 is read from the ``eafix.io/*`` labels and annotations the renderer writes, and guessed
 from the image and kind when they are absent, with ``imported: <file>`` as the source.
 Quantities are parsed here, so a bad one is reported with the manifest's file, object
-and field path.
+and field path; so is a memory quantity Kubernetes accepts but nobody means (``256m``:
+256 millibytes, a typo for ``256Mi``).
+
+Nothing is dropped silently: an object of unknown kind (``Deploymnt``, or a Deployment in
+a version no longer served) is an error, or with ``ignore_unknown_kinds`` a warning per
+skipped object; pods the plan does not size (bare Pods, ReplicaSets, DaemonSets, Jobs,
+CronJobs) get a warning each.
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
 from ..kobject import get_in
 from ..catalog import RUNTIMES, TIERS, Catalog, catalog_from_dict
 from ..errors import ManifestError, QuantityError
-from ..quantity import from_bytes, from_milli, parse
+from ..quantity import from_bytes, from_milli, memory_typo, parse
+from .kinds import known_kinds, skipped_message, unknown_kind_error, unknown_kinds
 from .layout import object_ref
-from .load import LoadedObject, LoadResult, load_manifests
+from .load import LoadedObject, LoadResult, ManifestWarning, load_manifests
 from .render import (A_DESCRIPTION, A_IMAGE, A_ORDER, A_REPLICAS, A_SOURCE, L_COMPONENT, L_INJECT,
-                     L_RUNTIME, L_TIER)
+                     KUBERNETES_VERSION, L_RUNTIME, L_TIER)
 
 WORKLOAD_KINDS = ("Deployment", "StatefulSet")
+# pod-bearing kinds the plan does not size: reported, never silently dropped
+UNPLANNED_POD_KINDS = ("Pod", "ReplicaSet", "ReplicationController", "DaemonSet", "Job", "CronJob")
 _RUNTIME_BY_IMAGE = (("redis", "redis"), ("postgres", "postgres"), ("prometheus", "prometheus"),
                      ("grafana", "grafana"))
 
 
-def _quantity(value: Any, *, cpu: bool, file: str, obj: str, field: str) -> int:
+def _quantity(value: Any, *, cpu: bool, file: str, obj: str, field: str, memory: bool = False) -> int:
     try:
         if isinstance(value, bool) or value is None or not isinstance(value, (str, int, float)):
             raise QuantityError("not a quantity", value=value)
@@ -39,28 +49,32 @@ def _quantity(value: Any, *, cpu: bool, file: str, obj: str, field: str) -> int:
     if q.value < 0:
         raise QuantityError("negative quantity", file=file, obj=obj, field=field, value=value,
                             valid="zero or more")
+    typo = memory_typo(value) if memory else None
+    if typo:
+        # Kubernetes admits it (rounded up to whole bytes), but 256m is 256 millibytes
+        raise QuantityError("not a whole number of bytes", file=file, obj=obj, field=field,
+                            value=value, valid=typo)
     return q.milli_value() if cpu else q.int_value()
 
 
 def _container_resources(c: dict, *, file: str, obj: str, path: str) -> dict:
     res = c.get("resources") or {}
     req, lim = res.get("requests") or {}, res.get("limits") or {}
-    out = {"requests": {}, "limits": {}}
+    out: dict[str, dict[str, str]] = {"requests": {}, "limits": {}}
     for key, cpu in (("cpu", True), ("memory", False)):
         r, l = req.get(key), lim.get(key)
         if r is None and l is None:
             raise ManifestError(f"container without a {key} request or limit", file=file, obj=obj,
                                 field=f"{path}.resources.requests.{key}",
                                 valid="set resources.requests and resources.limits; the plan needs both")
-        rv = _quantity(r, cpu=cpu, file=file, obj=obj, field=f"{path}.resources.requests.{key}") \
-            if r is not None else None
-        lv = _quantity(l, cpu=cpu, file=file, obj=obj, field=f"{path}.resources.limits.{key}") \
-            if l is not None else None
-        rv = lv if rv is None else rv   # Kubernetes defaults a missing request to the limit
-        lv = rv if lv is None else lv   # no limit: plan with the request as the limit
-        fmt = (lambda v: str(from_milli(v))) if cpu else (lambda v: str(from_bytes(v)))
-        out["requests"][key] = fmt(rv)
-        out["limits"][key] = fmt(lv)
+        given = {part: _quantity(v, cpu=cpu, memory=not cpu, file=file, obj=obj,
+                                 field=f"{path}.resources.{part}.{key}")
+                 for part, v in (("requests", r), ("limits", l)) if v is not None}
+        # Kubernetes defaults a missing request to the limit; no limit: plan with the request
+        rv = given["requests"] if "requests" in given else given["limits"]
+        lv = given.get("limits", rv)
+        out["requests"][key] = str(from_milli(rv)) if cpu else str(from_bytes(rv))
+        out["limits"][key] = str(from_milli(lv)) if cpu else str(from_bytes(lv))
     return out
 
 
@@ -232,9 +246,33 @@ def _service_entry(lo: LoadedObject, hpas: list[LoadedObject], pvcs: dict, servi
     }
 
 
-def import_objects(loaded: LoadResult | list[LoadedObject], *, source: str = "<manifests>") -> Catalog:
+def _known_objects(objects: list[LoadedObject], *, ignore_unknown_kinds: bool,
+                   kubernetes_version: str) -> list[LoadedObject]:
+    """The objects of a known kind; the others are an error, or skipped with a warning each."""
+    known = known_kinds((o.obj for o in objects), kubernetes_version=kubernetes_version)
+    unknown = unknown_kinds(objects, known)
+    if not unknown:
+        return objects
+    if not ignore_unknown_kinds:
+        raise unknown_kind_error(unknown, known)
+    for u in unknown:
+        warnings.warn(skipped_message(u), ManifestWarning, stacklevel=3)
+    skip = {(u.file, u.document, u.ref) for u in unknown}
+    return [o for o in objects if (o.file, o.document, object_ref(o.obj)) not in skip]
+
+
+def import_objects(loaded: LoadResult | list[LoadedObject], *, source: str = "<manifests>",
+                   ignore_unknown_kinds: bool = False,
+                   kubernetes_version: str = KUBERNETES_VERSION) -> Catalog:
     """The catalogue the workloads of the loaded manifests describe."""
     objects = loaded.objects if isinstance(loaded, LoadResult) else list(loaded)
+    objects = _known_objects(objects, ignore_unknown_kinds=ignore_unknown_kinds,
+                             kubernetes_version=kubernetes_version)
+    for o in objects:
+        if o.obj.get("kind") in UNPLANNED_POD_KINDS:
+            warnings.warn(f"{o.file}: {object_ref(o.obj)} (document {o.document}, line {o.line}): "
+                          "not planned, its pods are not counted; the plan sizes Deployments and "
+                          "StatefulSets", ManifestWarning, stacklevel=2)
     workloads = [o for o in objects if o.obj.get("kind") in WORKLOAD_KINDS
                  and str(o.obj.get("apiVersion", "")).startswith("apps/")]
     hpas = [o for o in objects if o.obj.get("kind") == "HorizontalPodAutoscaler"]
@@ -251,10 +289,11 @@ def import_objects(loaded: LoadResult | list[LoadedObject], *, source: str = "<m
     return catalog_from_dict({"services": entries}, file=source)
 
 
-def import_manifests(*paths: str | Path) -> Catalog:
+def import_manifests(*paths: str | Path, ignore_unknown_kinds: bool = False) -> Catalog:
     """Load files or directories and import them (``plan --manifests DIR``)."""
     loaded = load_manifests(*paths)
-    return import_objects(loaded, source=", ".join(str(p) for p in paths))
+    return import_objects(loaded, source=", ".join(str(p) for p in paths),
+                          ignore_unknown_kinds=ignore_unknown_kinds)
 
 
 def import_summary(catalog: Catalog) -> dict:
@@ -275,6 +314,6 @@ def import_summary(catalog: Catalog) -> dict:
     return {"services": services, "totals": totals}
 
 
-def import_catalog(*paths: str | Path) -> Catalog:
+def import_catalog(*paths: str | Path, ignore_unknown_kinds: bool = False) -> Catalog:
     """Alias of :func:`import_manifests` (the name ``plan --manifests`` uses)."""
-    return import_manifests(*paths)
+    return import_manifests(*paths, ignore_unknown_kinds=ignore_unknown_kinds)

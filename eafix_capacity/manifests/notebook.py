@@ -6,13 +6,14 @@ returns; papermill runs and the CLI therefore compute the same figures.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from ..catalog import load_catalog
 from ..errors import InputError
+from ..mesh import Mesh, parse_mesh
 from ..profiles import get_profile, load_profiles
 from .checks import CheckReport, run_checks
 from .importer import import_summary
@@ -26,12 +27,15 @@ from .workflow import Generated, build, committed_dir, drift, import_generated, 
 @dataclass(frozen=True)
 class NotebookParams:
     profile: str = "recommended"
-    mesh: str = "none"
+    mesh: Mesh = "none"
     output_dir: str = "."
     out_dir: str = ""
     image_registry: str = ""
     image_tag: str = DEFAULT_IMAGE_TAG
     namespace: str = DEFAULT_NAMESPACE
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mesh", parse_mesh(self.mesh))
 
     @classmethod
     def from_notebook(cls, **values: object) -> NotebookParams:
@@ -44,10 +48,10 @@ class NotebookParams:
                 raise InputError("not a string", field=name, value=value)
         params = cls(**values)  # type: ignore[arg-type]
         get_profile(params.profile, load_profiles())
-        opts = check_options(params.options())
+        check_options(params.options())
         if not params.output_dir:
             raise InputError("empty output directory", field="output_dir", valid="a directory, e.g. .")
-        return cls(**{**asdict(params), "mesh": opts.mesh})
+        return params
 
     def options(self) -> RenderOptions:
         return RenderOptions(namespace=self.namespace, mesh=self.mesh,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from ..catalog import Catalog, Service
 from ..errors import InputError
-from ..mesh import SIDECAR, normalise_mesh
+from ..mesh import SIDECAR, Mesh, parse_mesh
 from ..profiles import Profile
 from ..quantity import from_bytes, from_milli
 from ..scenarios import MAX_SURGE, peak_pods, peak_totals, uses_recreate
@@ -62,10 +62,11 @@ READINESS = {"initialDelaySeconds": 5, "periodSeconds": 5, "timeoutSeconds": 3, 
 
 @dataclass(frozen=True)
 class RenderOptions:
-    """Choices the catalogue does not make. Defaults match the seed README."""
+    """Choices the catalogue does not make. Defaults match the seed README. ``mesh`` is
+    parsed on construction (``"Istio"`` becomes ``"istio"``)."""
 
     namespace: str = DEFAULT_NAMESPACE
-    mesh: str = "none"
+    mesh: Mesh = "none"
     image_registry: str | None = None   # replaces the registry of images without a tag
     image_tag: str = DEFAULT_IMAGE_TAG  # tag for catalogue images that carry none
     ingress_host: str = "trading.eafix.example.com"
@@ -76,12 +77,15 @@ class RenderOptions:
     cluster_issuer: str = "letsencrypt-prod"
     storage_provisioner: str = "pd.csi.storage.gke.io"
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mesh", parse_mesh(self.mesh))
+
 
 _DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 
 
 def check_options(options: RenderOptions) -> RenderOptions:
-    """Validate the options (bad values raise InputError) and normalise the mesh."""
+    """Validate the options (bad values raise InputError)."""
     if not re.match(_DNS_LABEL, options.namespace) or len(options.namespace) > 63:
         raise InputError("invalid namespace", field="namespace", value=options.namespace,
                          valid="a DNS label: lower-case letters, digits and '-', at most 63 characters")
@@ -96,8 +100,7 @@ def check_options(options: RenderOptions) -> RenderOptions:
     if reg is not None and not re.match(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]+)?(/[a-z0-9._-]+)*$", reg):
         raise InputError("invalid image registry", field="image_registry", value=reg,
                          valid="a registry host with optional port and path, such as ghcr.io")
-    mesh = normalise_mesh(options.mesh)
-    return RenderOptions(**{**options.__dict__, "mesh": mesh})
+    return options
 
 
 # -- small helpers ---------------------------------------------------------------------
@@ -397,7 +400,7 @@ def _main_container(svc: Service, options: RenderOptions) -> dict:
     c0 = svc.containers[0]
     container: dict = {"name": c0.name, "image": image_for(svc, options), "imagePullPolicy": "IfNotPresent"}
     env: list[dict] = []
-    mounts = [{"name": "tmp", "mountPath": "/tmp"}]
+    mounts: list[dict] = [{"name": "tmp", "mountPath": "/tmp"}]
     limit = c0.resources.memory_limit_bytes
     if svc.runtime == "redis":
         container["command"] = ["redis-server", "/etc/redis/redis.conf",

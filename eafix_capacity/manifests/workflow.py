@@ -13,6 +13,7 @@ import pandas as pd
 
 from ..catalog import Catalog, load_catalog
 from ..errors import ManifestError
+from ..mesh import Mesh
 from ..paths import MANIFESTS_DIR
 from ..profiles import Profile, get_profile, load_profiles
 from .checks import CheckReport, run_checks
@@ -63,14 +64,14 @@ def build(catalog: Catalog, profile: Profile, options: RenderOptions | None = No
     return Generated(profile.name, options.mesh, objects, files)
 
 
-def build_profile(profile: str, *, mesh: str | None = None, catalog: Catalog | None = None,
+def build_profile(profile: str, *, mesh: Mesh | None = None, catalog: Catalog | None = None,
                   options: RenderOptions | None = None) -> Generated:
     prof = get_profile(profile, load_profiles())
     opts = replace(options or RenderOptions(), mesh=mesh or (options.mesh if options else "none"))
     return build(catalog or load_catalog(), prof, opts)
 
 
-def generate(*, profile: str, mesh: str | None = None, out_dir: str | Path | None = None,
+def generate(*, profile: str, mesh: Mesh | None = None, out_dir: str | Path | None = None,
              catalog: Catalog | None = None, options: RenderOptions | None = None) -> tuple[Generated, Path]:
     """Build a profile and write it atomically (default: the committed ``manifests/`` tree)."""
     gen = build_profile(profile, mesh=mesh, catalog=catalog, options=options)
@@ -78,9 +79,12 @@ def generate(*, profile: str, mesh: str | None = None, out_dir: str | Path | Non
     return gen, write_tree(gen.files, out_dir=out)
 
 
-def check_paths(*paths: str | Path, kubernetes_version: str = KUBERNETES_VERSION) -> CheckReport:
+def check_paths(*paths: str | Path, kubernetes_version: str = KUBERNETES_VERSION,
+                ignore_unknown_kinds: bool = False) -> CheckReport:
+    """The check suite on files or directories (an error when they hold no object)."""
     loaded = load_manifests(*paths)
-    return run_checks(loaded.dicts, files=loaded.files, kubernetes_version=kubernetes_version)
+    return run_checks(loaded.dicts, files=loaded.files, kubernetes_version=kubernetes_version,
+                      ignore_unknown_kinds=ignore_unknown_kinds)
 
 
 def inventory(objects: list[dict]) -> pd.DataFrame:

@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import sys
 
-from eafix_capacity.sim.cli import main
+try:
+    from eafix_capacity.sim.cli import main
+except KeyboardInterrupt:  # Ctrl-C while the imports run: the same quiet exit as during start-up
+    sys.exit(130)
 
 if __name__ == "__main__":
     argv = sys.argv[1:]

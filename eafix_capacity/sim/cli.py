@@ -1,24 +1,31 @@
 """The ``sim`` command group: ``sim up`` serves a sim cluster until interrupted.
 
 ``add_parser(subparsers)`` registers it under the kit's CLI; ``main(argv)`` runs it alone
-(``python -m eafix_capacity.sim up ...``).
+(``python -m eafix_capacity.sim up ...``). Exit codes: 0 after serving until Ctrl-C or
+SIGTERM, 2 for bad input (flags, a state file that is not the sim's), 1 when something
+outside fails (a port in use, a path that cannot be written), 130 when Ctrl-C interrupts
+the start-up.
 """
 from __future__ import annotations
 
 import argparse
+import signal
+import threading
 import math
 import sys
 from typing import Sequence
 
 from eafix_capacity.errors import EafixCapacityError, InputError
+from eafix_capacity.limits import MAX_NODES
 from eafix_capacity.sim.cluster import CONTEXT, SimCluster
+from eafix_capacity.sim.wal import log_path_for
+
+EXIT_INTERRUPTED = 130
 
 
 def _zones(text: str) -> tuple[str, ...]:
-    zones = tuple(z.strip() for z in text.split(",") if z.strip())
-    if not zones:
-        raise argparse.ArgumentTypeError(f"no zones in {text!r}; give a comma-separated list such as a,b,c")
-    return zones
+    """Comma-separated zones; empty ones are kept, for ``SimCluster`` to refuse in one line."""
+    return tuple(z.strip() for z in text.split(","))
 
 
 def _speed(text: str) -> float:
@@ -38,6 +45,14 @@ def _port(text: str) -> int:
     return value
 
 
+def _integer(text: str) -> int:
+    """An integer; its range is ``SimCluster``'s to check (one line, naming the limit)."""
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+
+
 def _non_negative_int(text: str) -> int:
     try:
         value = int(text)
@@ -51,30 +66,68 @@ def _non_negative_int(text: str) -> int:
 def add_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> argparse.ArgumentParser:
     sim = subparsers.add_parser("sim", help="run the sim cluster (a Kubernetes API on 127.0.0.1)")
     sim_sub = sim.add_subparsers(dest="sim_command", required=True)
-    up = sim_sub.add_parser("up", help="serve a sim cluster until interrupted (Ctrl-C)")
-    up.add_argument("--node-type", default="n2-standard-8", help="a node type of data/node-types.csv")
-    up.add_argument("--nodes", type=_non_negative_int, default=3, help="number of nodes (default 3)")
-    up.add_argument("--zones", type=_zones, default=("a", "b", "c"), help="comma-separated zone letters")
+    up = sim_sub.add_parser("up", help="serve a sim cluster until interrupted (Ctrl-C)",
+                            description="Serve a sim cluster on 127.0.0.1 until Ctrl-C or SIGTERM (exit 0). "
+                                        "Ctrl-C during start-up exits 130; bad input exits 2.")
+    up.add_argument("--node-type", default=None, help="a node type of data/node-types.csv (default n2-standard-8)")
+    up.add_argument("--nodes", type=_integer, default=None,
+                    help=f"number of nodes, 0 to {MAX_NODES} (default 3)")
+    up.add_argument("--zones", type=_zones, default=None, help="comma-separated zone letters (default a,b,c)")
     up.add_argument("--port", type=_port, default=0, help="port on 127.0.0.1 (0: any free port)")
     up.add_argument("--kubeconfig", default=None, help="where to write the kubeconfig (default: a temp file)")
-    up.add_argument("--state", default=None, help="save every change to this file and reload it on start")
+    up.add_argument("--state", default=None,
+                    help="keep the cluster in this file (and FILE.wal): every change is on disk before it is "
+                         "answered, and the file is reloaded on start; a state with nodes keeps its own")
     up.add_argument("--speed", type=_speed, default=1.0, help="sim clock speed (x real time)")
     up.set_defaults(func=run_up)
     return sim
 
 
+def _flag_text(args: argparse.Namespace, name: str) -> str:
+    if name == "zones":
+        return f"--zones {','.join(args.zones)}"
+    return f"--{name.replace('_', '-')} {getattr(args, name)}"
+
+
 def run_up(args: argparse.Namespace) -> int:
-    sim = SimCluster(node_type=args.node_type, nodes=args.nodes, zones=tuple(args.zones), port=args.port,
+    sim = SimCluster(node_type=args.node_type, nodes=args.nodes,
+                     zones=None if args.zones is None else tuple(args.zones), port=args.port,
                      kubeconfig=args.kubeconfig, state_file=args.state, speed=args.speed)
-    sim.start()
-    print(f"sim cluster serving on {sim.url} ({args.nodes} x {args.node_type}, context {CONTEXT})")
+    interrupted = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: interrupted.set())
+    try:
+        print("starting the sim cluster...", flush=True)
+        sim.start(cancel=interrupted)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if interrupted.is_set():  # between the last safe point and here
+        sim.stop()
+        raise KeyboardInterrupt
+    sim.run_forever(ready=lambda: _print_banner(sim, args), cancel=interrupted)
+    return 0
+
+
+def _print_banner(sim: SimCluster, args: argparse.Namespace) -> None:
+    summary, loaded = sim.node_summary, sim.loaded
+    assert summary is not None
+    where = f" restored from {args.state}" if summary.restored else ""
+    print(f"sim cluster serving on {sim.url} ({summary.describe()}{where}, context {CONTEXT})")
+    if sim.unused_node_settings:
+        flags = " ".join(_flag_text(args, name) for name in sim.unused_node_settings)
+        verb = "is" if len(sim.unused_node_settings) == 1 else "are"
+        print(f"  note: {args.state} holds its own nodes, so {flags} {verb} not used; "
+              "start with a new --state file for other nodes")
     print(f"  export KUBECONFIG={sim.kubeconfig}")
     print("  kubectl get nodes")
-    if args.state:
-        print(f"  state saved to {args.state}")
+    if sim.state_file is not None:
+        print(f"  state: {sim.state_file} and {log_path_for(sim.state_file)} (every change is on disk before "
+              "it is answered)")
+        if loaded is not None and loaded.replayed:
+            print(f"  replayed {loaded.replayed} logged change(s) over the state file")
+        if loaded is not None and loaded.torn_bytes:
+            print(f"  note: dropped {loaded.torn_bytes} bytes at the end of the log: a write cut short by a "
+                  "crash, never acknowledged")
     print("Press Ctrl-C to stop.", flush=True)
-    sim.run_forever()
-    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -89,3 +142,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EafixCapacityError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("interrupted: the sim cluster is stopped", file=sys.stderr)
+        return EXIT_INTERRUPTED

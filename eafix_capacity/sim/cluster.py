@@ -3,35 +3,59 @@
 A context manager for notebooks and tests, and the engine behind ``eafix-capacity sim up``.
 It writes a kubeconfig (context ``eafix-sim``, a fixed dummy token: the sim checks no
 credentials), creates Node objects from a node type of ``data/node-types.csv`` with
-capacity and allocatable from the capacity model, and with ``state_file`` saves every
-change atomically (coalesced by a background flusher, flushed on stop) and reloads it on
-start.
+capacity and allocatable from the capacity model, and with ``state_file`` keeps its state
+durable: every change goes to a write-ahead log that is fsync'ed before the change is
+acknowledged, compacted into the state file now and then and on stop (see
+:mod:`eafix_capacity.sim.wal`); on start the state is reloaded. Everything that can be
+refused (the node count, zones, node type, a foreign state file, a path that cannot be
+written) is refused before anything is served.
 """
 from __future__ import annotations
 
 import json
+import re
 import signal
 import tempfile
 import threading
 import time
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 
 from eafix_capacity.errors import ClusterError, InputError, OutputError
-from eafix_capacity.fsio import atomic_write_bytes, atomic_write_text
-from eafix_capacity.nodes import CLOUD_OF_PROVIDER, allocatable, get_node_type, load_node_types
-from eafix_capacity.sim import crds, resources as R
+from eafix_capacity.fsio import atomic_write_text
+from eafix_capacity.limits import MAX_NODES, NODES_LIMIT_TEXT
+from eafix_capacity.nodes import (CLOUD_OF_PROVIDER, Provider, allocatable, get_node_type, load_node_types,
+                                  parse_provider)
+from eafix_capacity.sim import crds, resources as R, wal
 from eafix_capacity.sim.api import KUBERNETES_VERSION, Api
 from eafix_capacity.sim.server import ApiServer
 from eafix_capacity.sim.store import Store
 
 CONTEXT = "eafix-sim"
 DUMMY_TOKEN = "eafix-sim-dummy-token-not-a-secret"
-_PROVIDER_OF_CLOUD = {cloud: provider for provider, cloud in CLOUD_OF_PROVIDER.items()}
+_PROVIDER_OF_CLOUD: dict[str, Provider] = {cloud: provider for provider, cloud in CLOUD_OF_PROVIDER.items()}
 _REGION = {"gcp": "us-central1", "aws": "us-east-1", "azure": "eastus"}
-_FLUSH_EVERY = 0.5
+DEFAULT_NODE_TYPE = "n2-standard-8"
+DEFAULT_NODES = 3
+DEFAULT_ZONES = ("a", "b", "c")
+ZONE_LABEL = "topology.kubernetes.io/zone"
+# k8s.io/apimachinery/pkg/util/validation/validation.go, IsValidLabelValue: at most
+# LabelValueMaxLength (63) characters matching labelValueFmt "(" + qualifiedNameFmt + ")?",
+# qualifiedNameFmt = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]".
+LABEL_VALUE_MAX_LENGTH = 63
+_LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
+_LABEL_VALUE_RULE = ("a valid label value is at most 63 characters, empty or alphanumeric at both ends, with "
+                     "'-', '_', '.' or alphanumerics between (Kubernetes IsValidLabelValue); zones are "
+                     "comma-separated, e.g. a,b,c")
+
+
+def is_valid_label_value(value: str) -> bool:
+    """Whether Kubernetes accepts ``value`` as a label value (see ``_LABEL_VALUE``)."""
+    return len(value) <= LABEL_VALUE_MAX_LENGTH and _LABEL_VALUE.fullmatch(value) is not None
 
 
 def zone_label(cloud: str, zone: str) -> str:
@@ -41,21 +65,47 @@ def zone_label(cloud: str, zone: str) -> str:
     return f"{region}-{zone}"
 
 
-def node_objects(node_type: str, *, nodes: int, zones: tuple[str, ...], provider: str | None = None,
-                 node_types_path: str | Path | None = None) -> list[dict]:
-    """Node objects (pure): ``nodes`` nodes of ``node_type`` spread round-robin over ``zones``."""
-    if nodes < 0:
-        raise InputError("node count must be >= 0", field="nodes", value=nodes, valid="0 or more")
+def zone_labels(cloud: str, zones: tuple[str, ...]) -> tuple[str, ...]:
+    """The ``topology.kubernetes.io/zone`` values of ``zones`` (pure); ``InputError`` for an
+    empty zone or one that makes a label value Kubernetes refuses."""
     if not zones:
         raise InputError("at least one zone is needed", field="zones", value=zones, valid="e.g. a,b,c")
+    out = []
+    for zone in zones:
+        if not zone:
+            raise InputError("empty zone name in", field="zones", value=",".join(zones), valid=_LABEL_VALUE_RULE)
+        label = zone_label(cloud, zone)
+        if not is_valid_label_value(label):
+            raise InputError(f"zone {zone!r} makes the label {ZONE_LABEL}={label}, which Kubernetes refuses;",
+                             field="zones", value=",".join(zones), valid=_LABEL_VALUE_RULE)
+        out.append(label)
+    return tuple(out)
+
+
+def check_node_count(nodes: object) -> int:
+    """``nodes`` as a node count, 0 to ``MAX_NODES``; ``InputError`` otherwise (pure)."""
+    if not isinstance(nodes, int) or isinstance(nodes, bool):
+        raise InputError("node count must be an integer", field="nodes", value=nodes, valid=f"0 to {MAX_NODES}")
+    if nodes < 0:
+        raise InputError("node count must be >= 0, got", field="nodes", value=nodes, valid=f"0 to {MAX_NODES}")
+    if nodes > MAX_NODES:
+        raise InputError("too many nodes:", field="nodes", value=nodes, valid=NODES_LIMIT_TEXT)
+    return nodes
+
+
+def node_objects(node_type: str, *, nodes: int, zones: tuple[str, ...], provider: Provider | None = None,
+                 node_types_path: str | Path | None = None) -> list[dict]:
+    """Node objects (pure): ``nodes`` nodes of ``node_type`` spread round-robin over ``zones``."""
+    check_node_count(nodes)
     nt = get_node_type(node_type, load_node_types(node_types_path))
+    labels = zone_labels(nt.provider, zones)
     provider = provider or _PROVIDER_OF_CLOUD.get(nt.provider, "generic")
     alloc = allocatable(nt, provider=provider)
     region = _REGION.get(nt.provider, "local-1")
     ds = [{"name": d.name, "cpu_m": d.cpu_m, "memory_bytes": d.memory_bytes} for d in alloc.daemonsets]
     out = []
     for i in range(nodes):
-        zone = zone_label(nt.provider, zones[i % len(zones)])
+        zone = labels[i % len(labels)]
         name = f"sim-{node_type.replace('.', '-').replace('_', '-').lower()}-{i}"
         capacity = {"cpu": str(nt.vcpus), "memory": f"{nt.memory_bytes // 1024}Ki", "pods": str(alloc.max_pods),
                     "ephemeral-storage": "100Gi"}
@@ -103,114 +153,143 @@ def kubeconfig_document(url: str) -> dict:
             "contexts": [{"name": CONTEXT, "context": {"cluster": CONTEXT, "user": CONTEXT, "namespace": "default"}}]}
 
 
-class _Flusher:
-    """Saves the store to ``path`` at most every ``_FLUSH_EVERY`` seconds while it changes."""
+@dataclass(frozen=True)
+class NodeSummary:
+    """The nodes a started sim serves, for its banner: ``2 x e2-standard-4 in us-central1-a, us-central1-b``."""
 
-    def __init__(self, store: Store, path: Path) -> None:
-        self.store, self.path = store, path
-        self._saved_rv = -1
-        self._lock = threading.Lock()  # one write at a time: an older dump must never replace a newer one
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="eafix-sim-state", daemon=True)
+    count: int
+    types: tuple[tuple[str, int], ...]
+    zones: tuple[str, ...]
+    restored: bool
+    """True when the nodes came from the state file (the node flags were not used)."""
 
-    def start(self) -> None:
-        self._thread.start()
+    def describe(self) -> str:
+        kinds = " + ".join(f"{n} x {name}" for name, n in self.types) or "no nodes"
+        return f"{kinds} in {', '.join(self.zones)}" if self.zones else kinds
 
-    def _run(self) -> None:
-        pause = _FLUSH_EVERY
-        while not self._stop.wait(pause):
-            started = time.monotonic()
-            try:
-                self.flush()
-            except OutputError:  # e.g. disk full: keep serving and retry; stop() reports a lasting failure
-                pass
-            # a big store is written less often, so saving never takes more than ~1/5 of the time
-            pause = max(_FLUSH_EVERY, 4 * (time.monotonic() - started))
 
-    def flush(self) -> None:
-        with self._lock:
-            if self.store.resource_version == self._saved_rv:
-                return
-            rv, data = self.store.dump_raw()
-            atomic_write_bytes(self.path, data)
-            self._saved_rv = rv
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        try:
-            self.flush()
-        except OutputError as e:
-            raise OutputError(f"cannot save the sim state to {self.path}: {e}") from e
+def summarize_nodes(nodes: list[dict], *, restored: bool) -> NodeSummary:
+    """Count ``nodes`` by instance type and list their zones (pure)."""
+    types: Counter[str] = Counter()
+    zones: dict[str, None] = {}
+    for node in nodes:
+        labels = node.get("metadata", {}).get("labels") or {}
+        types[str(labels.get("node.kubernetes.io/instance-type", "unknown"))] += 1
+        if labels.get(ZONE_LABEL):
+            zones[str(labels[ZONE_LABEL])] = None
+    return NodeSummary(len(nodes), tuple(sorted(types.items())), tuple(zones), restored)
 
 
 class SimCluster:
-    """A running sim cluster; use as ``with SimCluster(...) as sim: ...``."""
+    """A running sim cluster; use as ``with SimCluster(...) as sim: ...``.
 
-    def __init__(self, *, node_type: str = "n2-standard-8", nodes: int = 3, zones: tuple[str, ...] = ("a", "b", "c"),
-                 provider: str | None = None, port: int = 0, kubeconfig: str | Path | None = None,
-                 state_file: str | Path | None = None, speed: float = 1.0, seed: int = 0,
-                 controllers: bool = True, usage_model_path: str | Path | None = None) -> None:
-        self.node_type, self.nodes, self.zones = node_type, nodes, tuple(zones)
-        self.provider, self.port, self.speed, self.seed = provider, port, speed, seed
+    ``node_type``, ``nodes`` and ``zones`` shape the nodes of a new cluster (defaults
+    n2-standard-8, 3, a/b/c); a state file that holds nodes keeps its own, and
+    ``node_summary`` (after ``start``) says which nodes are served."""
+
+    def __init__(self, *, node_type: str | None = None, nodes: int | None = None,
+                 zones: tuple[str, ...] | None = None, provider: str | None = None, port: int = 0,
+                 kubeconfig: str | Path | None = None, state_file: str | Path | None = None, speed: float = 1.0,
+                 seed: int = 0, controllers: bool = True, usage_model_path: str | Path | None = None,
+                 wal_compact_bytes: int = wal.COMPACT_MIN_BYTES) -> None:
+        self._given = {"nodes": nodes is not None, "node_type": node_type is not None, "zones": zones is not None}
+        self.node_type = DEFAULT_NODE_TYPE if node_type is None else node_type
+        self.nodes = DEFAULT_NODES if nodes is None else check_node_count(nodes)
+        self.zones = DEFAULT_ZONES if zones is None else tuple(zones)
+        self.provider = None if provider is None else parse_provider(provider)
+        self.port, self.speed, self.seed = port, speed, seed
         self.state_file = Path(state_file) if state_file else None
         self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
         self._kubeconfig_arg = Path(kubeconfig) if kubeconfig else None
         self._want_controllers = controllers
         self._usage_model_path = usage_model_path
+        self._wal_compact_bytes = wal_compact_bytes
         self.store: Store | None = None
         self.controllers: Any = None
         self.clock: Any = None
         self._server: ApiServer | None = None
-        self._flusher: _Flusher | None = None
+        self.journal: wal.Journal | None = None
+        self.loaded: wal.LoadedState | None = None
+        self.node_summary: NodeSummary | None = None
+        self.unused_node_settings: tuple[str, ...] = ()
+        """Of ``nodes``, ``node_type``, ``zones``: those given that the restored nodes do not match."""
         self.kubeconfig: Path | None = None
         self._running = False
 
     # --- lifecycle -----------------------------------------------------------------------------
 
-    def start(self) -> "SimCluster":
+    def start(self, *, cancel: threading.Event | None = None) -> "SimCluster":
+        """Start everything. ``cancel`` (set by a signal handler) stops a long start-up at
+        the next safe point with ``KeyboardInterrupt``: an interrupt raised at an arbitrary
+        bytecode can land inside a lock or a thread start and leave shutdown waiting on it."""
         if self._running:
             raise ClusterError("the sim cluster is already running")
+        if self._kubeconfig_arg is not None:
+            _check_parent_is_a_directory(self._kubeconfig_arg, what="the sim kubeconfig")
+        loaded = wal.load_state(self.state_file) if self.state_file is not None else None
         store = Store(seed=self.seed)
-        if self.state_file is not None and self.state_file.exists():
-            self._load_state(store, self.state_file)
-        if store.count(R.NODE) == 0:
-            for node in node_objects(self.node_type, nodes=self.nodes, zones=self.zones, provider=self.provider):
-                store.create(R.NODE, node)
-        self.store = store
-        self._running = True
-        self.controllers = self._make_controllers(store)
-        api = Api(store, controllers=self.controllers)
+        self.controllers, self._running = None, True
         try:
-            self._server = ApiServer(api, port=self.port)
-        except (OSError, OverflowError) as e:  # OverflowError: a port outside 0-65535
-            self._running = False
-            raise ClusterError(f"cannot listen on 127.0.0.1:{self.port}: {e}") from e
-        self._server.start()
-        try:
+            with store.lock:  # nothing may commit between the restore and the journal taking over
+                restored = loaded is not None and loaded.document is not None
+                if loaded is not None and loaded.document is not None:
+                    self._restore(store, loaded.document, self.state_file)
+                has_nodes, cloud = store.count(R.NODE) > 0, ""
+                if has_nodes:  # the state's nodes are served; the node flags must still be valid
+                    cloud = get_node_type(self.node_type, load_node_types()).provider
+                    zone_labels(cloud, self.zones)
+                continue_log = loaded is not None and loaded.log_good_length is not None
+                if not has_nodes and not continue_log:
+                    self._create_nodes(store, cancel)
+                if self.state_file is not None and loaded is not None:
+                    self.journal = wal.Journal.open(store=store, path=self.state_file, loaded=loaded,
+                                                    compact_min_bytes=self._wal_compact_bytes)
+                    store.set_journal(self.journal.append)
+                if not has_nodes and continue_log:
+                    self._create_nodes(store, cancel)  # journaled: the log is continued, not rewritten
+                nodes, _, _ = store.list_objects(R.NODE)  # shared, read only
+                self.node_summary = summarize_nodes(nodes, restored=restored and has_nodes)
+                if self.node_summary.restored:
+                    self.unused_node_settings = self._unused_settings(self.node_summary, cloud)
+            self.store, self.loaded = store, loaded
+            _check_cancel(cancel)
+            self.controllers = self._make_controllers(store)
+            api = Api(store, controllers=self.controllers)
+            try:
+                self._server = ApiServer(api, port=self.port,
+                                         wait_durable=self.journal.wait_durable if self.journal else None)
+            except (OSError, OverflowError) as e:  # OverflowError: a port outside 0-65535
+                raise ClusterError(f"cannot listen on 127.0.0.1:{self.port}: {e}") from e
+            _check_cancel(cancel)
+            self._server.start()
             self.kubeconfig = self._write_kubeconfig()
             if self.controllers is not None:
                 self.controllers.start()
-            if self.state_file is not None:
-                self._flusher = _Flusher(store, self.state_file)
-                self._flusher.start()
-        except BaseException:
-            self.stop()
+            _check_cancel(cancel)
+        except BaseException:  # KeyboardInterrupt included: leave nothing running or half-saved
+            try:
+                self._shut_down(store)
+            except OutputError:
+                pass
             raise
         return self
 
     def stop(self) -> None:
+        if self._running:
+            self._shut_down(self.store)
+
+    def _shut_down(self, store: Store | None) -> None:
         if self.controllers is not None:
             self.controllers.stop()
-        if self.store is not None:
-            self.store.close()
+        if store is not None:
+            store.close()
         if self._server is not None:
             self._server.stop()
             self._server = None
-        flusher, self._flusher = self._flusher, None
+        journal, self.journal = self.journal, None
         try:
-            if flusher is not None:
-                flusher.stop()
+            if journal is not None and store is not None:
+                journal.close(detach=lambda: store.set_journal(None))
         finally:
             if self._tmpdir is not None:
                 self._tmpdir.cleanup()
@@ -234,11 +313,15 @@ class SimCluster:
         if self.controllers is not None:
             self.controllers.settle(timeout)
 
-    def run_forever(self) -> None:
-        """Block until SIGINT or SIGTERM (main thread only), then stop."""
-        stop = threading.Event()
+    def run_forever(self, *, ready: Callable[[], None] | None = None,
+                    cancel: threading.Event | None = None) -> None:
+        """Block until SIGINT or SIGTERM (main thread only), then stop. ``ready`` runs once the
+        signals are handled (to print "Press Ctrl-C": from then on Ctrl-C is a clean stop)."""
+        stop = cancel or threading.Event()
         previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
+            if ready is not None and not stop.is_set():
+                ready()
             while not stop.wait(0.5):
                 pass
         finally:
@@ -274,16 +357,40 @@ class SimCluster:
             raise OutputError(f"cannot write the sim kubeconfig to {path}: {e}") from e
         return path
 
+    def _unused_settings(self, summary: NodeSummary, cloud: str) -> tuple[str, ...]:
+        """The node settings given that differ from the nodes a state file brought back."""
+        used_zones = self.zones[:max(1, min(len(self.zones), summary.count))]
+        differs = {"nodes": self.nodes != summary.count,
+                   "node_type": summary.types != ((self.node_type, summary.count),),
+                   "zones": set(zone_labels(cloud, used_zones)) != set(summary.zones)}
+        return tuple(name for name in ("nodes", "node_type", "zones") if self._given[name] and differs[name])
+
+    def _create_nodes(self, store: Store, cancel: threading.Event | None = None) -> None:
+        for node in node_objects(self.node_type, nodes=self.nodes, zones=self.zones, provider=self.provider):
+            _check_cancel(cancel)
+            store.create(R.NODE, node)
+
     @staticmethod
-    def _load_state(store: Store, path: Path) -> None:
+    def _restore(store: Store, document: dict, path: Path | None) -> None:
         try:
-            state = json.loads(path.read_text(encoding="utf-8"))
-            if not isinstance(state, dict) or not isinstance(state.get("objects", {}), dict):
-                raise ValueError("not a sim state document")
-            store.restore(state)
-        except (OSError, ValueError, KeyError, TypeError) as e:
+            store.restore(document)
+            crd_list, _ = store.list(R.CRD)
+            for crd in crd_list:
+                crds.register(store.registry, crd)
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise InputError(f"cannot load sim state: {e}", file=str(path),
                              valid="a state file written by `eafix-capacity sim up --state`") from e
-        crd_list, _ = store.list(R.CRD)
-        for crd in crd_list:
-            crds.register(store.registry, crd)
+
+
+def _check_parent_is_a_directory(path: Path, *, what: str) -> None:
+    """Refuse ``path`` now, before anything is served, when a parent of it is a regular file."""
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise OutputError(f"cannot write {what} to {path}: parent {parent} is not a directory")
+            return
+
+
+def _check_cancel(cancel: threading.Event | None) -> None:
+    if cancel is not None and cancel.is_set():
+        raise KeyboardInterrupt

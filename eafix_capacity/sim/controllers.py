@@ -571,12 +571,11 @@ class ControllerManager:
     def _update_status(self, rt: ResourceType, obj: Mapping, status: dict) -> None:
         if _same_status(obj.get("status"), status):
             return
-        body = {"apiVersion": rt.api_version, "kind": rt.kind,
-                "metadata": {"name": obj["metadata"]["name"], "namespace": obj["metadata"].get("namespace"),
-                             "resourceVersion": obj["metadata"]["resourceVersion"]},
-                "status": status}
+        meta = {"name": obj["metadata"]["name"], "namespace": obj["metadata"].get("namespace"),
+                "resourceVersion": obj["metadata"]["resourceVersion"]}
         if not rt.namespaced:
-            body["metadata"].pop("namespace")
+            meta.pop("namespace")
+        body = {"apiVersion": rt.api_version, "kind": rt.kind, "metadata": meta, "status": status}
         self.store.update(rt, body, subresource="status")
 
     def event(self, involved: Mapping, *, reason: str, message: str, etype: str = "Normal",
@@ -1102,15 +1101,16 @@ class ControllerManager:
             return
         ns, name = _ns_name(pvc)
         spec = pvc.get("spec") or {}
-        pv = {"apiVersion": "v1", "kind": "PersistentVolume",
-              "metadata": {"name": volume, "annotations": {"pv.kubernetes.io/provisioned-by": "sim.eafix.io"},
-                           "finalizers": ["kubernetes.io/pv-protection"]},
-              "spec": {"capacity": {"storage": storage}, "accessModes": modes,
-                       "persistentVolumeReclaimPolicy": "Delete", "volumeMode": spec.get("volumeMode", "Filesystem"),
-                       "claimRef": {"kind": "PersistentVolumeClaim", "namespace": ns, "name": name, "apiVersion": "v1",
-                                    "uid": pvc["metadata"].get("uid")},
-                       "csi": {"driver": "sim.eafix.io", "volumeHandle": volume}},
-              "status": {"phase": "Bound"}}
+        pv: dict[str, Any] = {
+            "apiVersion": "v1", "kind": "PersistentVolume",
+            "metadata": {"name": volume, "annotations": {"pv.kubernetes.io/provisioned-by": "sim.eafix.io"},
+                         "finalizers": ["kubernetes.io/pv-protection"]},
+            "spec": {"capacity": {"storage": storage}, "accessModes": modes,
+                     "persistentVolumeReclaimPolicy": "Delete", "volumeMode": spec.get("volumeMode", "Filesystem"),
+                     "claimRef": {"kind": "PersistentVolumeClaim", "namespace": ns, "name": name, "apiVersion": "v1",
+                                  "uid": pvc["metadata"].get("uid")},
+                     "csi": {"driver": "sim.eafix.io", "volumeHandle": volume}},
+            "status": {"phase": "Bound"}}
         if spec.get("storageClassName"):
             pv["spec"]["storageClassName"] = spec["storageClassName"]
         try:

@@ -130,7 +130,8 @@ def _secret(obj: dict) -> None:
     """``stringData`` is write-only: merged into ``data`` (base64) and dropped, as the server does."""
     string_data = obj.pop("stringData", None)
     if isinstance(string_data, dict) and string_data:
-        data = obj.get("data") if isinstance(obj.get("data"), dict) else {}
+        existing = obj.get("data")
+        data: dict = existing if isinstance(existing, dict) else {}
         for key, value in string_data.items():
             data[key] = base64.b64encode(str(value).encode()).decode()
         obj["data"] = data

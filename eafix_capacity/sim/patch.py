@@ -70,16 +70,17 @@ def _smp_map(original: dict, patch: dict, node: Node) -> dict | None:
             deletions[key.split("/", 1)[1]] = value if isinstance(value, list) else []
             continue
         child = node.child(key)
+        current = result.get(key)
         if value is None:
             result.pop(key, None)
         elif isinstance(value, dict) and not child.is_atomic_map:
-            merged = _smp_map(result.get(key) if isinstance(result.get(key), dict) else {}, value, child)
+            merged = _smp_map(current if isinstance(current, dict) else {}, value, child)
             if merged is None:
                 result.pop(key, None)
             else:
                 result[key] = merged
         elif isinstance(value, list):
-            result[key] = _smp_list(result.get(key) if isinstance(result.get(key), list) else [], value, child)
+            result[key] = _smp_list(current if isinstance(current, list) else [], value, child)
         else:
             result[key] = copy.deepcopy(value)
     for key, values in deletions.items():
@@ -456,24 +457,24 @@ def _without_server_meta(applied: dict) -> dict:
 
 def _apply_merge(live: Any, applied: Any, node: Node) -> Any:
     if isinstance(applied, dict) and isinstance(live, dict) and not node.is_atomic_map:
-        out = dict(live)
+        merged = dict(live)
         for k, v in applied.items():
-            out[k] = _apply_merge(live.get(k), v, node.child(k))
-        return out
+            merged[k] = _apply_merge(live.get(k), v, node.child(k))
+        return merged
     if isinstance(applied, list) and isinstance(live, list):
         keys = node.map_keys
         if node.list_type == "map" and keys:
-            out = list(live)
+            elements = list(live)
             for element in applied:
                 if not isinstance(element, dict):
                     return copy.deepcopy(applied)
-                for i, existing in enumerate(out):
+                for i, existing in enumerate(elements):
                     if isinstance(existing, dict) and all(existing.get(k) == element.get(k) for k in keys):
-                        out[i] = _apply_merge(existing, element, node.items())
+                        elements[i] = _apply_merge(existing, element, node.items())
                         break
                 else:
-                    out.append(copy.deepcopy(element))
-            return out
+                    elements.append(copy.deepcopy(element))
+            return elements
         if node.list_type == "set":
             return list(live) + [copy.deepcopy(v) for v in applied if v not in live]
     return copy.deepcopy(applied)

@@ -2,7 +2,10 @@
 
 Reads bounded request bodies (413 above ``MAX_BODY_BYTES``, 400 on a broken body), hands
 them to ``Api.handle`` and writes the answer with a Content-Length, or chunked for watch
-streams. Socket timeouts make sure no connection hangs a thread forever.
+streams. Socket timeouts make sure no connection hangs a thread forever. With a
+``wait_durable`` callback (``--state``'s write-ahead log), the answer to any request that may
+have written is sent only once every change up to the store's resourceVersion at that point
+is on disk: a client never hears of a change that a crash could still take back.
 """
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ import select
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Iterator
+from typing import Callable, Iterator
 from urllib.parse import urlsplit
 
 from eafix_capacity.sim.api import MAX_BODY_BYTES, Api, Response, error_response
@@ -20,6 +23,7 @@ from eafix_capacity.sim.apierror import ApiError
 _READ_TIMEOUT = 30.0
 _DISCARD_LIMIT = 64 * 1024 * 1024
 _STOP_WAIT = 5.0
+_READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -103,7 +107,22 @@ class _Handler(BaseHTTPRequestHandler):
                 response = self.server.api.handle(self.command, url.path, url.query, headers, body)
             except Exception as e:  # the sim must answer, never drop the connection
                 response = error_response(ApiError(500, "InternalError", f"Internal error occurred: {e!r}"))
+            response = self._once_durable(response)
         self._send(response)
+
+    def _once_durable(self, response: Response) -> Response:
+        """``response`` once what it reports is on disk (the store's resourceVersion now covers
+        this request's own changes, and any other change it could have read); a 500 instead if
+        it cannot be saved. A refused write waits too: its answer may rest on another's change."""
+        wait = self.server.wait_durable
+        if wait is None or self.command in _READ_ONLY_METHODS:
+            return response
+        try:
+            wait(self.server.api.store.resource_version)
+        except Exception as e:
+            return error_response(ApiError(500, "InternalError", f"Internal error occurred: {e}; the change may "
+                                                                 "be lost when the sim stops"))
+        return response
 
     def _send(self, response: Response) -> None:
         self.send_response(response.status)
@@ -158,8 +177,9 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, address: tuple[str, int], api: Api) -> None:
+    def __init__(self, address: tuple[str, int], api: Api, wait_durable: Callable[[int], None] | None) -> None:
         self.api = api
+        self.wait_durable = wait_durable
         self._busy = 0
         self._idle = threading.Condition()
         super().__init__(address, _Handler)
@@ -185,9 +205,10 @@ class _Server(ThreadingHTTPServer):
 class ApiServer:
     """Serves an ``Api`` on 127.0.0.1:port (0 = ephemeral) in a background thread."""
 
-    def __init__(self, api: Api, *, port: int = 0, host: str = "127.0.0.1") -> None:
+    def __init__(self, api: Api, *, port: int = 0, host: str = "127.0.0.1",
+                 wait_durable: Callable[[int], None] | None = None) -> None:
         self.api = api
-        self._server = _Server((host, port), api)
+        self._server = _Server((host, port), api, wait_durable)
         self._thread: threading.Thread | None = None
 
     @property
@@ -205,7 +226,8 @@ class ApiServer:
 
     def stop(self) -> None:
         self.api.stopping = True
-        self._server.shutdown()
+        if self._thread is not None:  # shutdown() waits for serve_forever, forever if it never ran
+            self._server.shutdown()
         self._server.server_close()
         self._server.wait_idle(_STOP_WAIT)
         if self._thread is not None:

@@ -8,10 +8,12 @@ next. Every committed change gets the next global ``resourceVersion`` and is app
 bounded event log that watches replay from. Metadata the server owns (uid, resourceVersion,
 creationTimestamp, generation) is set here, as are namespace existence, optimistic
 concurrency and garbage collection through ``ownerReferences``. Subscribers (the
-controllers) hear about every change.
+controllers) hear about every change; a journal (``--state``'s write-ahead log, see
+:mod:`eafix_capacity.sim.wal`) records each one before it is applied.
 """
 from __future__ import annotations
 
+import builtins
 import json
 import random
 import sys
@@ -30,6 +32,8 @@ from eafix_capacity.sim.selectors import matcher
 __all__ = ["ApiError", "Store", "WatchEvent", "now_rfc3339", "encode", "compact"]
 
 Subscriber = Callable[[str, ResourceType, dict], None]
+Journal = Callable[[int, str, str, str, str, bytes], None]
+"""``journal(rv, event_type, key, namespace, name, raw)``; raising ``ApiError`` refuses the change."""
 
 _GEN_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 _INITIAL_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
@@ -67,11 +71,11 @@ def compact(value: Any, like: Any = None) -> Any:
     """
     kind = type(value)
     if kind is dict:
-        olds = like if type(like) is dict else {}
-        return {_intern(k): _compact_part(v, olds.get(k, _ABSENT)) for k, v in value.items()}
+        old_members: dict = like if type(like) is dict else {}
+        return {_intern(k): _compact_part(v, old_members.get(k, _ABSENT)) for k, v in value.items()}
     if kind is list:
-        olds = like if type(like) is list else ()
-        return [_compact_part(v, olds[i] if i < len(olds) else _ABSENT) for i, v in enumerate(value)]
+        old_items: builtins.list | tuple = like if type(like) is list else ()
+        return [_compact_part(v, old_items[i] if i < len(old_items) else _ABSENT) for i, v in enumerate(value)]
     if kind is str:
         return _intern(value) if len(value) <= INTERN_MAX_CHARS else value
     return value
@@ -124,6 +128,7 @@ class Store:
         self._rv = 0
         self._log: deque[WatchEvent] = deque(maxlen=log_size)
         self._subscribers: list[Subscriber] = []
+        self._journal: Journal | None = None
         self._rand = random.Random(seed)
         self.closed = False
         for ns in _INITIAL_NAMESPACES:
@@ -156,7 +161,7 @@ class Store:
         return [json.loads(r) for r in raws], rv
 
     def list_objects(self, rt: ResourceType, namespace: str | None = None, *, label_selector: str | None = None,
-                     field_selector: str | None = None) -> tuple[list[dict], list[bytes], str]:
+                     field_selector: str | None = None) -> tuple[builtins.list[dict], builtins.list[bytes], str]:
         """Stored objects (shared: callers must not mutate them) with their encodings, sorted."""
         match = matcher(label_selector, field_selector, rt.kind)
         with self.lock:
@@ -171,7 +176,7 @@ class Store:
                 raws.append(entry.raw)
         return objs, raws, rv
 
-    def _sorted_entries(self, key: str) -> list[tuple[tuple[str, str], _Entry]]:
+    def _sorted_entries(self, key: str) -> builtins.list[tuple[tuple[str, str], _Entry]]:
         """(namespace, name)-sorted entries of one type, cached until the type next changes."""
         cached = self._sorted.get(key)
         if cached is None:
@@ -180,7 +185,7 @@ class Store:
         return cached
 
     def list_raw(self, rt: ResourceType, namespace: str | None = None, *, label_selector: str | None = None,
-                 field_selector: str | None = None) -> tuple[list[bytes], str]:
+                 field_selector: str | None = None) -> tuple[builtins.list[bytes], str]:
         _, raws, rv = self.list_objects(rt, namespace, label_selector=label_selector, field_selector=field_selector)
         return raws, rv
 
@@ -320,7 +325,7 @@ class Store:
             return json.loads(entry.raw)
 
     def delete_collection(self, rt: ResourceType, namespace: str | None, *, label_selector: str | None = None,
-                          field_selector: str | None = None, dry_run: bool = False) -> list[dict]:
+                          field_selector: str | None = None, dry_run: bool = False) -> builtins.list[dict]:
         with self.lock:
             objs, _, _ = self.list_objects(rt, namespace, label_selector=label_selector, field_selector=field_selector)
             names = [(o["metadata"].get("namespace"), o["metadata"]["name"]) for o in objs]
@@ -339,7 +344,7 @@ class Store:
 
     # --- watch support -----------------------------------------------------------------------
 
-    def events_since(self, rv: int, rt: ResourceType) -> list[WatchEvent]:
+    def events_since(self, rv: int, rt: ResourceType) -> builtins.list[WatchEvent]:
         """Committed events of ``rt`` with resourceVersion > rv; 410 Gone if the log no longer reaches back."""
         with self.lock:
             # The log replays changes after ``oldest``; after a restore it starts empty at the restored version.
@@ -348,7 +353,7 @@ class Store:
                 raise ApiError(410, "Expired", f"too old resource version: {rv} ({oldest})")
             if rv > self._rv:
                 return []
-            out: list[WatchEvent] = []
+            out: builtins.list[WatchEvent] = []
             for ev in reversed(self._log):
                 if ev.rv <= rv:
                     break
@@ -376,13 +381,20 @@ class Store:
             return {"resourceVersion": self._rv,
                     "objects": {key: [e.obj for e in table.values()] for key, table in self._data.items() if table}}
 
-    def dump_raw(self) -> tuple[int, bytes]:
-        """(resourceVersion, the ``dump()`` document as JSON) built from the cached encodings."""
+    def dump_raw(self, *, header: dict | None = None) -> tuple[int, bytes]:
+        """(resourceVersion, the ``dump()`` document as JSON) built from the cached encodings;
+        the members of ``header`` come first in the document."""
         with self.lock:
             rv = self._rv
-            parts = [b'"' + key.encode() + b'":[' + b",".join(e.raw for e in table.values()) + b"]"
+            parts = [encode(key) + b":[" + b",".join(e.raw for e in table.values()) + b"]"
                      for key, table in self._data.items() if table]
-        return rv, b'{"resourceVersion":%d,"objects":{' % rv + b",".join(parts) + b"}}"
+        head = b"{" + encode(header)[1:-1] + b"," if header else b"{"
+        return rv, head + b'"resourceVersion":%d,"objects":{' % rv + b",".join(parts) + b"}}"
+
+    def set_journal(self, journal: Journal | None) -> None:
+        """Have ``journal`` record every change before it is applied (None: stop recording)."""
+        with self.lock:
+            self._journal = journal
 
     def restore(self, state: dict) -> None:
         """Replace the content with what ``dump()`` returned (no events are emitted)."""
@@ -427,6 +439,8 @@ class Store:
         rv = self._rv + 1
         obj["metadata"]["resourceVersion"] = str(rv)
         raw = encode(obj)
+        if self._journal is not None:
+            self._journal(rv, etype, rt.key, ns, name, raw)  # first: a change the log refuses is not applied
         table = self._data.setdefault(rt.key, {})
         old = table.get((ns, name))
         stored = None if etype == "DELETED" else _stored_form(obj, raw, old.obj if old is not None else None)
@@ -447,7 +461,7 @@ class Store:
             self._notify(subscribers, etype, rt, raw)
         return raw
 
-    def _notify(self, subscribers: list[Subscriber], etype: str, rt: ResourceType, raw: bytes) -> None:
+    def _notify(self, subscribers: builtins.list[Subscriber], etype: str, rt: ResourceType, raw: bytes) -> None:
         try:
             obj = json.loads(raw)
         except RecursionError:  # nested deeper than a decode can go from here: nothing to hand out
@@ -537,8 +551,11 @@ class Store:
             entry = self._data.get(R.NAMESPACE.key, {}).get(("", name))
             if entry is None or not entry.obj["metadata"].get("deletionTimestamp"):
                 return
-            self._delete_namespace_contents(name)
-            self._remove(R.NAMESPACE, "", name)
+            try:
+                self._delete_namespace_contents(name)
+                self._remove(R.NAMESPACE, "", name)
+            except ApiError:  # the journal refuses writes (state no longer saved): stay Terminating
+                return
 
     def _delete_namespace_contents(self, ns: str) -> None:
         for key in list(self._data):

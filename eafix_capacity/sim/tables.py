@@ -66,11 +66,13 @@ def _meta(o: dict) -> dict:
 
 
 def _spec(o: dict) -> dict:
-    return o.get("spec") if isinstance(o.get("spec"), dict) else {}
+    spec = o.get("spec")
+    return spec if isinstance(spec, dict) else {}
 
 
 def _status(o: dict) -> dict:
-    return o.get("status") if isinstance(o.get("status"), dict) else {}
+    status = o.get("status")
+    return status if isinstance(status, dict) else {}
 
 
 def _containers(o: dict) -> list[dict]:

@@ -17,11 +17,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
-
 from eafix_capacity import quantity
 from eafix_capacity.errors import InputError, QuantityError
 from eafix_capacity.paths import data_file
+from eafix_capacity.yamlio import load_yaml_text
 
 SERVICE_LABEL = "app.kubernetes.io/name"
 DEFAULT_MODEL_PATH = data_file("usage-model.yaml")
@@ -71,7 +70,7 @@ class UsageModel:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def service(self, labels: Mapping[str, str] | None) -> ServiceUsage:
-        name = (labels or {}).get(SERVICE_LABEL)
+        name = (labels or {}).get(SERVICE_LABEL, "default")
         return self.services.get(name) or self.services["default"]
 
     def session_level(self, t: datetime) -> float:
@@ -175,10 +174,7 @@ def load_usage_model(path: str | Path | None = None) -> UsageModel:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise InputError(f"cannot read usage model: {e.strerror}", file=str(path)) from e
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise InputError(f"not valid YAML: {e}", file=str(path)) from e
+    data = load_yaml_text(text, file=str(path))
     return parse_usage_model(data, source=str(path))
 
 

@@ -221,7 +221,7 @@ def _semantic_checks(obj: dict, rt: ResourceType) -> None:
                            "message": f'Invalid value: "{value}": a valid label must be an empty string or consist '
                                       "of alphanumeric characters, '-', '_' or '.', and must start and end with an "
                                       "alphanumeric character"})
-    spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
+    spec = _mapping_at(obj, "spec")
     if rt.kind == "Secret" and rt.group == "":
         _check_base64(obj, rt)
     if rt.kind in _WORKLOADS and rt.group == "apps":
@@ -231,7 +231,7 @@ def _semantic_checks(obj: dict, rt: ResourceType) -> None:
             causes.append({"reason": "FieldValueRequired", "field": "spec.containers", "message": "Required value"})
         causes += _pod_spec_checks(spec, "spec")
     if rt.kind in _WORKLOADS and rt.group == "apps":
-        tmpl = spec.get("template") if isinstance(spec.get("template"), dict) else {}
+        tmpl = _mapping_at(spec, "template")
         if isinstance(tmpl.get("spec"), dict):
             causes += _pod_spec_checks(tmpl["spec"], "spec.template.spec")
     if causes:
@@ -277,6 +277,13 @@ def _check_base64(obj: dict, rt: ResourceType) -> None:
                                               f"{rt.kind}: illegal base64 data in data.{key}") from None
 
 
+def _mapping_at(obj: dict, key: str) -> dict:
+    """``obj[key]`` when it is a mapping, else an empty one (a wrong type is reported by
+    the schema checks, not here)."""
+    value = obj.get(key)
+    return value if isinstance(value, dict) else {}
+
+
 def _label_key_ok(key: str) -> bool:
     prefix, _, name = key.rpartition("/")
     if prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix)):
@@ -287,7 +294,7 @@ def _label_key_ok(key: str) -> bool:
 def _workload_checks(spec: dict) -> list[dict]:
     causes: list[dict] = []
     selector = spec.get("selector")
-    template = spec.get("template") if isinstance(spec.get("template"), dict) else {}
+    template = _mapping_at(spec, "template")
     labels = ((template.get("metadata") or {}).get("labels")) or {}
     if not isinstance(selector, dict):
         causes.append({"reason": "FieldValueRequired", "field": "spec.selector", "message": "Required value"})
@@ -304,7 +311,7 @@ def _workload_checks(spec: dict) -> list[dict]:
             causes.append({"reason": "FieldValueInvalid", "field": "spec.template.metadata.labels",
                            "message": f"Invalid value: map[string]string{{{shown}}}: `selector` does not match "
                                       "template `labels`"})
-    containers = ((template.get("spec") or {}).get("containers")) if isinstance(template.get("spec"), dict) else None
+    containers = _mapping_at(template, "spec").get("containers")
     if not containers:
         causes.append({"reason": "FieldValueRequired", "field": "spec.template.spec.containers",
                        "message": "Required value"})

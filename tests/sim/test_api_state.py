@@ -135,25 +135,79 @@ def test_stop_saves_a_write_that_was_in_flight(tmp_path: Path) -> None:
     assert "late" in names
 
 
-def test_state_that_cannot_be_saved_is_an_output_error_on_stop(tmp_path: Path) -> None:
+def test_state_under_a_regular_file_is_refused_at_start_before_serving(tmp_path: Path) -> None:
     from eafix_capacity.errors import OutputError
 
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("a file where the state directory should be")
     state = blocker / "state.json"
-    sim = SimCluster(state_file=state, nodes=1, kubeconfig=tmp_path / "kc", controllers=False).start()
-    assert sim.store is not None
-    sim.store.create(R.CONFIGMAP, {"apiVersion": "v1", "kind": "ConfigMap",
-                                   "metadata": {"name": "c", "namespace": "default"}})
-    url = sim.url
+    sim = SimCluster(state_file=state, nodes=1, kubeconfig=tmp_path / "kc", controllers=False)
     with pytest.raises(OutputError) as err:
-        sim.stop()
-    assert str(state) in str(err.value)
-    with pytest.raises(OSError):  # stopped all the same: the server no longer answers
-        urllib.request.urlopen(f"{url}/healthz", timeout=2)
-    sim.start()  # it can be started again: the failed stop left it cleanly stopped
-    with pytest.raises(OutputError):
-        sim.stop()
+        sim.start()
+    assert str(state) in str(err.value) and f"parent {blocker} is not a directory" in str(err.value)
+    assert not sim._running and sim._server is None and sim.store is None
+    assert not (tmp_path / "kc").exists()  # refused before the kubeconfig that would point at a server
+
+
+def test_state_in_a_directory_that_refuses_writes_is_refused_at_start(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """As root no permission bit stops a write, so the refusal (EACCES) is simulated at ``os.open``."""
+    import errno
+    import os
+
+    from eafix_capacity.errors import OutputError
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_open = os.open
+
+    def refusing_open(path: object, flags: int, *args: object, **kw: object) -> int:
+        if str(path).startswith(str(locked)) and flags & (os.O_WRONLY | os.O_RDWR):
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_open(path, flags, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", refusing_open)
+    sim = SimCluster(state_file=locked / "state.json", nodes=1, kubeconfig=tmp_path / "kc", controllers=False)
+    with pytest.raises(OutputError) as err:
+        sim.start()
+    assert str(locked / "state.json") in str(err.value) and "Permission denied" in str(err.value)
+    assert not sim._running and sim._server is None
+    assert list(locked.iterdir()) == []
+
+
+@pytest.mark.parametrize("content, problem", [
+    (b'{"foo": 1}', "not a sim state file"),
+    (b"{not json", "not JSON"),
+    (b"", "the file is empty"),
+    (b"[1, 2]", "not an object"),
+    (b'{"kind": "EafixSimState", "version": 2, "id": "x", "resourceVersion": 1, "objects": {}}',
+     "version not supported: 2"),
+    (b'{"kind": "Config", "apiVersion": "v1"}', "kind is 'Config'"),
+    (b'{"resourceVersion": 3, "objects": {"/configmaps": [{"data": {}}]}}', "not an object with metadata.name"),
+])
+def test_a_state_file_that_is_not_the_sims_is_refused_and_left_alone(tmp_path: Path, content: bytes,
+                                                                     problem: str) -> None:
+    state = tmp_path / "state.json"
+    state.write_bytes(content)
+    sim = SimCluster(state_file=state, nodes=1, kubeconfig=tmp_path / "kc", controllers=False)
+    with pytest.raises(InputError) as err:
+        sim.start()
+    message = str(err.value)
+    assert message.startswith(f"{state}: ") and problem in message and "\n" not in message
+    assert state.read_bytes() == content  # not overwritten
+    assert not (tmp_path / "state.json.wal").exists() and sim._server is None
+
+
+def test_a_state_file_of_the_earlier_kit_is_still_read(tmp_path: Path) -> None:
+    """Before the write-ahead log the file was ``{"resourceVersion": N, "objects": {...}}``: still accepted."""
+    state = tmp_path / "state.json"
+    with SimCluster(nodes=1, kubeconfig=tmp_path / "kc", controllers=False) as sim:
+        assert sim.store is not None
+        sim.store.create(R.CONFIGMAP, {"metadata": {"name": "old", "namespace": "default"}, "data": {"a": "1"}})
+        state.write_text(json.dumps(sim.store.dump()))
+    with SimCluster(state_file=state, kubeconfig=tmp_path / "kc", controllers=False) as sim:
+        assert sim.store is not None and sim.store.get(R.CONFIGMAP, "default", "old")["data"] == {"a": "1"}
+    assert json.loads(state.read_text())["kind"] == "EafixSimState"
 
 
 def test_unwritable_kubeconfig_is_an_output_error_and_nothing_keeps_running(tmp_path: Path) -> None:

@@ -190,7 +190,7 @@ def test_unreadable_and_invalid_yaml_files(tmp_path: Path):
         load_usage_model(tmp_path / "missing.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("services: [unclosed\n")
-    with pytest.raises(InputError, match="not valid YAML"):
+    with pytest.raises(InputError, match="invalid YAML"):
         load_usage_model(bad)
 
 

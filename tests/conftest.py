@@ -1,0 +1,67 @@
+"""Suite-wide checks: a test run leaves nothing behind in the checkout.
+
+Tests write into ``tmp_path``; a test (or a notebook it runs with a relative default such
+as ``output_dir="../reports/..."``) that writes into the checkout instead would leave files
+that ``git status`` then shows, or that a later run reads. The snapshot taken at the start of
+the session is compared with the state at its end, so files that were already there (or
+that someone creates in another directory meanwhile) do not count: only paths that appeared
+during the run in the watched places do, and they fail the run.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+# Watched recursively: where outputs of the kit's commands and notebooks would land.
+WATCHED_TREES = ("reports", "notebooks", "data", "manifests")
+# Tool caches a pytest run keeps on purpose (gitignored, removed by `make clean`), and
+# JupyterLab's checkpoints (a `make lab` open beside the test run saves them).
+CACHES = frozenset({".pytest_cache", ".hypothesis", ".mypy_cache", "__pycache__", ".venv",
+                    ".ipynb_checkpoints"})
+
+_SNAPSHOT = pytest.StashKey[frozenset[str]]()
+
+
+def checkout_entries(root: Path) -> frozenset[str]:
+    """The top-level entries of the checkout and every path under the watched trees,
+    relative to ``root``, without the tool caches."""
+    found: set[str] = set()
+    for entry in root.iterdir():
+        if entry.name in CACHES or entry.name.endswith(".egg-info"):
+            continue
+        found.add(entry.name)
+        if entry.name in WATCHED_TREES and entry.is_dir():
+            for path in entry.rglob("*"):
+                rel = path.relative_to(root)
+                if not CACHES.intersection(rel.parts):
+                    found.add(rel.as_posix())
+    return frozenset(found)
+
+
+def left_behind(before: frozenset[str], after: frozenset[str]) -> list[str]:
+    """Paths that appeared during the run, parents only (``reports/x`` not also its files)."""
+    new = sorted(after - before)
+    return [p for p in new if not any(p.startswith(q + "/") for q in new if q != p)]
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.stash[_SNAPSHOT] = checkout_entries(ROOT)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    before = session.stash.get(_SNAPSHOT, None)
+    if before is None:
+        return
+    new = left_behind(before, checkout_entries(ROOT))
+    if not new:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    message = ("FAILED: the test run left files in the checkout (tests must write into tmp_path): "
+               + ", ".join(new))
+    if reporter is not None:
+        reporter.write_line(message, red=True, bold=True)
+    else:  # pragma: no cover - without the terminal plugin (-p no:terminal)
+        print(message)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
