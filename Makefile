@@ -36,7 +36,7 @@ report: $(STAMP)
 	$(VENV)/bin/eafix-capacity report
 
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --dist loadscope
 
 bench: $(STAMP)
 	$(PY) bench/run_all.py

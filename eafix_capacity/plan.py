@@ -266,12 +266,16 @@ def make_plan(catalog: Catalog, profile: Profile, node_type: NodeType, options: 
     reqs = {name: _requests(p) for name, p in pods.items()}
     _check_node_bound(reqs, shape=shape, headroom=headroom, node_type=node_type.name)
     needed = {
-        "baseline": min_nodes(reqs["baseline"], headroom),
-        "hpa-max": min_nodes(reqs["hpa-max"], shape),
-        "rollout": min_nodes(reqs["rollout"], shape),
+        "baseline": min_nodes(reqs["baseline"], headroom, at_most=MAX_NODES),
+        "hpa-max": min_nodes(reqs["hpa-max"], shape, at_most=MAX_NODES),
+        "rollout": min_nodes(reqs["rollout"], shape, at_most=MAX_NODES),
     }
-    drain_base = min_nodes(reqs["node-drain"], shape)
+    drain_base = min_nodes(reqs["node-drain"], shape, at_most=MAX_NODES - 1)
     needed["node-drain"] = drain_base
+    for name, r in needed.items():
+        if r.beyond is not None:
+            raise InputError(f"the {name} scenario does not pack on {MAX_NODES:,} {node_type.name} nodes",
+                             field="nodes", valid=f"{NODES_LIMIT_TEXT}: a larger node type or fewer replicas")
     # node-drain runs the baseline on N-1 nodes, so it needs one more node than the baseline
     drain_needed = drain_base.nodes_needed + 1 if drain_base.nodes_needed is not None else None
 

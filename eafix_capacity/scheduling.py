@@ -264,10 +264,11 @@ class Placement:
 
 @dataclass(frozen=True)
 class PackResult:
-    nodes_needed: int | None      # None when some pod fits no node at all
+    nodes_needed: int | None      # None when some pod fits no node at all, or no count up to at_most packs
     lower_bound: int
     placement: Placement | None
     unfit: tuple[str, ...] = ()   # pods larger than an empty node
+    beyond: int | None = None     # the at_most that no count up to packed
 
 
 def lower_bound(pods: Sequence[PodRequest], shape: NodeShape) -> int:
@@ -475,7 +476,7 @@ def place(pods: Sequence[PodRequest], shape: NodeShape, *, nodes: int,
 
 
 def min_nodes(pods: Sequence[PodRequest], shape: NodeShape, *,
-              at_least: int = 0) -> PackResult:
+              at_least: int = 0, at_most: int | None = None) -> PackResult:
     """The smallest node count, searched from the lower bound, that ``place`` packs.
 
     Counts from the lower bound up are tried one by one for four steps, then by
@@ -483,7 +484,8 @@ def min_nodes(pods: Sequence[PodRequest], shape: NodeShape, *,
     search always ends when each pod fits an empty node. Because packing is not monotone
     in the count, past the first four steps bisection may skip a smaller count that
     would pack: the result is then the smallest count bisection finds. ``at_least``
-    raises the floor of the search (for example to keep a node spare)."""
+    raises the floor of the search (for example to keep a node spare); ``at_most`` ends
+    it there (a cluster's node limit): nothing packing up to it gives ``beyond``."""
     lb = lower_bound(pods, shape)
     unfit = tuple(p.name for p in pods if p.cpu_m > shape.cpu_m
                   or p.memory_bytes > shape.memory_bytes or shape.max_pods < 1)
@@ -491,6 +493,8 @@ def min_nodes(pods: Sequence[PodRequest], shape: NodeShape, *,
         return PackResult(None, lb, None, unfit)
     order = ffd_order(pods, shape)
     start = max(lb, at_least)
+    if at_most is not None and start > at_most:
+        return PackResult(None, lb, None, beyond=at_most)
     if not pods:
         return PackResult(start, lb, pack(order, shape, nodes=start, ordered=True))
     failed = start - 1
@@ -500,10 +504,14 @@ def min_nodes(pods: Sequence[PodRequest], shape: NodeShape, *,
         placement = place(order, shape, nodes=n, ordered=True)
         if placement is not None:
             break
+        if at_most is not None and n >= at_most:
+            return PackResult(None, lb, None, beyond=at_most)
         failed = n
         if n - start >= 3:
             step *= 2
         n = min(n + step, max(len(pods), start))
+        if at_most is not None:
+            n = min(n, at_most)
     best, best_placement = n, placement
     lo, hi = failed + 1, n - 1
     while lo <= hi:

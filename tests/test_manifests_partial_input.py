@@ -450,3 +450,18 @@ def test_check_library_flags_256m_memory():
     assert row.status == "fail" and row.detail == (
         "main: limits.memory: memory '1024m' has a milli (or smaller) suffix: 1.024 bytes; "
         "did you mean 1024Mi?")
+
+
+# --- a YAML bomb ------------------------------------------------------------------------------------
+
+_BOMB = "\n".join(["apiVersion: v1", "kind: ConfigMap", "metadata: {name: lol}", "data:",
+                   '  a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+                  + [f"  a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 9)]) + "\n"
+
+
+@pytest.mark.parametrize("command", [["manifests", "check"], ["manifests", "import"], ["plan", "--manifests"]])
+def test_a_billion_laughs_manifest_is_refused_in_one_short_line(tmp_path, capsys, command):
+    # 9^9 strings once expanded: the loader refuses the aliases before building anything
+    _write(tmp_path / "m" / "bomb.yaml", _BOMB)
+    line = _one_line_error(capsys, command + [str(tmp_path / "m")])
+    assert "bomb.yaml" in line and "alias" in line and len(line) < 1300

@@ -575,3 +575,12 @@ def test_packing_is_not_monotone_in_the_node_count() -> None:
             PodRequest("g3-0", "g3", 98, 0, spread=None)]
     assert min_nodes(pods, shape).nodes_needed == 2
     assert [place(pods, shape, nodes=n) is not None for n in range(1, 6)] == [False, True, False, True, True]
+
+
+def test_min_nodes_stops_at_at_most() -> None:
+    # 30 pods of 600m: one per 1000m node, so 30 nodes; a search capped at 20 ends there
+    pods = [PodRequest(f"p{i}", f"g{i}", 600, MI) for i in range(30)]
+    capped = min_nodes(pods, SHAPE, at_most=20)
+    assert capped.nodes_needed is None and capped.placement is None and capped.beyond == 20
+    assert min_nodes(pods, SHAPE, at_most=30).nodes_needed == 30
+    assert min_nodes(pods, SHAPE, at_most=5).beyond == 5  # below the lower bound: no packing tried

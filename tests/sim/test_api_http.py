@@ -333,6 +333,15 @@ def test_malformed_json_and_yaml_are_400(sim_cluster: SimCluster) -> None:
     assert status == 400
 
 
+def test_a_yaml_body_with_excessive_aliasing_is_400(sim_cluster: SimCluster) -> None:
+    # the API server refuses a billion-laughs body (go-yaml's aliasing check, CVE-2019-11253)
+    lines = ["apiVersion: v1", "kind: ConfigMap", "metadata: {name: lol}", "data:",
+             '  a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"  a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 9)]
+    status, body, _ = call(sim_cluster, "POST", CM_PATH, raw="\n".join(lines).encode(), ctype="application/yaml")
+    assert status == 400 and "alias" in assert_status(body, 400, "BadRequest")["message"]
+
+
 def test_wrong_kind_for_path_is_400(sim_cluster: SimCluster) -> None:
     status, body, _ = call(sim_cluster, "POST", CM_PATH, deployment("x"))
     assert status == 400 and "does not match the expected" in body["message"]
