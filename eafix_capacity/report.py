@@ -59,7 +59,7 @@ _OFFLINE_TEMPLATE = """{%- extends 'index.html.j2' -%}
 .eafix-table { overflow-x: auto; max-width: 100%; }
 .jp-RenderedHTMLCommon table.eafix { table-layout: auto; }
 .jp-RenderedHTMLCommon table.eafix td, .jp-RenderedHTMLCommon table.eafix th {
-  white-space: normal; overflow-wrap: anywhere; vertical-align: top; }
+  white-space: normal; overflow-wrap: break-word; vertical-align: top; }
 .jp-RenderedHTMLCommon table.eafix caption { caption-side: bottom; text-align: left; }
 .jp-OutputArea-output { overflow-x: auto; }
 td.eafix-fail { color: #b00020; font-weight: bold; }

@@ -183,6 +183,7 @@ def test_a_report_that_cannot_be_moved_into_place_is_an_output_error(tmp_path, m
             raise OSError(39, "Directory not empty")
         return real_rename(self, target)
     monkeypatch.setattr(Path, "rename", rename)
+    _stub_notebook(monkeypatch)  # the rename is under test, not the notebook
     out = tmp_path / "reports"
     assert main(["report", "--out", str(out)]) == 2
     err = capsys.readouterr().err
