@@ -60,6 +60,8 @@ def add_plan_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--catalog", default=None, help="services file, relative to the working directory (default: data/services.yaml)")
     p.add_argument("--manifests", default=None, help="plan from existing manifests in this directory (relative to the working directory)")
     p.add_argument("--replicas", action="append", metavar="SERVICE=N", help="override a service's replicas")
+    p.add_argument("--ignore-unknown-kinds", action="store_true", default=None,
+                   help="with --manifests: skip objects of unknown kind with a warning (default: an error)")
 
 
 def params_from_args(args: argparse.Namespace, base: PlanParams | None = None) -> PlanParams:
@@ -152,14 +154,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, metavar="DIR",
                    help="write services.csv, scenarios.csv, gates.csv and placement.csv into DIR")
     p.add_argument("--fail-on-gate", action="store_true", help="exit 1 when a gate fails")
-    p.add_argument("--ignore-unknown-kinds", action="store_true", default=None,
-                   help="with --manifests: skip objects of unknown kind with a warning (default: an error)")
     p.set_defaults(func=_cmd_plan)
 
-    r = sub.add_parser("report", help="run the capacity notebook with papermill into reports/<UTC time>/",
+    r = sub.add_parser("report", help="run the capacity notebook with papermill into reports/<UTC time>-<n>/",
                        description="Execute notebooks/01_capacity_model.ipynb with the given parameters, "
                                    "write the executed notebook, an HTML export without code and "
-                                   "summary.json to reports/<UTC timestamp>/, and print the HTML path.")
+                                   "summary.json to reports/<UTC timestamp>-<n>/, and print the HTML path.")
     add_plan_arguments(r)
     r.add_argument("--params", help="YAML file of parameters (flags override it); relative catalog and "
                                      "manifests paths in it are relative to the file's own directory")

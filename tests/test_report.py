@@ -492,3 +492,18 @@ def test_sha256_of_a_manifests_directory_changes_with_any_file(tmp_path):
     first = sha256_of(tmp_path)
     (tmp_path / "a" / "x.yml").write_text("kind: Service \n")
     assert sha256_of(tmp_path) != first
+
+
+def test_the_reproduce_command_of_every_option_parses_back_through_report(tmp_path):
+    import shlex
+
+    from eafix_capacity.inputs import PlanParams
+    from eafix_capacity.cli import build_parser, params_from_args
+    from eafix_capacity.report import reproduce_command
+    (tmp_path / "m").mkdir()
+    params = PlanParams(manifests=str(tmp_path / "m"), ignore_unknown_kinds=True, nodes=4, storage_gib=250.5,
+                        max_pods=64, mesh="istio", provider="eks", node_type="m5.2xlarge",
+                        replicas={"reporter": 3, "gui-gateway": 2})
+    argv = shlex.split(reproduce_command(params))
+    assert argv[:2] == ["eafix-capacity", "report"]
+    assert params_from_args(build_parser().parse_args(argv[1:])) == params
