@@ -1,6 +1,8 @@
 """`eafix-capacity report`: papermill run, HTML without code, summary.json, exit codes."""
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import re
@@ -35,17 +37,14 @@ def test_report_writes_notebook_html_and_summary(tmp_path, capsys):
     assert summary["passed"] is True
 
 
-def test_fail_on_gate_exits_1_and_keeps_the_evidence(tmp_path, capsys):
-    out = tmp_path / "r"
-    params = tmp_path / "params.yaml"
-    params.write_text("profile: recommended\nnode_type: n2-standard-8\nnodes: 1\n")
-    assert main(["report", "--out", str(out), "--params", str(params), "--fail-on-gate"]) == 1
-    err = capsys.readouterr().err
-    assert "gates failed:" in err and "node-drain" in err
-    (run,) = out.iterdir()
-    summary = json.loads((run / "summary.json").read_text())
-    assert summary["cluster"]["nodes"] == 1
+def test_fail_on_gate_exits_1_and_keeps_the_evidence(failing_report):
+    assert failing_report["rc"] == 1
+    err = failing_report["stderr"]
+    assert "gates failed:" in err and "profile-cpu" in err
+    summary = failing_report["summary"]
+    assert summary["cluster"]["nodes"] == 2
     assert not summary["passed"]
+    assert (failing_report["run"] / "01_capacity_model.html").exists()
 
 
 @pytest.mark.parametrize("argv,needle", [
@@ -114,23 +113,20 @@ def test_bad_replicas_text_in_the_notebook_is_bad_input(text):
     assert "replicas" in str(e.value) and "SERVICE:N" in str(e.value)
 
 
-def test_report_honours_max_pods_and_replicas(tmp_path, capsys):
+def test_report_honours_max_pods_and_replicas(failing_report):
     from eafix_capacity.inputs import PlanParams, plan_from_params
-    out = tmp_path / "reports"
-    assert main(["report", "--out", str(out), "--max-pods", "12", "--replicas", "reporter=3"]) == 0
-    (run,) = out.iterdir()
-    summary = json.loads((run / "summary.json").read_text())
+    summary = failing_report["summary"]
     assert summary["inputs"]["max_pods"] == 12
     assert summary["cluster"]["per_node"]["max_pods"] == 12
-    assert {s["name"]: s["replicas"] for s in summary["services"]}["reporter"] == 3
-    expected = plan_from_params(PlanParams(max_pods=12, replicas={"reporter": 3})).to_dict()
+    assert {s["name"]: s["replicas"] for s in summary["services"]}["reporter"] == 2
+    expected = plan_from_params(PlanParams(catalog=str(failing_report["catalog"]), nodes=2, max_pods=12,
+                                           replicas={"reporter": 2})).to_dict()
     assert summary["cluster"]["recommended_nodes"] == expected["cluster"]["recommended_nodes"]
     assert summary["gates"] == expected["gates"]
     # the HTML is the evidence a change request carries: every gate's detail in full
     import html
-    page = (run / "01_capacity_model.html").read_text()
     for gate in summary["gates"]:
-        assert html.escape(gate["detail"], quote=False) in page, gate["detail"]
+        assert html.escape(gate["detail"], quote=False) in failing_report["text"], gate["detail"]
 
 
 # ------------------------------------------------------------------ atomic writes (fsio)
@@ -379,7 +375,9 @@ class _Page(HTMLParser):
 
 @pytest.fixture(scope="module")
 def failing_report(tmp_path_factory):
-    """One real run: a copied catalogue (its own path and hash) on too few nodes."""
+    """One real run (report runs are the suite's slowest tests, so several tests share it): a
+    copied catalogue (its own path and hash) on too few nodes, with --max-pods, --replicas and
+    --fail-on-gate."""
     import shutil
 
     from eafix_capacity.paths import data_file
@@ -387,15 +385,17 @@ def failing_report(tmp_path_factory):
     catalog = tmp / "my services.yaml"
     shutil.copy(data_file("services.yaml"), catalog)
     out = tmp / "reports"
-    assert main(["report", "--out", str(out), "--catalog", str(catalog), "--nodes", "2",
-                 "--replicas", "reporter=2"]) == 0
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        rc = main(["report", "--out", str(out), "--catalog", str(catalog), "--nodes", "2",
+                   "--replicas", "reporter=2", "--max-pods", "12", "--fail-on-gate"])
     (run,) = out.iterdir()
     text = (run / "01_capacity_model.html").read_text()
     page = _Page()
     page.feed(text)
     for table in page.tables:
         table["rows"] = [r for r in table["rows"] if r]   # the header's row
-    return {"catalog": catalog, "run": run, "text": text, "page": page,
+    return {"catalog": catalog, "run": run, "text": text, "page": page, "rc": rc, "stderr": err.getvalue(),
             "summary": json.loads((run / "summary.json").read_text())}
 
 
@@ -436,7 +436,7 @@ def test_html_inputs_name_every_parameter_the_catalogue_and_its_hash(failing_rep
     argv = shlex.split(rows["reproduce with"])
     assert argv[:2] == ["eafix-capacity", "report"]
     again = params_from_args(build_parser().parse_args(argv[1:]))
-    assert again == PlanParams(catalog=str(catalog), nodes=2, replicas={"reporter": 2})
+    assert again == PlanParams(catalog=str(catalog), nodes=2, replicas={"reporter": 2}, max_pods=12)
     assert failing_report["summary"]["evidence"]["command"] == rows["reproduce with"]
 
 
