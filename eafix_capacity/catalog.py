@@ -241,6 +241,20 @@ class _Fields:
         return InputError(problem, file=self.file, obj=self.obj, field=self.path(key),
                           value=value, valid=valid)
 
+    def only(self, keys: tuple[str, ...]) -> None:
+        """Refuse any key outside ``keys`` (the first, with a close-match hint)."""
+        unknown = sorted((k for k in self.raw if k not in keys), key=str)
+        if unknown:
+            raise self.fail(str(unknown[0]), "unknown field", unknown[0], _one_of(unknown[0], keys))
+
+    def label(self, key: str, *, what: str, letter_first: bool, valid: str) -> str:
+        """A name that must be a DNS-1123 label (DNS-1035 with ``letter_first``)."""
+        name = self.text(key)
+        problem = _dns_label_problem(name, letter_first=letter_first)
+        if problem:
+            raise self.fail(key, f"{what} {problem}", name, valid)
+        return name
+
     def required(self, key: str) -> Any:
         if key not in self.raw or self.raw[key] is None:
             raise self.fail(key, "missing field", valid=f"`{self.path(key)}` is required "
@@ -412,30 +426,20 @@ def _service(raw: Any, *, file: str, index: int) -> Service:
     name = raw.get("name") if isinstance(raw, dict) else None
     obj = name if isinstance(name, str) and name else f"services[{index}]"
     f = _Fields(raw, file=file, obj=obj)
-    name = f.text("name")
-    problem = _dns_label_problem(name, letter_first=True)
-    if problem:
-        raise f.fail("name", f"service {problem}", name,
-                     "a DNS-1035 label, as a Kubernetes Service name must be: at most 63 lower-case "
-                     "letters, digits and '-', starting with a letter and ending with a letter or digit")
-    unknown = sorted((k for k in raw if k not in SERVICE_KEYS), key=str)
-    if unknown:
-        raise f.fail(str(unknown[0]), "unknown field", unknown[0], _one_of(unknown[0], SERVICE_KEYS))
+    name = f.label("name", what="service", letter_first=True,
+                   valid="a DNS-1035 label, as a Kubernetes Service name must be: at most 63 lower-case "
+                         "letters, digits and '-', starting with a letter and ending with a letter or digit")
+    f.only(SERVICE_KEYS)
     containers_raw = f.required("containers")
     if not isinstance(containers_raw, list) or not containers_raw:
         raise f.fail("containers", "expected a non-empty list", containers_raw)
     containers: list[Container] = []
     for i, c in enumerate(containers_raw):
         cf = _Fields(c, file=file, obj=name, prefix=f"containers[{i}]")
-        extra = sorted((k for k in cf.raw if k not in CONTAINER_KEYS), key=str)
-        if extra:
-            raise cf.fail(str(extra[0]), "unknown field", extra[0], _one_of(extra[0], CONTAINER_KEYS))
-        cname = cf.text("name")
-        problem = _dns_label_problem(cname, letter_first=False)
-        if problem:
-            raise cf.fail("name", f"container {problem}", cname,
-                          "a DNS-1123 label, as Kubernetes requires of container names: at most 63 "
-                          "lower-case letters, digits and '-', starting and ending with a letter or digit")
+        cf.only(CONTAINER_KEYS)
+        cname = cf.label("name", what="container", letter_first=False,
+                         valid="a DNS-1123 label, as Kubernetes requires of container names: at most 63 "
+                               "lower-case letters, digits and '-', starting and ending with a letter or digit")
         if any(c.name == cname for c in containers):
             raise cf.fail("name", "duplicate container name", cname,
                           "container names are unique within a pod")

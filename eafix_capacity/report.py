@@ -35,8 +35,10 @@ from typing import Any
 from .errors import EafixCapacityError, InputError, OutputError
 from .fsio import atomic_write_text
 from .inputs import PlanParams, plan_from_params
+from .kernels import kernel_config, kernel_name
 from .paths import NOTEBOOKS_DIR, ROOT, data_file
 from .plan import Plan
+from .tables import scrolling
 
 KERNEL_NAME = "eafix-capacity"
 CAPACITY_NOTEBOOK = NOTEBOOKS_DIR / "01_capacity_model.ipynb"
@@ -177,11 +179,11 @@ def _shown_path(path: Path, root: Path) -> str:
 def reproduce_command(params: PlanParams) -> str:
     """The ``eafix-capacity report`` command with every parameter spelled out, so a later
     change of a default does not change what it plans."""
-    args = ["eafix-capacity", "report", "--profile", params.profile, "--provider", str(params.provider),
+    args = ["eafix-capacity", "report", "--profile", params.profile, "--provider", params.provider,
             "--node-type", params.node_type]
     if params.nodes is not None:
         args += ["--nodes", str(params.nodes)]
-    args += ["--mesh", str(params.mesh or "none"), "--headroom", f"{params.headroom_pct:g}",
+    args += ["--mesh", params.mesh, "--headroom", f"{params.headroom_pct:g}",
              "--cpu-limit-ratio", f"{params.cpu_limit_ratio:g}",
              "--memory-limit-ratio", f"{params.memory_limit_ratio:g}"]
     if params.storage_gib is not None:
@@ -192,7 +194,7 @@ def reproduce_command(params: PlanParams) -> str:
         args += ["--catalog", params.catalog]
     if params.manifests:
         args += ["--manifests", params.manifests]
-    if getattr(params, "ignore_unknown_kinds", False):
+    if params.ignore_unknown_kinds:
         args += ["--ignore-unknown-kinds"]
     for name, n in sorted(params.replicas.items()):
         args += ["--replicas", f"{name}={n}"]
@@ -262,34 +264,23 @@ def evidence_html(e: Evidence) -> str:
     if e.failed_gates:
         rows = "".join(f'<tr><td class="eafix-fail" style="text-align:left">{esc(g)}</td>'
                        f'<td style="text-align:left">{esc(d)}</td></tr>' for g, d in e.failed_gates)
-        out.append('<p style="font-weight:bold">Failing gates</p>'
-                   '<div class="eafix-table" style="overflow-x:auto;max-width:100%">'
+        out.append('<p style="font-weight:bold">Failing gates</p>' + scrolling(
                    '<table class="eafix eafix-failed"><thead><tr><th>gate</th><th>detail</th></tr></thead>'
-                   f'<tbody>{rows}</tbody></table></div>')
+                   f'<tbody>{rows}</tbody></table>'))
     else:
         out.append("<p>Every gate passes.</p>")
-    rows_ = [(k, v) for k, v in e.parameters]
-    rows_ += [(f"{f.role} file", f"{f.path} (SHA-256 {f.sha256})") for f in e.files]
-    rows_ += [("kit version", e.kit_version), ("git commit", e.git_commit or "not a git checkout"),
-              ("generated (UTC)", e.generated_utc), ("reproduce with", e.command)]
-    body = "".join(f'<tr><th style="text-align:left">{esc(k)}</th>'
-                   f'<td style="text-align:left"><code>{esc(v)}</code></td></tr>'
-                   if k == "reproduce with" else
-                   f'<tr><th style="text-align:left">{esc(k)}</th><td style="text-align:left">{esc(v)}</td></tr>'
-                   for k, v in rows_)
+    cells = [(k, esc(v)) for k, v in e.parameters]
+    cells += [(f"{f.role} file", esc(f"{f.path} (SHA-256 {f.sha256})")) for f in e.files]
+    cells += [("kit version", esc(e.kit_version)), ("git commit", esc(e.git_commit or "not a git checkout")),
+              ("generated (UTC)", esc(e.generated_utc)), ("reproduce with", f"<code>{esc(e.command)}</code>")]
+    body = "".join(f'<tr><th style="text-align:left">{esc(k)}</th><td style="text-align:left">{v}</td></tr>'
+                   for k, v in cells)
     out.append('<p style="font-weight:bold">Inputs</p>'
-               '<div class="eafix-table" style="overflow-x:auto;max-width:100%">'
-               f'<table class="eafix eafix-inputs"><tbody>{body}</tbody></table></div></div>')
+               + scrolling(f'<table class="eafix eafix-inputs"><tbody>{body}</tbody></table>') + '</div>')
     return "".join(out)
 
 
 # ------------------------------------------------------------------ running a notebook
-
-
-def kernel_name() -> str:
-    """The registered kernel when it runs this interpreter, else ipykernel's own."""
-    from .kernels import kernel_name as registered_or_fallback
-    return registered_or_fallback()
 
 
 def execute_notebook(source: Path, target: Path, parameters: dict[str, Any], *, cwd: Path) -> None:
@@ -297,8 +288,6 @@ def execute_notebook(source: Path, target: Path, parameters: dict[str, Any], *, 
     ``InputError`` when the notebook rejected its parameters)."""
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
-
-    from .kernels import kernel_config
     try:
         pm.execute_notebook(str(source), str(target), parameters=parameters, kernel_name=kernel_name(),
                             cwd=str(cwd), progress_bar=False, log_output=False,

@@ -249,13 +249,18 @@ class Table:
                 cells.append(f"<td{cls}{align}>{html.escape(text)}</td>")
             body.append("<tr>" + "".join(cells) + "</tr>")
         caption = f"<caption>{html.escape(self.caption)}</caption>" if self.caption else ""
-        return (f'<div class="eafix-table" style="overflow-x:auto;max-width:100%">'
-                f'<table class="eafix">{caption}<thead><tr>{head}</tr></thead>'
-                f'<tbody>{"".join(body)}</tbody></table></div>')
+        return scrolling(f'<table class="eafix">{caption}<thead><tr>{head}</tr></thead>'
+                         f'<tbody>{"".join(body)}</tbody></table>')
 
     def __repr__(self) -> str:
         text = plain_text(self._values(), labels=LABELS)
         return f"{self.caption}\n{text}" if self.caption else text
+
+
+def scrolling(table_html: str) -> str:
+    """A table in a container that scrolls sideways rather than cutting it at the page edge
+    (inline style, so it holds in JupyterLab as in the exported HTML)."""
+    return f'<div class="eafix-table" style="overflow-x:auto;max-width:100%">{table_html}</div>'
 
 
 def plain_text(df: pd.DataFrame, *, labels: dict[str, str] | None = None) -> str:
