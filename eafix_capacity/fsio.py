@@ -11,7 +11,8 @@ from .errors import OutputError
 
 def atomic_write_bytes(path: str | Path, data: bytes, *, mode: int = 0o600) -> Path:
     """Write ``data`` to a temporary file beside ``path``, flush it to disk, then rename
-    it into place; on any failure the previous file is untouched and no temporary stays.
+    it into place and flush the directory; on any failure the previous file is untouched
+    and no temporary stays.
 
     The file gets ``mode`` less the process umask, as ``open()`` would create it: the
     default keeps it private (the sim's state may hold Secrets); ``mode=0o666`` gives
@@ -28,12 +29,22 @@ def atomic_write_bytes(path: str | Path, data: bytes, *, mode: int = 0o600) -> P
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, p)
+        fsync_directory(p.parent)  # the rename itself is on disk only once its directory is
     except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
         if isinstance(e, OSError):
             raise OutputError(f"{p}: cannot write ({e.strerror or e})") from e
         raise
     return p
+
+
+def fsync_directory(directory: str | Path) -> None:
+    """Flush a directory's entries (a new or renamed file in it) to disk."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def describe_os_error(path: str | Path, e: OSError) -> str:

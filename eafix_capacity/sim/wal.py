@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any, Callable, Protocol
 
 from eafix_capacity.errors import InputError, OutputError
-from eafix_capacity.fsio import atomic_write_bytes, describe_os_error
+from eafix_capacity.fsio import atomic_write_bytes, describe_os_error, fsync_directory
 from eafix_capacity.sim.apierror import ApiError
 
 __all__ = ["COMPACT_MIN_BYTES", "Journal", "LoadedState", "Record", "encode_record", "load_state", "log_path_for",
@@ -347,14 +347,6 @@ class _Dumpable(Protocol):
     def dump_raw(self, *, header: dict | None = None) -> tuple[int, bytes]: ...
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _sync(fd: int) -> None:
     os.fdatasync(fd) if hasattr(os, "fdatasync") else os.fsync(fd)
 
@@ -411,7 +403,7 @@ class Journal:
                 try:
                     os.write(fd, log_header(state_id))
                     sync(fd)
-                    _fsync_dir(path.parent)
+                    fsync_directory(path.parent)
                 except BaseException:
                     os.close(fd)
                     raise
@@ -536,7 +528,6 @@ class Journal:
             rv, data = self.store.dump_raw(header=snapshot_header(self.state_id))
         try:
             atomic_write_bytes(self.path, data)
-            _fsync_dir(self.path.parent)
         except (OutputError, OSError):
             # the log still holds everything: keep appending, and try again once it has grown as much again
             with self._cond:
