@@ -336,7 +336,7 @@ class SimCluster:
             return None
         try:
             from eafix_capacity.sim.clock import SimClock
-            from eafix_capacity.sim.controllers import ControllerManager
+            from eafix_capacity.sim.controllers.manager import ControllerManager
         except ImportError:
             return None
         self.clock = SimClock(speed=self.speed)

@@ -279,7 +279,7 @@ def test_settle_reports_a_failed_pass(env, monkeypatch):
     try:
         def boom(*a, **kw):
             raise RuntimeError("boom")
-        monkeypatch.setattr(cm, "_sync_deployment", boom)
+        monkeypatch.setattr(cm.deployments, "sync", boom)
         store.create(R.DEPLOYMENT, deployment())
         with pytest.raises(ClusterError, match="boom"):
             cm.settle(timeout=5)
@@ -383,10 +383,10 @@ def test_new_hpa_waits_a_stabilisation_window_before_scaling_down(env):
 
 
 def test_replicaset_creates_at_most_a_burst_of_pods_per_pass(env, monkeypatch):
-    import eafix_capacity.sim.controllers as C
+    from eafix_capacity.sim.controllers import replicaset
 
     store, cm, _ = env
-    monkeypatch.setattr(C, "BURST_REPLICAS", 2)
+    monkeypatch.setattr(replicaset, "BURST_REPLICAS", 2)
     store.create(R.DEPLOYMENT, deployment(replicas=5, cpu="10m"))
     cm._pass()  # creates the ReplicaSet
     assert pods(store) == []

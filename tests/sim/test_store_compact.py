@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from eafix_capacity.sim import controllers as C
+from eafix_capacity.sim.controllers import events
 from eafix_capacity.sim import resources as R
 from eafix_capacity.sim import store as store_mod
 from eafix_capacity.sim.clock import SimClock
@@ -151,14 +152,14 @@ def test_restore_stores_compact_objects() -> None:
 
 
 def test_event_aggregation_cache_is_bounded_and_forgets_the_oldest(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(C, "EVENT_CACHE_SIZE", 3)
+    monkeypatch.setattr(events, "EVENT_CACHE_SIZE", 3)
     store = Store()
     cm = C.ControllerManager(store, store.registry, clock=SimClock(speed=0), seed=1)
     owners = [store.create(R.CONFIGMAP, {"metadata": {"name": f"o{i}", "namespace": "default"}}) for i in range(5)]
     for owner in owners:
         cm.event(owner, reason="Tested", message="m", component="test")
-    assert len(cm._events) == 3
-    assert {k[0] for k in cm._events} == {o["metadata"]["uid"] for o in owners[2:]}
+    assert len(cm.ctx.recorder._events) == 3
+    assert {k[0] for k in cm.ctx.recorder._events} == {o["metadata"]["uid"] for o in owners[2:]}
 
     def tested_events() -> int:
         return len(store.list(R.EVENT, "default", field_selector="reason=Tested")[0])
@@ -166,8 +167,8 @@ def test_event_aggregation_cache_is_bounded_and_forgets_the_oldest(monkeypatch: 
     cm.event(owners[4], reason="Tested", message="m", component="test")  # remembered: aggregated
     assert tested_events() == 5
     cm.event(owners[0], reason="Tested", message="m", component="test")  # forgotten: a new Event
-    assert tested_events() == 6 and len(cm._events) == 3
-    assert owners[0]["metadata"]["uid"] in {k[0] for k in cm._events}
+    assert tested_events() == 6 and len(cm.ctx.recorder._events) == 3
+    assert owners[0]["metadata"]["uid"] in {k[0] for k in cm.ctx.recorder._events}
 
 
 def test_pdb_sync_leaves_the_stored_conditions_unchanged() -> None:
