@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 KERNEL := eafix-capacity
 KERNEL_DISPLAY := Python (eafix-capacity)
 
-.PHONY: install kernel-user lab report test bench notebooks clean
+.PHONY: install kernel-user lab report test test-fast bench notebooks clean
 
 install: $(STAMP)
 
@@ -37,6 +37,10 @@ report: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -n auto --dist loadscope
+
+# The tests that start no sim cluster and no Jupyter kernel (tests/conftest.py fails one that does).
+test-fast: $(STAMP)
+	EAFIX_TEST_FAST=1 $(PY) -m pytest -n auto -m "not sim and not notebook and not packaging and not kernel"
 
 bench: $(STAMP)
 	$(PY) bench/run_all.py

@@ -351,3 +351,76 @@ def memory_typo(text: str | int | float) -> str | None:
         return (f"memory {raw!r} has a milli (or smaller) suffix: {float(q.value):g} bytes; "
                 f"did you mean {raw[:-1]}Mi?")
     return f"memory {raw!r} is a fraction of a byte; memory is a whole number of bytes, e.g. 256Mi or 1Gi"
+
+
+# --- what an API server does with quantity text it decodes -----------------------------------------
+# The messages of apimachinery's ParseQuantity errors (pkg/api/resource/quantity.go).
+SERVER_FORMAT_ERROR = "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
+SERVER_SUFFIX_ERROR = "unable to parse quantity's suffix"
+_SCAN_SUFFIX_CHARS = frozenset("eEinumkKMGTP")
+_ASCII_DIGITS = frozenset("0123456789")
+
+
+def _go_suffix(text: str) -> str:
+    """The suffix part of ``text`` as apimachinery's parseQuantityString splits it; raises ValueError
+    (the format error) where that scanner fails."""
+    pos, end = 0, len(text)
+    if pos < end and text[0] in "+-":
+        pos += 1
+    while pos < end and text[pos] == "0":
+        pos += 1
+    while pos < end and text[pos] in _ASCII_DIGITS:
+        pos += 1
+    if pos < end and text[pos] == ".":
+        pos += 1
+        while pos < end and text[pos] in _ASCII_DIGITS:
+            pos += 1
+    start = pos
+    while pos < end and text[pos] in _SCAN_SUFFIX_CHARS:
+        pos += 1
+    if pos < end and text[pos] in "+-":
+        pos += 1
+    while pos < end and text[pos] in _ASCII_DIGITS:
+        pos += 1
+    if pos < end:
+        raise ValueError(SERVER_FORMAT_ERROR)
+    return text[start:]
+
+
+def _go_suffix_known(suffix: str) -> bool:
+    if suffix in _DECIMAL_SUFFIXES or suffix in _BINARY_SUFFIXES:
+        return True
+    return len(suffix) > 1 and suffix[0] in "eE" and bool(re.fullmatch(r"[+-]?[0-9]+", suffix[1:]))
+
+
+def _server_input(value: str | int | float) -> str:
+    # Quantity.UnmarshalJSON trims the text of a JSON string; a JSON number arrives as its digits.
+    return value.strip() if isinstance(value, str) else repr(value)
+
+
+def server_error(value: str | int | float) -> str | None:
+    """The error an API server's ParseQuantity gives for ``value`` (a JSON string or number), or None.
+
+    ``"2 cores"`` -> the ``quantities must match the regular expression ...`` message; ``"1K"`` ->
+    ``unable to parse quantity's suffix``. Text such as ``"m"`` that the server reads as zero is no error.
+    """
+    text = _server_input(value)
+    if text == "":
+        return SERVER_FORMAT_ERROR
+    try:
+        suffix = _go_suffix(text)
+    except ValueError as e:
+        return str(e)
+    return None if _go_suffix_known(suffix) else SERVER_SUFFIX_ERROR
+
+
+def server_text(value: str | int | float) -> str:
+    """The text an API server stores for a quantity ``value`` that ``server_error`` accepts:
+    ``0.5`` -> ``500m``, ``1000m`` -> ``1``, ``1024Mi`` -> ``1Gi``, ``1.5Gi`` -> ``1536Mi``, ``250m`` kept."""
+    text = _server_input(value)
+    if not any(ch in _ASCII_DIGITS for ch in text):
+        return "0"  # the server's scanner reads "m", "." or "+" as zero
+    try:
+        return api_string(text)
+    except QuantityError:
+        return text  # beyond this module's limits (over 1000 characters, huge exponents): kept as sent

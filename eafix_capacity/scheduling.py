@@ -1,21 +1,30 @@
 """Placement rules and bin packing: the one scheduler of the kit.
 
 Two users share these rules. The sizing engine packs a scenario's pods onto N identical
-nodes and searches the smallest N (``min_nodes``); the sim cluster's scheduler places one
-pending pod at a time on real Node objects (``schedule``). Both apply the same filters,
-in the order and with the reason strings of kube-scheduler's plugins:
+nodes and searches the smallest N (``min_nodes``); the sim cluster's scheduler
+(``sim/scheduler.py``) turns real Pod and Node objects into the records here, asks
+``filter_node`` which nodes may take a pending pod, and scores those. The records carry
+what the API objects can say, and the filters run in the order and with the reason
+strings of kube-scheduler's plugins (pkg/scheduler/framework/plugins, 1.32+):
 
 - NodeUnschedulable: ``node(s) were unschedulable`` (cordoned)
-- TaintToleration:   ``node(s) had untolerated taint {key: value}``
+- TaintToleration:   ``node(s) had untolerated taint(s)``
 - NodeAffinity:      ``node(s) didn't match Pod's node affinity/selector``
-- NodeResourcesFit:  ``Insufficient cpu``, ``Insufficient memory``, ``Too many pods``
-- PodTopologySpread: ``node(s) didn't match pod topology spread constraints``
-- InterPodAffinity:  ``node(s) didn't match pod anti-affinity rules``
+- NodeResourcesFit:  ``Too many pods``, ``Insufficient cpu``, ``Insufficient memory``
+- PodTopologySpread: ``node(s) didn't match pod topology spread constraints`` (and
+  ``... (missing required label)`` on a node without the topology key)
+- InterPodAffinity:  ``node(s) didn't match pod affinity rules``, ``node(s) didn't match
+  pod anti-affinity rules``, ``node(s) didn't satisfy existing pods anti-affinity rules``
 
-Topology spread follows the DoNotSchedule semantics: placing a pod on node x is allowed
-when ``count(domain of x) + 1 - min(count over eligible domains) <= maxSkew``, where the
-eligible domains are those of nodes matching the pod's node selector (and, with
-``nodeTaintsPolicy: Honor``, whose taints it tolerates).
+The sizing model names the pods a spread or anti-affinity rule counts by a ``group`` (a
+service's replicas); a rule whose ``selector`` is None counts the pod's own group, which
+is what the generated manifests' label selectors say. Topology spread follows the
+DoNotSchedule semantics of podtopologyspread/filtering.go: placing a pod on node x is
+allowed when ``count(domain of x) + self - min(count over eligible domains) <= maxSkew``,
+where the eligible domains are those of nodes carrying every constraint's topology key
+and (``nodeAffinityPolicy: Honor``, the default) matching the pod's node selector and
+affinity, and (``nodeTaintsPolicy: Honor``) whose taints it tolerates; with fewer eligible
+domains than ``minDomains`` the minimum is 0.
 
 Packing guarantees (``pack``/``min_nodes``): every placement returned satisfies the
 resource, pod-count, spread and anti-affinity filters above for every pod
@@ -33,20 +42,32 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import cached_property
 from math import ceil
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from .kobject import selector_matches
+
 HOSTNAME = "kubernetes.io/hostname"
+UNSCHEDULABLE_TAINT = "node.kubernetes.io/unschedulable"
 
 R_UNSCHEDULABLE = "node(s) were unschedulable"
+R_TAINT = "node(s) had untolerated taint(s)"
 R_SELECTOR = "node(s) didn't match Pod's node affinity/selector"
 R_CPU = "Insufficient cpu"
 R_MEMORY = "Insufficient memory"
 R_PODS = "Too many pods"
 R_SPREAD = "node(s) didn't match pod topology spread constraints"
+R_SPREAD_MISSING = "node(s) didn't match pod topology spread constraints (missing required label)"
+R_POD_AFFINITY = "node(s) didn't match pod affinity rules"
 R_ANTI_AFFINITY = "node(s) didn't match pod anti-affinity rules"
+R_EXISTING_ANTI_AFFINITY = "node(s) didn't satisfy existing pods anti-affinity rules"
+# The reasons kube-scheduler returns as UnschedulableAndUnresolvable: removing another
+# pod cannot fix them, so preemption is not helpful on those nodes.
+UNRESOLVABLE = frozenset({R_UNSCHEDULABLE, R_TAINT, R_SELECTOR, R_SPREAD_MISSING, R_POD_AFFINITY})
+DO_NOT_SCHEDULE = "DoNotSchedule"
 
 
 @dataclass(frozen=True)
@@ -54,9 +75,6 @@ class Taint:
     key: str
     value: str = ""
     effect: str = "NoSchedule"
-
-    def describe(self) -> str:
-        return f"{{{self.key}: {self.value}}}"
 
 
 @dataclass(frozen=True)
@@ -67,6 +85,7 @@ class Toleration:
     effect: str = ""
 
     def tolerates(self, taint: Taint) -> bool:
+        """As v1.Toleration.ToleratesTaint: an empty effect or key matches any."""
         if self.effect and self.effect != taint.effect:
             return False
         if not self.key:
@@ -76,17 +95,121 @@ class Toleration:
         return self.operator == "Exists" or self.value == taint.value
 
 
+def untolerated_taint(taints: Iterable[Taint], tolerations: Sequence[Toleration]) -> Taint | None:
+    """The first NoSchedule/NoExecute taint no toleration tolerates (PreferNoSchedule
+    only scores), as v1helper.FindMatchingUntoleratedTaint with the scheduler's filter."""
+    for taint in taints:
+        if taint.effect in ("NoSchedule", "NoExecute") and not any(t.tolerates(taint) for t in tolerations):
+            return taint
+    return None
+
+
+@dataclass(frozen=True)
+class LabelSelector:
+    """A metav1.LabelSelector; ``nothing`` stands for a missing one, which selects no pod."""
+
+    match_labels: tuple[tuple[str, str], ...] = ()
+    match_expressions: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
+    nothing: bool = False
+
+    @classmethod
+    def of(cls, selector: Mapping | None, *, extra: Mapping[str, str] | None = None) -> LabelSelector:
+        """From the API's mapping; ``extra`` labels are ANDed in (matchLabelKeys)."""
+        if selector is None and not extra:
+            return cls(nothing=True)
+        selector = selector or {}
+        labels = {**(selector.get("matchLabels") or {}), **(extra or {})}
+        exprs = tuple((e.get("key", ""), e.get("operator", ""), tuple(e.get("values") or ()))
+                      for e in selector.get("matchExpressions") or [])
+        return cls(tuple(sorted(labels.items())), exprs)
+
+    @cached_property
+    def _mapping(self) -> Mapping | None:
+        if self.nothing:
+            return None
+        return {"matchLabels": dict(self.match_labels),
+                "matchExpressions": [{"key": k, "operator": op, "values": list(v)}
+                                     for k, op, v in self.match_expressions]}
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        return selector_matches(self._mapping, labels)
+
+
+@dataclass(frozen=True)
+class NodeSelectorRequirement:
+    key: str
+    operator: str
+    values: tuple[str, ...] = ()
+
+    def matches(self, value: str | None) -> bool:
+        """As nodeaffinity's requirement matching (In, NotIn, Exists, DoesNotExist, Gt, Lt)."""
+        op = self.operator
+        if op == "In":
+            return value in self.values
+        if op == "NotIn":
+            return value is None or value not in self.values
+        if op == "Exists":
+            return value is not None
+        if op == "DoesNotExist":
+            return value is None
+        if op in ("Gt", "Lt"):
+            try:
+                have, bound = int(value), int(self.values[0])  # type: ignore[arg-type]
+            except (TypeError, ValueError, IndexError):
+                return False
+            return have > bound if op == "Gt" else have < bound
+        return False
+
+
+@dataclass(frozen=True)
+class NodeSelectorTerm:
+    """One of requiredDuringScheduling's nodeSelectorTerms: requirements ANDed; an empty
+    term matches no node. ``matchFields`` supports ``metadata.name`` only, as the API does."""
+
+    match_expressions: tuple[NodeSelectorRequirement, ...] = ()
+    match_fields: tuple[NodeSelectorRequirement, ...] = ()
+
+    def matches(self, node_name: str, labels: Mapping[str, str]) -> bool:
+        if not (self.match_expressions or self.match_fields):
+            return False
+        return (all(r.matches(labels.get(r.key)) for r in self.match_expressions)
+                and all(r.key == "metadata.name" and r.matches(node_name) for r in self.match_fields))
+
+
 @dataclass(frozen=True)
 class SpreadConstraint:
+    """One topologySpreadConstraint. ``selector`` None counts the pod's group (the sizing
+    model); ``honor_affinity``/``honor_taints`` are nodeAffinityPolicy (default Honor) and
+    nodeTaintsPolicy (default Ignore). ScheduleAnyway constraints only score, so the
+    filter passes over them."""
+
     max_skew: int = 1
     topology_key: str = HOSTNAME
     honor_taints: bool = False
+    honor_affinity: bool = True
+    selector: LabelSelector | None = None
+    min_domains: int = 1
+    when_unsatisfiable: str = DO_NOT_SCHEDULE
+
+
+@dataclass(frozen=True)
+class AffinityTerm:
+    """A required PodAffinityTerm. ``selector`` None selects the pod's own group;
+    ``namespaces`` empty means the pod's own namespace, None every namespace
+    (``namespaceSelector: {}``)."""
+
+    topology_key: str = HOSTNAME
+    selector: LabelSelector | None = None
+    namespaces: frozenset[str] | None = frozenset()
 
 
 @dataclass(frozen=True)
 class PodRequest:
-    """What the scheduler needs of a pod. ``group`` is the set of pods its spread
-    constraint and anti-affinity count (the service: pods with the same app label)."""
+    """What the scheduler needs of a pod. ``group`` is the set of pods its sizing-model
+    rules count (the service: pods with the same app label): ``spread`` is its one spread
+    constraint and ``anti_affinity`` a hostname anti-affinity to its own group. A Pod
+    object says more, and the sim's adapter fills the rest: every constraint in
+    ``spread_constraints``, required (anti-)affinity terms, node affinity terms ORed."""
 
     name: str
     group: str
@@ -96,13 +219,30 @@ class PodRequest:
     tolerations: tuple[Toleration, ...] = ()
     anti_affinity: bool = False
     spread: SpreadConstraint | None = SpreadConstraint()
+    namespace: str = ""
+    labels: Mapping[str, str] = field(default_factory=dict, hash=False)
+    node_affinity: tuple[NodeSelectorTerm, ...] = ()
+    spread_constraints: tuple[SpreadConstraint, ...] = ()
+    pod_affinity: tuple[AffinityTerm, ...] = ()
+    pod_anti_affinity: tuple[AffinityTerm, ...] = ()
+
+    @cached_property
+    def hard_spread(self) -> tuple[SpreadConstraint, ...]:
+        """The DoNotSchedule constraints, the only ones that filter."""
+        every = ((self.spread,) if self.spread is not None else ()) + self.spread_constraints
+        return tuple(c for c in every if c.when_unsatisfiable == DO_NOT_SCHEDULE)
+
+    @cached_property
+    def anti_affinity_terms(self) -> tuple[AffinityTerm, ...]:
+        return ((AffinityTerm(),) if self.anti_affinity else ()) + self.pod_anti_affinity
 
 
 @dataclass
 class NodeState:
-    """A node as the scheduler sees it: free capacity for workload pods, and which
-    groups already run there. ``cpu_m``/``memory_bytes``/``max_pods`` are what pods may
-    request in total (allocatable less DaemonSets)."""
+    """A node as the scheduler sees it: free capacity for workload pods, and the pods
+    already there. ``cpu_m``/``memory_bytes``/``max_pods`` are what pods may request in
+    total (allocatable less DaemonSets). ``pods`` may be left empty by a caller that
+    only packs groups (``groups`` counts them); rules with label selectors read it."""
 
     name: str
     cpu_m: int
@@ -115,6 +255,8 @@ class NodeState:
     used_memory_bytes: int = 0
     pod_count: int = 0
     groups: Counter = field(default_factory=Counter)
+    pods: list[PodRequest] = field(default_factory=list)
+    anti_affinity_pods: list[PodRequest] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.labels.setdefault(HOSTNAME, self.name)
@@ -124,58 +266,162 @@ class NodeState:
         self.used_memory_bytes += pod.memory_bytes
         self.pod_count += 1
         self.groups[pod.group] += 1
+        self.pods.append(pod)
+        if pod.anti_affinity_terms:
+            self.anti_affinity_pods.append(pod)
 
     def remove(self, pod: PodRequest) -> None:
         self.used_cpu_m -= pod.cpu_m
         self.used_memory_bytes -= pod.memory_bytes
         self.pod_count -= 1
         self.groups[pod.group] -= 1
+        self.pods.remove(pod)
+        if pod in self.anti_affinity_pods:
+            self.anti_affinity_pods.remove(pod)
 
 
-def _untolerated(pod: PodRequest, node: NodeState) -> Taint | None:
-    for taint in node.taints:
-        if taint.effect in ("NoSchedule", "NoExecute") and not any(
-            t.tolerates(taint) for t in pod.tolerations
-        ):
-            return taint
-    return None
+# --- the rules ------------------------------------------------------------------------------
 
 
-def _matches_selector(pod: PodRequest, node: NodeState) -> bool:
-    return all(node.labels.get(k) == v for k, v in pod.node_selector)
+def node_affinity_matches(pod: PodRequest, node_name: str, labels: Mapping[str, str]) -> bool:
+    """nodeSelector and required node affinity (terms ORed), as the NodeAffinity filter."""
+    if any(labels.get(k) != v for k, v in pod.node_selector):
+        return False
+    return not pod.node_affinity or any(t.matches(node_name, labels) for t in pod.node_affinity)
 
 
-def _spread_domain_counts(pod: PodRequest, nodes: Iterable[NodeState]) -> dict[str, int]:
-    assert pod.spread is not None
-    counts: dict[str, int] = {}
+def _selects(owner: PodRequest, selector: LabelSelector | None, namespaces: frozenset[str] | None,
+             other: PodRequest) -> bool:
+    """Whether a rule of ``owner`` counts ``other``."""
+    if selector is None:
+        return other.group == owner.group
+    if namespaces is not None and other.namespace not in (namespaces or (owner.namespace,)):
+        return False
+    return selector.matches(other.labels)
+
+
+def _count_on(owner: PodRequest, selector: LabelSelector | None, namespaces: frozenset[str] | None,
+              node: NodeState) -> int:
+    if selector is None:
+        return node.groups.get(owner.group, 0)
+    return sum(1 for q in node.pods if _selects(owner, selector, namespaces, q))
+
+
+@dataclass(frozen=True)
+class SpreadState:
+    """One DoNotSchedule constraint's counts over the eligible domains (PreFilter)."""
+
+    constraint: SpreadConstraint
+    counts: Mapping[str, int]
+    self_match: int
+    global_min: int
+
+
+@dataclass(frozen=True)
+class FilterState:
+    """What the cluster-wide filters precompute once per pod (kube-scheduler's PreFilter):
+    spread counts, the domains holding pods the pod's (anti-)affinity terms select, and
+    the domains existing pods' anti-affinity closes to it."""
+
+    spread: tuple[SpreadState, ...] = ()
+    affinity: tuple[tuple[str, frozenset[str]], ...] = ()
+    affinity_first: bool = False
+    anti_affinity: tuple[tuple[str, frozenset[str]], ...] = ()
+    existing_anti_affinity: frozenset[tuple[str, str]] = frozenset()
+
+
+def _spread_eligible(pod: PodRequest, c: SpreadConstraint, node: NodeState) -> bool:
+    if c.honor_affinity and not node_affinity_matches(pod, node.name, node.labels):
+        return False
+    return not (c.honor_taints and untolerated_taint(node.taints, pod.tolerations) is not None)
+
+
+def _spread_state(pod: PodRequest, nodes: Sequence[NodeState]) -> tuple[SpreadState, ...]:
+    constraints = pod.hard_spread
+    keys = {c.topology_key for c in constraints}
+    out = []
+    for c in constraints:
+        counts: dict[str, int] = {}
+        for n in nodes:
+            if not all(k in n.labels for k in keys) or not _spread_eligible(pod, c, n):
+                continue
+            # kube counts the pods of the pod's own namespace (countPodsMatchSelector)
+            matched = _count_on(pod, c.selector, frozenset(), n)
+            domain = n.labels[c.topology_key]
+            counts[domain] = counts.get(domain, 0) + matched
+        global_min = min(counts.values()) if counts else 0
+        if len(counts) < c.min_domains:
+            global_min = 0
+        self_match = 1 if c.selector is None or c.selector.matches(pod.labels) else 0
+        out.append(SpreadState(c, counts, self_match, global_min))
+    return tuple(out)
+
+
+def _term_domains(pod: PodRequest, term: AffinityTerm, nodes: Sequence[NodeState]) -> frozenset[str]:
+    domains = set()
     for n in nodes:
-        if not _matches_selector(pod, n):
-            continue
-        if pod.spread.honor_taints and _untolerated(pod, n) is not None:
-            continue
-        domain = n.labels.get(pod.spread.topology_key)
-        if domain is None:
-            continue
-        counts[domain] = counts.get(domain, 0) + n.groups.get(pod.group, 0)
-    return counts
+        value = n.labels.get(term.topology_key)
+        if value is not None and value not in domains and _count_on(pod, term.selector, term.namespaces, n):
+            domains.add(value)
+    return frozenset(domains)
 
 
-def filter_node(pod: PodRequest, node: NodeState, nodes: Sequence[NodeState],
-                *, spread_counts: Mapping[str, int] | None = None) -> list[str]:
-    """Reasons ``node`` cannot take ``pod`` (empty when it can), kube-scheduler style.
+def _affinity_domains(pod: PodRequest, nodes: Sequence[NodeState]) -> tuple[tuple[str, frozenset[str]], ...]:
+    """Per required affinity term, the domains (of its key) holding a pod that matches
+    every term: interpodaffinity counts a pod for its terms only when it matches all."""
+    terms = pod.pod_affinity
+    domains: list[set[str]] = [set() for _ in terms]
+    for n in nodes:
+        if any(all(_selects(pod, t.selector, t.namespaces, q) for t in terms) for q in n.pods):
+            for t, d in zip(terms, domains):
+                value = n.labels.get(t.topology_key)
+                if value is not None:
+                    d.add(value)
+    return tuple((t.topology_key, frozenset(d)) for t, d in zip(terms, domains))
 
-    Like kube-scheduler, the first failing plugin decides; resource fit lists every
-    insufficient resource. ``spread_counts`` may carry precomputed domain counts.
-    """
-    if node.unschedulable and not any(
-        t.tolerates(Taint("node.kubernetes.io/unschedulable")) for t in pod.tolerations
-    ):
+
+def existing_anti_affinity(pod: PodRequest, nodes: Iterable[NodeState]) -> frozenset[tuple[str, str]]:
+    """(topology key, value) pairs where a placed pod's required anti-affinity selects
+    ``pod``: the symmetric half of InterPodAffinity."""
+    forbidden = set()
+    for n in nodes:
+        for other in n.anti_affinity_pods:
+            for t in other.anti_affinity_terms:
+                value = n.labels.get(t.topology_key)
+                if value is not None and _selects(other, t.selector, t.namespaces, pod):
+                    forbidden.add((t.topology_key, value))
+    return frozenset(forbidden)
+
+
+def prefilter(pod: PodRequest, nodes: Sequence[NodeState]) -> FilterState:
+    """The per-pod state ``filter_node`` reads, computed over every node once."""
+    affinity = _affinity_domains(pod, nodes) if pod.pod_affinity else ()
+    # interpodaffinity satisfyPodAffinity: the first pod of a group whose terms select
+    # itself may go to any node with the keys, when no pod anywhere matches the terms
+    first = (bool(affinity) and not any(d for _, d in affinity)
+             and all(_selects(pod, t.selector, t.namespaces, pod) for t in pod.pod_affinity))
+    return FilterState(
+        spread=_spread_state(pod, nodes) if pod.hard_spread else (),
+        affinity=affinity, affinity_first=first,
+        anti_affinity=tuple((t.topology_key, _term_domains(pod, t, nodes)) for t in pod.anti_affinity_terms),
+        existing_anti_affinity=existing_anti_affinity(pod, nodes),
+    )
+
+
+def static_filter(pod: PodRequest, node: NodeState) -> list[str]:
+    """The filters that read only the node itself: NodeUnschedulable, TaintToleration,
+    NodeAffinity (the first failing plugin decides)."""
+    if node.unschedulable and not any(t.tolerates(Taint(UNSCHEDULABLE_TAINT)) for t in pod.tolerations):
         return [R_UNSCHEDULABLE]
-    taint = _untolerated(pod, node)
-    if taint is not None:
-        return [f"node(s) had untolerated taint {taint.describe()}"]
-    if not _matches_selector(pod, node):
+    if untolerated_taint(node.taints, pod.tolerations) is not None:
+        return [R_TAINT]
+    if not node_affinity_matches(pod, node.name, node.labels):
         return [R_SELECTOR]
+    return []
+
+
+def resource_fit(pod: PodRequest, node: NodeState) -> list[str]:
+    """NodeResourcesFit: every insufficient resource, pods first as fit.go lists them."""
     reasons = []
     if node.pod_count + 1 > node.max_pods:
         reasons.append(R_PODS)
@@ -183,18 +429,51 @@ def filter_node(pod: PodRequest, node: NodeState, nodes: Sequence[NodeState],
         reasons.append(R_CPU)
     if node.used_memory_bytes + pod.memory_bytes > node.memory_bytes:
         reasons.append(R_MEMORY)
-    if reasons:
-        return reasons
-    if pod.spread is not None:
-        counts = spread_counts if spread_counts is not None else _spread_domain_counts(pod, nodes)
-        domain = node.labels.get(pod.spread.topology_key)
-        if domain is None or domain not in counts:
+    return reasons
+
+
+def placement_rules(pod: PodRequest, node: NodeState, state: FilterState) -> list[str]:
+    """PodTopologySpread, then InterPodAffinity (affinity, anti-affinity, existing pods'
+    anti-affinity), against the state ``prefilter`` computed."""
+    for s in state.spread:
+        domain = node.labels.get(s.constraint.topology_key)
+        if domain is None:
+            return [R_SPREAD_MISSING]
+        if s.counts.get(domain, 0) + s.self_match - s.global_min > s.constraint.max_skew:
             return [R_SPREAD]
-        if counts[domain] + 1 - min(counts.values()) > pod.spread.max_skew:
-            return [R_SPREAD]
-    if pod.anti_affinity and node.groups.get(pod.group, 0) > 0:
-        return [R_ANTI_AFFINITY]
+    if state.affinity:
+        values = [node.labels.get(key) for key, _ in state.affinity]
+        if any(v is None for v in values):
+            return [R_POD_AFFINITY]
+        if not state.affinity_first and not all(v in d for v, (_, d) in zip(values, state.affinity)):
+            return [R_POD_AFFINITY]
+    for key, domains in state.anti_affinity:
+        value = node.labels.get(key)
+        if value is not None and value in domains:
+            return [R_ANTI_AFFINITY]
+    for key, value in state.existing_anti_affinity:
+        if node.labels.get(key) == value:
+            return [R_EXISTING_ANTI_AFFINITY]
     return []
+
+
+def filter_node(pod: PodRequest, node: NodeState, nodes: Sequence[NodeState],
+                *, state: FilterState | None = None) -> list[str]:
+    """Reasons ``node`` cannot take ``pod`` (empty when it can), kube-scheduler style.
+
+    Like kube-scheduler, the first failing plugin decides; resource fit lists every
+    insufficient resource. ``state`` is ``prefilter(pod, nodes)``, computed here when
+    not given (pass it when filtering many nodes for one pod)."""
+    why = static_filter(pod, node) or resource_fit(pod, node)
+    if why:
+        return why
+    return placement_rules(pod, node, state if state is not None else prefilter(pod, nodes))
+
+
+def reason_histogram(reasons: Mapping[str, int]) -> str:
+    """``1 Insufficient memory, 2 Insufficient cpu``: kube-scheduler's FitError sorts the
+    "<count> <reason>" strings themselves."""
+    return ", ".join(sorted(f"{n} {r}" for r, n in reasons.items() if n))
 
 
 @dataclass(frozen=True)
@@ -207,8 +486,7 @@ class Decision:
 
     def message(self) -> str:
         """The FailedScheduling message, e.g. ``0/3 nodes are available: 3 Insufficient cpu.``"""
-        # kube-scheduler's FitError sorts the "<count> <reason>" strings themselves
-        parts = ", ".join(sorted(f"{n} {r}" for r, n in self.reasons.items() if n))
+        parts = reason_histogram(self.reasons)
         head = f"0/{self.total_nodes} nodes are available"
         return f"{head}: {parts}." if parts else f"{head}."
 
@@ -216,11 +494,11 @@ class Decision:
 def schedule(pod: PodRequest, nodes: Sequence[NodeState]) -> Decision:
     """Choose a node for one pod: filter, then score by least allocated (the default
     scoring's dominant term), ties broken by node name. Does not modify the nodes."""
-    counts = _spread_domain_counts(pod, nodes) if pod.spread is not None else None
+    state = prefilter(pod, nodes)
     reasons: Counter = Counter()
     best: tuple[float, str] | None = None
     for node in nodes:
-        why = filter_node(pod, node, nodes, spread_counts=counts)
+        why = filter_node(pod, node, nodes, state=state)
         if why:
             reasons.update(why)
             continue
@@ -582,10 +860,10 @@ def scheduler_spread(pods: Sequence[PodRequest], shape: NodeShape, *, nodes: int
     assignment: list[tuple[str, int]] = []
     pending: list[str] = []
     for pod in pods:
-        counts = _spread_domain_counts(pod, states) if pod.spread is not None else None
+        state = prefilter(pod, states)
         best: tuple[float, int] | None = None
         for i, node in enumerate(states):
-            if filter_node(pod, node, states, spread_counts=counts):
+            if filter_node(pod, node, states, state=state):
                 continue
             cpu = min((reserved_cpu_m + node.used_cpu_m + pod.cpu_m) / alloc_cpu, 1.0)
             mem = min((reserved_memory_bytes + node.used_memory_bytes + pod.memory_bytes) / alloc_mem, 1.0)

@@ -1,4 +1,4 @@
-"""Suite-wide checks: a test run leaves nothing behind in the checkout.
+"""Suite-wide checks: a test run leaves nothing behind in the checkout; a fast run starts nothing.
 
 Tests write into ``tmp_path``; a test (or a notebook it runs with a relative default such
 as ``output_dir="../reports/..."``) that writes into the checkout instead would leave files
@@ -6,10 +6,16 @@ that ``git status`` then shows, or that a later run reads. The snapshot taken at
 the session is compared with the state at its end, so files that were already there (or
 that someone creates in another directory meanwhile) do not count: only paths that appeared
 during the run in the watched places do, and they fail the run.
+
+``make test-fast`` deselects the tests marked ``sim``, ``notebook``, ``packaging`` and
+``kernel`` and sets ``EAFIX_TEST_FAST=1``; then a test that starts a sim cluster or a Jupyter
+kernel anyway fails, naming the marker it lacks, so the fast run stays what it says.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any, Iterator
 
 import pytest
 
@@ -65,3 +71,27 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     else:  # pragma: no cover - without the terminal plugin (-p no:terminal)
         print(message)
     session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+FAST = os.environ.get("EAFIX_TEST_FAST") == "1"
+
+
+def _refuse(what: str, marker: str) -> Any:
+    def refuse(*args: object, **kwargs: object) -> None:
+        pytest.fail(f"this test {what} but is not marked {marker!r}: mark it so `make test-fast` skips it",
+                    pytrace=False)
+    return refuse
+
+
+@pytest.fixture(autouse=True)
+def _fast_run_starts_nothing(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    if FAST:
+        from jupyter_client import launcher
+        from jupyter_client.provisioning import local_provisioner
+
+        from eafix_capacity.sim.cluster import SimCluster
+
+        monkeypatch.setattr(SimCluster, "start", _refuse("starts a sim cluster", "sim"))
+        monkeypatch.setattr(launcher, "launch_kernel", _refuse("starts a Jupyter kernel", "kernel"))
+        monkeypatch.setattr(local_provisioner, "launch_kernel", _refuse("starts a Jupyter kernel", "kernel"))
+    yield

@@ -21,8 +21,17 @@ from eafix_capacity.scheduling import (
     R_PODS,
     R_SELECTOR,
     R_SPREAD,
+    R_SPREAD_MISSING,
+    R_TAINT,
     R_UNSCHEDULABLE,
+    R_EXISTING_ANTI_AFFINITY,
+    R_POD_AFFINITY,
+    UNRESOLVABLE,
+    AffinityTerm,
     Decision,
+    LabelSelector,
+    NodeSelectorRequirement,
+    NodeSelectorTerm,
     NodeShape,
     NodeState,
     Placement,
@@ -94,9 +103,11 @@ def test_resource_fit_lists_every_insufficient_resource_in_kube_order() -> None:
     assert only(n, pod(group="y", cpu=1, mem=1)) == [R_PODS, R_CPU, R_MEMORY]
 
 
-def test_untolerated_taint_names_the_taint() -> None:
+def test_untolerated_taint() -> None:
+    # kube-scheduler 1.32+ no longer names the taint (tainttoleration Filter)
     n = node(taints=(Taint("dedicated", "infra"),))
-    assert only(n, pod()) == ["node(s) had untolerated taint {dedicated: infra}"]
+    assert only(n, pod()) == [R_TAINT]
+    assert R_TAINT == "node(s) had untolerated taint(s)"
 
 
 @pytest.mark.parametrize(
@@ -124,7 +135,7 @@ def test_prefer_no_schedule_taints_do_not_filter() -> None:
 
 def test_no_execute_taints_filter() -> None:
     n = node(taints=(Taint("gone", "", "NoExecute"),))
-    assert only(n, pod()) == ["node(s) had untolerated taint {gone: }"]
+    assert only(n, pod()) == [R_TAINT]
 
 
 def test_node_selector() -> None:
@@ -151,7 +162,7 @@ def test_the_first_failing_plugin_decides() -> None:
     n = node(cpu=0, unschedulable=True, taints=(Taint("a", "b"),), labels={"x": "y"})
     assert only(n, pod(node_selector=(("x", "z"),))) == [R_UNSCHEDULABLE]
     n.unschedulable = False
-    assert only(n, pod(node_selector=(("x", "z"),))) == ["node(s) had untolerated taint {a: b}"]
+    assert only(n, pod(node_selector=(("x", "z"),))) == [R_TAINT]
     n.taints = ()
     assert only(n, pod(node_selector=(("x", "z"),))) == [R_SELECTOR]
     assert only(n, pod(node_selector=(("x", "y"),))) == [R_CPU]
@@ -199,7 +210,8 @@ def test_spread_honours_taints_only_when_asked() -> None:
 def test_spread_fails_on_a_node_without_the_topology_label() -> None:
     n = node("a")
     zone = SpreadConstraint(topology_key="topology.kubernetes.io/zone")
-    assert filter_node(pod(spread=zone), n, [n]) == [R_SPREAD]
+    assert filter_node(pod(spread=zone), n, [n]) == [R_SPREAD_MISSING]
+    assert R_SPREAD_MISSING == "node(s) didn't match pod topology spread constraints (missing required label)"
 
 
 def test_no_spread_constraint_allows_stacking() -> None:
@@ -216,6 +228,73 @@ def test_anti_affinity() -> None:
     assert filter_node(p, nodes[1], nodes) == []
     assert filter_node(pod("h-0", group="h", anti_affinity=True), nodes[0], nodes) == []
     assert R_ANTI_AFFINITY == "node(s) didn't match pod anti-affinity rules"
+
+
+def test_rules_with_label_selectors_count_the_selected_pods_of_the_namespace() -> None:
+    sel = LabelSelector.of({"matchLabels": {"app": "web"}})
+    web = dict(namespace="prod", labels={"app": "web"}, spread=None)
+    spread = SpreadConstraint(selector=sel)
+    nodes = [node("a"), node("b")]
+    nodes[0].add(pod("w-0", group="", **web))
+    nodes[1].add(pod("other-ns", group="", namespace="dev", labels={"app": "web"}, spread=None))
+    p = pod("w-1", group="", **{**web, "spread_constraints": (spread,)})
+    assert filter_node(p, nodes[0], nodes) == [R_SPREAD]
+    assert filter_node(p, nodes[1], nodes) == []
+    # a pod its own selector does not select adds nothing to the skew
+    stranger = pod("s", group="", namespace="prod", labels={"app": "db"}, spread_constraints=(spread,), spread=None)
+    assert filter_node(stranger, nodes[0], nodes) == []
+    # a missing selector selects nothing
+    assert not LabelSelector.of(None).matches({"app": "web"})
+    assert LabelSelector.of({}).matches({"app": "web"})
+
+
+def test_min_domains_and_schedule_anyway() -> None:
+    nodes = [node("a"), node("b")]
+    for n in nodes:
+        n.add(pod(f"g-{n.name}"))
+    assert filter_node(pod("g-x"), nodes[0], nodes) == []
+    needs_three = SpreadConstraint(min_domains=3)
+    assert filter_node(pod("g-x", spread=needs_three), nodes[0], nodes) == [R_SPREAD]
+    soft = SpreadConstraint(min_domains=3, when_unsatisfiable="ScheduleAnyway")
+    assert filter_node(pod("g-x", spread=soft), nodes[0], nodes) == []
+
+
+def test_node_taints_policy_honour_leaves_tainted_domains_out() -> None:
+    nodes = [node("a"), node("b", taints=(Taint("t", "v"),))]
+    tol = (Toleration("t", "Exists"),)
+    nodes[0].add(pod("g-0"))
+    assert filter_node(pod("g-1", tolerations=tol), nodes[0], nodes) == [R_SPREAD]
+    honour = SpreadConstraint(honor_taints=True)
+    # tolerated, so b stays a domain even when taints are honoured
+    assert filter_node(pod("g-1", tolerations=tol, spread=honour), nodes[0], nodes) == [R_SPREAD]
+
+
+def test_pod_affinity_and_existing_anti_affinity() -> None:
+    zone = "topology.kubernetes.io/zone"
+    nodes = [node("a", labels={zone: "z1"}), node("b", labels={zone: "z2"})]
+    cache = AffinityTerm(zone, LabelSelector.of({"matchLabels": {"app": "cache"}}))
+    near = pod("api", group="", labels={"app": "api"}, spread=None, pod_affinity=(cache,))
+    assert filter_node(near, nodes[0], nodes) == [R_POD_AFFINITY]
+    nodes[1].add(pod("cache-0", group="", labels={"app": "cache"}, spread=None))
+    assert filter_node(near, nodes[0], nodes) == [R_POD_AFFINITY]
+    assert filter_node(near, nodes[1], nodes) == []
+    # a placed pod's anti-affinity keeps out the pods it selects (the symmetric rule)
+    guard = AffinityTerm(HOSTNAME, LabelSelector.of({"matchLabels": {"app": "api"}}))
+    nodes[1].add(pod("guard", group="", labels={"app": "guard"}, spread=None, pod_anti_affinity=(guard,)))
+    assert filter_node(near, nodes[1], nodes) == [R_EXISTING_ANTI_AFFINITY]
+    assert R_EXISTING_ANTI_AFFINITY not in UNRESOLVABLE and R_POD_AFFINITY in UNRESOLVABLE
+
+
+def test_node_selector_terms() -> None:
+    gen = NodeSelectorRequirement("gen", "Gt", ("4",))
+    n = node("a", labels={"gen": "5"})
+    assert filter_node(pod(node_affinity=(NodeSelectorTerm((gen,)),)), n, [n]) == []
+    assert filter_node(pod(node_affinity=(NodeSelectorTerm(),)), n, [n]) == [R_SELECTOR]  # an empty term matches none
+    named = NodeSelectorTerm(match_fields=(NodeSelectorRequirement("metadata.name", "In", ("b",)),))
+    assert filter_node(pod(node_affinity=(named,)), n, [n]) == [R_SELECTOR]
+    either = (named, NodeSelectorTerm((NodeSelectorRequirement("gen", "In", ("5",)),)))
+    assert filter_node(pod(node_affinity=either), n, [n]) == []
+    assert not NodeSelectorRequirement("gen", "Lt", ("x",)).matches("5")
 
 
 def test_remove_undoes_add() -> None:

@@ -14,7 +14,7 @@ from typing import TextIO
 from .importer import import_objects, import_summary
 from .kinds import IGNORE_FLAG
 from .load import LoadResult, load_manifests, printed_warnings
-from .render import DEFAULT_IMAGE_TAG, DEFAULT_NAMESPACE, RenderOptions
+from .render import DEFAULT_IMAGE_TAG, DEFAULT_NAMESPACE, STORAGE_PROVIDERS, RenderOptions
 from .checks import run_checks
 from .workflow import generate
 
@@ -27,6 +27,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     g = sub.add_parser("generate", help="render a profile into manifests/<profile>/ (atomic)")
     g.add_argument("--profile", required=True, help="cluster profile: minimum or recommended")
     g.add_argument("--mesh", default="none", help="none (default) or istio")
+    g.add_argument("--provider", choices=STORAGE_PROVIDERS, default="gke",
+                   help="the cluster the StorageClass is for: its CSI driver and disk types (default gke)")
     g.add_argument("--out", default=None,
                    help="output directory (default: manifests/<profile>[-istio] of the kit)")
     g.add_argument("--namespace", default=DEFAULT_NAMESPACE)
@@ -60,11 +62,12 @@ def _out(args: argparse.Namespace) -> TextIO:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    options = RenderOptions(namespace=args.namespace, mesh=args.mesh,
+    options = RenderOptions(namespace=args.namespace, mesh=args.mesh, provider=args.provider,
                             image_registry=args.image_registry, image_tag=args.image_tag)
     gen, path = generate(profile=args.profile, out_dir=args.out, options=options)
     print(f"wrote {len(gen.objects)} objects in {len(gen.files)} files to {path} "
-          f"(profile {gen.profile}, mesh {gen.mesh})", file=_out(args))
+          f"(profile {gen.profile}, mesh {gen.mesh}, storage for {options.provider}: {options.provisioner})",
+          file=_out(args))
     return 0
 
 

@@ -52,6 +52,11 @@ ACME_SOLVER_PORT = 8089
 # services that reach outside the cluster (price feed, calendar feed, broker)
 EXTERNAL_EGRESS = ("data-ingestor", "calendar-ingestor", "execution-engine")
 
+# The block-storage CSI driver of each managed Kubernetes the StorageClass can be rendered for
+# (GKE's Compute Engine PD driver, the EKS EBS add-on, AKS's Azure Disk driver).
+STORAGE_PROVIDERS = ("gke", "eks", "aks")
+CSI_PROVISIONER = {"gke": "pd.csi.storage.gke.io", "eks": "ebs.csi.aws.com", "aks": "disk.csi.azure.com"}
+
 # Non-root user ids: the EAFIX images run as 10001; the others are their images' own users.
 RUN_AS = {"generic": 10001, "jvm": 10001, "redis": 999, "postgres": 999,
           "prometheus": 65534, "grafana": 472}
@@ -75,10 +80,17 @@ class RenderOptions:
     ingress_controller_namespace: str = "ingress-nginx"
     tls_secret: str = "trading-eafix-tls"
     cluster_issuer: str = "letsencrypt-prod"
-    storage_provisioner: str = "pd.csi.storage.gke.io"
+    provider: str = "gke"               # whose CSI driver and disk types the StorageClass names
+    storage_provisioner: str | None = None  # default: the provider's CSI driver
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mesh", parse_mesh(self.mesh))
+        if isinstance(self.provider, str):
+            object.__setattr__(self, "provider", self.provider.strip().lower())
+
+    @property
+    def provisioner(self) -> str:
+        return self.storage_provisioner or CSI_PROVISIONER.get(self.provider, "")
 
 
 _DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
@@ -89,6 +101,10 @@ def check_options(options: RenderOptions) -> RenderOptions:
     if not re.match(_DNS_LABEL, options.namespace) or len(options.namespace) > 63:
         raise InputError("invalid namespace", field="namespace", value=options.namespace,
                          valid="a DNS label: lower-case letters, digits and '-', at most 63 characters")
+    if options.provider not in STORAGE_PROVIDERS:
+        raise InputError("unknown provider", field="provider", value=options.provider,
+                         valid=f"one of {', '.join(STORAGE_PROVIDERS)}: the cluster whose CSI driver the "
+                               "StorageClass names")
     tag = options.image_tag
     if not re.match(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$", tag or ""):
         raise InputError("invalid image tag", field="image_tag", value=tag,
@@ -244,13 +260,28 @@ def _storage_class(profile: Profile, options: RenderOptions) -> dict:
         "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
         "metadata": _meta(storage_class_name(profile), None,
                           _base_labels(storage_class_name(profile), "storage")),
-        "provisioner": options.storage_provisioner,
+        "provisioner": options.provisioner,
     }
-    if options.storage_provisioner == "pd.csi.storage.gke.io":
-        sc["parameters"] = {"type": "pd-ssd" if profile.storage_media == "ssd" else "pd-balanced"}
+    parameters = _storage_parameters(options.provisioner, ssd=profile.storage_media == "ssd")
+    if parameters:
+        sc["parameters"] = parameters
     sc.update({"reclaimPolicy": "Retain", "allowVolumeExpansion": True,
                "volumeBindingMode": "WaitForFirstConsumer"})
     return sc
+
+
+def _storage_parameters(provisioner: str, *, ssd: bool) -> dict:
+    """The disk type each CSI driver's StorageClass ``parameters`` name: GKE pd-ssd or
+    pd-balanced (both SSD-backed); EBS gp3, the general-purpose SSD (EBS has no cheaper SSD
+    for either media, and its HDDs st1/sc1 start at 125 GiB); Azure Premium_LRS or
+    StandardSSD_LRS. Another provisioner's parameters are its own: none are rendered."""
+    if provisioner == CSI_PROVISIONER["gke"]:
+        return {"type": "pd-ssd" if ssd else "pd-balanced"}
+    if provisioner == CSI_PROVISIONER["eks"]:
+        return {"type": "gp3", "csi.storage.k8s.io/fstype": "ext4", "encrypted": "true"}
+    if provisioner == CSI_PROVISIONER["aks"]:
+        return {"skuName": "Premium_LRS" if ssd else "StandardSSD_LRS"}
+    return {}
 
 
 def claim_name(svc: Service, volume_name: str) -> str:

@@ -21,7 +21,9 @@ from urllib.parse import parse_qs
 import yaml
 
 from eafix_capacity.yamlio import LimitedSafeLoader
-from eafix_capacity.sim import crds, defaults, openapi, proto, resources as R, tables
+from eafix_capacity.sim import admission, crds, defaults, openapi, proto, resources as R, tables
+from eafix_capacity.sim.controllers import rootcacertpublisher, serviceaccounts
+from eafix_capacity.sim.auth import Auth, UserInfo
 from eafix_capacity.sim.apierror import ApiError, bad_request, invalid
 from eafix_capacity.sim.patch import (json_patch, merge_patch, record_update, server_side_apply,
                                       strategic_merge_patch)
@@ -61,7 +63,8 @@ class Response:
 
 def _json_response(status: int, obj: Any, warnings: list[str] | None = None) -> Response:
     raw = obj if isinstance(obj, bytes) else encode(obj)
-    headers = [("Warning", f'299 - "{w}"') for w in warnings or []]
+    # warn-text is a quoted string with " and \ escaped, as apimachinery's NewWarningHeader writes it
+    headers = [("Warning", '299 - "' + w.replace("\\", "\\\\").replace('"', '\\"') + '"') for w in warnings or []]
     return Response(status, raw, headers=headers)
 
 
@@ -134,8 +137,9 @@ def _decode(body: bytes, media: str) -> Any:
 class Api:
     """One API server's request semantics over a ``Store``."""
 
-    def __init__(self, store: Store, *, controllers: Controllers | None = None) -> None:
+    def __init__(self, store: Store, *, controllers: Controllers | None = None, auth: Auth | None = None) -> None:
         self.store = store
+        self.auth = auth if auth is not None else Auth(store=store, enforce=False)
         self.registry: Registry = store.registry
         self.controllers = controllers
         self.stopping = False
@@ -144,13 +148,16 @@ class Api:
 
     def handle(self, method: str, path: str, query_text: str, headers: dict[str, str], body: bytes) -> Response:
         try:
-            return self._route(method.upper(), path, query_text, headers, body)
+            # as kube-apiserver's filters: authenticate, impersonate and authorise before routing
+            user = self.auth.admit(method.upper(), path, query_text, headers) if self.auth.enforce else None
+            return self._route(method.upper(), path, query_text, headers, body, user)
         except ApiError as e:
             return error_response(e)
         except RecursionError:
             return error_response(bad_request("the object is nested too deeply"))
 
-    def _route(self, method: str, path: str, query_text: str, headers: dict[str, str], body: bytes) -> Response:
+    def _route(self, method: str, path: str, query_text: str, headers: dict[str, str], body: bytes,
+               user: UserInfo | None = None) -> Response:
         path = path.rstrip("/") or "/"
         fixed = self._fixed(method, path)
         if fixed is not None:
@@ -167,6 +174,15 @@ class Api:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         q = parse_query(query_text)
         accept = headers.get("accept", "")
+        if method == "POST" and (rp.subresource == "token" or (user is not None and rt in R.REVIEW_TYPES)):
+            media = _media_type(headers.get("content-type", ""))
+            self._check_media(media, _BODY_TYPES)
+            obj = _decode(body, media)
+            if rp.subresource == "token":
+                return _json_response(201, self.auth.token_request(rp, obj, dry_run=q.dry_run))
+            assert user is not None
+            return _json_response(201, self.auth.review(rt, self._check_identity(obj, rt, rp, expect_name=False),
+                                                        user))
         if method == "GET":
             if rp.name is None:
                 return self._watch(rt, rp, q, accept) if q.watch else self._list(rt, rp, q, accept)
@@ -254,8 +270,10 @@ class Api:
         if not self.registry.is_builtin(rt):
             crd = self._crd_for(rt)
             custom = crds.printer_columns(crd, rt.version) if crd else None
+        clock = getattr(self.store, "clock", None)
         return tables.table(rt.kind, objs, resource_version=rv, include_object=q.include_object,
-                            custom_columns=custom, continue_token=cont)
+                            custom_columns=custom, continue_token=cont,
+                            now=clock.now().timestamp() if clock is not None else None)
 
     def _crd_for(self, rt: ResourceType) -> dict | None:
         try:
@@ -472,8 +490,11 @@ class Api:
                            f'the body of the request was in an unknown format - accepted media types include: {shown}')
 
     def _validated(self, rt: ResourceType, obj: dict, q: Query, *, defaulting: bool = True,
-                   partial: bool = False) -> tuple[dict, list[str]]:
-        out = validate(obj, rt, self.registry, mode=q.field_validation or "Strict", partial=partial)
+                   partial: bool = False, old: dict | None = None) -> tuple[dict, list[str]]:
+        # Without fieldValidation a real server warns (Warn); an apply configuration naming a field the
+        # schema lacks is refused whatever the parameter says (SSA's "field not declared in schema").
+        mode = q.field_validation or ("Strict" if partial else "Warn")
+        out = validate(obj, rt, self.registry, mode=mode, partial=partial, old=old)
         if rt == R.CRD:
             self._check_crd(out.obj)
         if defaulting and self.registry.is_builtin(rt):
@@ -520,15 +541,36 @@ class Api:
 
     def _create(self, rt: ResourceType, obj: dict, q: Query, headers: dict[str, str]) -> Response:
         obj, warnings = self._validated(rt, obj, q)
-        with self._allocating(rt):
+        self.auth.check_rbac_write(rt, obj)
+        with self.store.lock:  # admission's quota charge and the write are one step
+            admitted = admission.admit(self.store, rt, obj, operation="CREATE")
+            obj = admitted.obj
+            if self.registry.is_builtin(rt):
+                defaults.initial_status(obj, rt.group, rt.kind)  # PrepareForCreate: after mutating admission
             if rt == R.SERVICE:
                 self._service_ip(obj, None)
             obj.get("metadata", {}).pop("managedFields", None)
             record_update(None, obj, self._node(rt), manager=self._manager(q, headers, "unknown"))
             raw = self.store.create_raw(rt, obj, dry_run=q.dry_run)
+            admission.charge(self.store, admitted, dry_run=q.dry_run)
+        self._after_write(rt, raw, dry_run=q.dry_run)
         if rt == R.CRD and not q.dry_run:
             raw = self._establish(json.loads(raw))
         return _json_response(201, raw, warnings)
+
+    def _after_write(self, rt: ResourceType, raw: bytes, *, dry_run: bool) -> None:
+        """What the control plane does at once after some writes. A new namespace gets its
+        ``default`` ServiceAccount and ``kube-root-ca.crt`` (the controllers add them within
+        moments, and ServiceAccount admission retries its lookup of ``default`` meanwhile); a new or
+        changed ResourceQuota is recounted (the resourcequota controller's first sync)."""
+        if dry_run or rt not in (R.NAMESPACE, R.RESOURCEQUOTA):
+            return
+        meta = json.loads(raw)["metadata"]
+        if rt == R.NAMESPACE:
+            serviceaccounts.ensure(self.store, meta["name"])
+            rootcacertpublisher.ensure(self.store, meta["name"])
+        else:
+            admission.refresh_quota(self.store, meta.get("namespace") or "default", meta["name"])
 
     def _establish(self, crd: dict) -> bytes:
         crds.register(self.registry, crd)
@@ -544,7 +586,8 @@ class Api:
                        manager_default: str) -> Response:
         assert rp.name is not None
         old = self.store.get(rt, rp.namespace, rp.name)
-        obj, warnings = self._validated(rt, obj, q)
+        obj, warnings = self._validated(rt, obj, q, old=old if rp.subresource is None else None)
+        self.auth.check_rbac_write(rt, obj)
         if rt == R.SERVICE:
             self._service_ip(obj, old)
         meta = obj["metadata"]
@@ -556,7 +599,12 @@ class Api:
                 meta["managedFields"] = old_fields
             record_update(old, obj, self._node(rt), manager=self._manager(q, headers, manager_default),
                           subresource=rp.subresource)
-        raw = self.store.update_raw(rt, obj, subresource=rp.subresource, dry_run=q.dry_run)
+        with self.store.lock:
+            admitted = admission.admit(self.store, rt, obj, operation="UPDATE", old=old, subresource=rp.subresource)
+            raw = self.store.update_raw(rt, admitted.obj, subresource=rp.subresource, dry_run=q.dry_run)
+            admission.charge(self.store, admitted, dry_run=q.dry_run)
+        if rp.subresource is None:
+            self._after_write(rt, raw, dry_run=q.dry_run)
         if rt == R.CRD and not q.dry_run and rp.subresource is None:
             crds.unregister(self.registry, old)
             raw = self._establish(json.loads(raw))
@@ -615,7 +663,8 @@ class Api:
                 raise
             live = None
         result = server_side_apply(live, applied, node, manager=manager, force=q.force)
-        validate(result, rt, self.registry, mode="Strict")  # the merged object must be a valid whole
+        self.auth.check_rbac_write(rt, result)
+        validate(result, rt, self.registry, mode="Strict", old=live)  # the merged object must be a valid whole
         if self.registry.is_builtin(rt):
             defaults.apply_defaults(result, rt.group, rt.kind)
         if rt == R.SERVICE:
@@ -623,13 +672,23 @@ class Api:
         if live is None:
             if rp.subresource:
                 raise ApiError(404, "NotFound", f'{rt.plural} "{rp.name}" not found')
-            raw = self.store.create_raw(rt, result, dry_run=q.dry_run)
+            self.auth.check_apply_create(rt, rp)
+            admitted = admission.admit(self.store, rt, result, operation="CREATE")
+            if self.registry.is_builtin(rt):
+                defaults.initial_status(admitted.obj, rt.group, rt.kind)
+            raw = self.store.create_raw(rt, admitted.obj, dry_run=q.dry_run)
+            admission.charge(self.store, admitted, dry_run=q.dry_run)
+            self._after_write(rt, raw, dry_run=q.dry_run)
             if rt == R.CRD and not q.dry_run:
                 raw = self._establish(json.loads(raw))
             return _json_response(201, raw, warnings)
         want_rv = (applied.get("metadata") or {}).get("resourceVersion")
         result["metadata"]["resourceVersion"] = want_rv or live["metadata"]["resourceVersion"]
-        raw = self.store.update_raw(rt, result, subresource=rp.subresource, dry_run=q.dry_run)
+        admitted = admission.admit(self.store, rt, result, operation="UPDATE", old=live, subresource=rp.subresource)
+        raw = self.store.update_raw(rt, admitted.obj, subresource=rp.subresource, dry_run=q.dry_run)
+        admission.charge(self.store, admitted, dry_run=q.dry_run)
+        if rp.subresource is None:
+            self._after_write(rt, raw, dry_run=q.dry_run)
         if rt == R.CRD and not q.dry_run and rp.subresource is None:
             crds.unregister(self.registry, live)
             raw = self._establish(json.loads(raw))
@@ -727,6 +786,7 @@ class Api:
         if "delete" not in rt.verbs or rp.subresource:
             raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
         propagation, preconditions, dry_run = q.propagation, None, q.dry_run
+        grace = q.grace_period_seconds
         if body.strip():
             opts = _decode(body, _media_type(headers.get("content-type", "")) or _JSON)
             if not isinstance(opts, dict):
@@ -738,6 +798,11 @@ class Api:
                 propagation = "Orphan"
             preconditions = opts.get("preconditions") if isinstance(opts.get("preconditions"), dict) else None
             dry_run = dry_run or opts.get("dryRun") == ["All"]
+            if opts.get("gracePeriodSeconds") is not None:
+                if not isinstance(opts["gracePeriodSeconds"], int) or isinstance(opts["gracePeriodSeconds"], bool):
+                    raise bad_request("the body of a DELETE must be a DeleteOptions object: gracePeriodSeconds "
+                                      "must be an integer")
+                grace = opts["gracePeriodSeconds"]
         if rp.name is None:
             deleted = self.store.delete_collection(rt, rp.namespace, label_selector=q.label_selector,
                                                    field_selector=q.field_selector, dry_run=dry_run)
@@ -748,7 +813,7 @@ class Api:
                                         "metadata": {"resourceVersion": str(self.store.resource_version)},
                                         "items": deleted})
         obj = self.store.delete(rt, rp.namespace, rp.name, dry_run=dry_run, propagation=propagation,
-                                preconditions=preconditions)
+                                preconditions=preconditions, grace_period_seconds=grace)
         if rt == R.CRD and not dry_run:
             self._drop_crd(obj)
         return _json_response(200, obj)

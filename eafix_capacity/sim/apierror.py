@@ -19,10 +19,14 @@ class ApiError(ClusterError):
         self.details = details
 
     def status(self) -> dict:
+        """The metav1.Status body, its keys in the Go struct's order (kind, apiVersion, metadata, status,
+        message, reason, details, code), and empty details fields left out as ``omitempty`` leaves them:
+        a real server answers ``"details":{"kind":"pods"}`` for a core-group resource."""
         body: dict = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                      "message": self.message, "reason": self.reason, "code": self.code}
-        if self.details:
-            body["details"] = self.details
+                      "message": self.message, "reason": self.reason}
+        if self.details is not None:
+            body["details"] = {k: v for k, v in self.details.items() if v not in ("", None, [], {})}
+        body["code"] = self.code
         return body
 
 
@@ -47,7 +51,9 @@ def conflict(rt_plural: str, group: str, name: str, why: str) -> ApiError:
 def invalid(kind: str, group: str, name: str, causes: list[dict]) -> ApiError:
     """422 Invalid; ``causes`` are ``{"reason": "FieldValueInvalid", "message": ..., "field": ...}``."""
     qualified = f"{kind}.{group}" if group else kind
-    summary = ", ".join(f'{c.get("field", "")}: {c.get("message", "")}'.lstrip(": ") for c in causes)
+    # utilerrors.Aggregate's text: distinct messages joined, in brackets when more than one
+    texts = list(dict.fromkeys(f'{c.get("field", "")}: {c.get("message", "")}'.lstrip(": ") for c in causes))
+    summary = texts[0] if len(texts) == 1 else "[" + ", ".join(texts) + "]"
     return ApiError(422, "Invalid", f'{qualified} "{name}" is invalid: {summary}',
                     details={"name": name, "group": group, "kind": kind, "causes": causes})
 

@@ -13,10 +13,12 @@ import signal
 import threading
 import math
 import sys
+from datetime import datetime
 from typing import Sequence
 
 from eafix_capacity.errors import EafixCapacityError, InputError
 from eafix_capacity.limits import MAX_NODES
+from eafix_capacity.sim.clock import TRADING_DAY_START
 from eafix_capacity.sim.cluster import CONTEXT, SimCluster
 from eafix_capacity.sim.wal import log_path_for
 
@@ -26,6 +28,18 @@ EXIT_INTERRUPTED = 130
 def _zones(text: str) -> tuple[str, ...]:
     """Comma-separated zones; empty ones are kept, for ``SimCluster`` to refuse in one line."""
     return tuple(z.strip() for z in text.split(","))
+
+
+def _clock_start(text: str) -> datetime:
+    if text == "trading-day":
+        return TRADING_DAY_START
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an RFC 3339 time or trading-day: {text!r}") from None
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"needs a time zone, e.g. {text}Z: {text!r}")
+    return value
 
 
 def _speed(text: str) -> float:
@@ -79,6 +93,24 @@ def add_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]"
                     help="keep the cluster in this file (and FILE.wal): every change is on disk before it is "
                          "answered, and the file is reloaded on start; a state with nodes keeps its own")
     up.add_argument("--speed", type=_speed, default=1.0, help="sim clock speed (x real time)")
+    up.add_argument("--clock-start", type=_clock_start, default=None, metavar="TIME",
+                    help="where the sim clock starts: an RFC 3339 time (2026-01-14T06:00:00Z) or trading-day "
+                         "(the usage model's Wednesday 06:00 UTC); default now, so kubectl's ages read as on a "
+                         "real cluster")
+    up.add_argument("--provisioner", action="append", default=None, metavar="NAME", dest="provisioners",
+                    help="a volume provisioner the sim runs, repeatable; it replaces the default, the CSI driver of "
+                         "the node type's cloud (pd.csi.storage.gke.io, ebs.csi.aws.com or disk.csi.azure.com): "
+                         "a claim whose StorageClass names another stays Pending, as on a real cluster")
+    up.add_argument("--mesh", default=None,
+                    help="none or istio, as for `plan --mesh`: istio adds the istio-cni DaemonSet to every node")
+    up.add_argument("--auth", action="store_true",
+                    help="serve HTTPS with authentication and RBAC: a missing or wrong token is 401, a request RBAC "
+                         "does not allow is 403; the kubeconfig's user is kubernetes-admin (system:masters)")
+    up.add_argument("--token-auth-file", default=None, metavar="FILE",
+                    help='with --auth: more users, as kube-apiserver\'s flag: CSV lines token,user,uid[,"g1,g2"]')
+    up.add_argument("--faults", default=None, metavar="FILE",
+                    help="a sim faults file: pods (by namespace and label selector) whose image pull fails, "
+                         "that crash-loop or never turn Ready (see eafix_capacity/sim/faults.py)")
     up.set_defaults(func=run_up)
     return sim
 
@@ -92,7 +124,9 @@ def _flag_text(args: argparse.Namespace, name: str) -> str:
 def run_up(args: argparse.Namespace) -> int:
     sim = SimCluster(node_type=args.node_type, nodes=args.nodes,
                      zones=None if args.zones is None else tuple(args.zones), port=args.port,
-                     kubeconfig=args.kubeconfig, state_file=args.state, speed=args.speed)
+                     kubeconfig=args.kubeconfig, state_file=args.state, speed=args.speed, mesh=args.mesh,
+                     auth=args.auth, token_file=args.token_auth_file, faults=args.faults,
+                     provisioners=args.provisioners, clock_start=args.clock_start)
     interrupted = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: interrupted.set())
     try:
@@ -119,6 +153,10 @@ def _print_banner(sim: SimCluster, args: argparse.Namespace) -> None:
               "start with a new --state file for other nodes")
     print(f"  export KUBECONFIG={sim.kubeconfig}")
     print("  kubectl get nodes")
+    print(f"  volume provisioners: {', '.join(sim.provisioners)}")
+    if sim.auth is not None:
+        print("  auth: HTTPS, tokens and RBAC; you are kubernetes-admin (system:masters); "
+              "kubectl create token SERVICEACCOUNT -n NAMESPACE for others")
     if sim.state_file is not None:
         print(f"  state: {sim.state_file} and {log_path_for(sim.state_file)} (every change is on disk before "
               "it is answered)")

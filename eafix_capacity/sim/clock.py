@@ -1,10 +1,19 @@
 """Simulated time for the sim cluster.
 
-Controllers (HPA sync period, rollout pacing), the usage model's trading-session curve
-and the metrics timestamps all read one clock. It runs ``speed`` times faster than real
-time from a fixed start (a trading-day morning by default), so a notebook can watch a
-whole London/New York day in minutes and tests see deterministic metrics. ``advance``
-jumps it forward for tests without sleeping.
+Controllers (HPA sync period, rollout pacing, grace periods, taint eviction), the usage
+model's trading-session curve, metrics timestamps, events and every object timestamp the
+sim writes (creationTimestamp, deletionTimestamp, conditions' lastTransitionTime) read one
+clock, so ``advance`` moves all of them together, as a real cluster's single notion of
+"now" would. It runs ``speed`` times faster than real time from its start, so a notebook
+can watch a whole London/New York day in minutes; ``advance`` jumps it forward for tests
+without sleeping.
+
+The default start is the wall clock's "now" when the clock is made: ``kubectl describe``
+and ``kubectl top`` compute ages on the client against the local wall clock, so at speed 1
+they read as on a real cluster. Code that wants the usage model's trading day from its
+morning passes ``start=TRADING_DAY_START`` explicitly. (With ``speed`` above 1 or after an
+``advance`` the sim runs ahead of the wall clock and client-side ages of new objects are
+negative: kubectl prints ``<invalid>``, as it does for a real cluster whose clock is ahead.)
 """
 from __future__ import annotations
 
@@ -15,18 +24,21 @@ from datetime import datetime, timedelta, timezone
 
 from eafix_capacity.errors import InputError
 
-DEFAULT_START = datetime(2026, 1, 14, 6, 0, tzinfo=timezone.utc)
-"""A Wednesday, 06:00 UTC: two hours before the London session opens."""
+TRADING_DAY_START = datetime(2026, 1, 14, 6, 0, tzinfo=timezone.utc)
+"""A Wednesday, 06:00 UTC: two hours before the London session opens (pass it as ``start``
+to watch the usage model's trading day from its morning)."""
 
 
 class SimClock:
     """A clock whose time is ``start + speed * real elapsed + advanced``.
 
     ``speed=0`` freezes it (only ``advance`` moves it), which is what unit tests want.
+    ``start`` defaults to the wall clock's now, to the second (see the module docstring).
     """
 
     def __init__(self, *, start: datetime | None = None, speed: float = 1.0) -> None:
-        start = DEFAULT_START if start is None else start
+        if start is None:
+            start = datetime.now(timezone.utc).replace(microsecond=0)
         if start.tzinfo is None:
             raise InputError("start time must be timezone-aware", field="start", value=start.isoformat(),
                              valid="an aware datetime, e.g. 2026-01-14T06:00:00+00:00")
@@ -46,6 +58,10 @@ class SimClock:
     def now(self) -> datetime:
         """The current simulated time, an aware UTC datetime."""
         return self._start + timedelta(seconds=self.elapsed())
+
+    def now_text(self) -> str:
+        """The current simulated time as metav1.Time text (see :func:`rfc3339`)."""
+        return rfc3339(self.now())
 
     def elapsed(self) -> float:
         """Simulated seconds since the start."""

@@ -1,9 +1,9 @@
 """``SimCluster``: start the whole sim (store, nodes, API server, controllers) in-process.
 
 A context manager for notebooks and tests, and the engine behind ``eafix-capacity sim up``.
-It writes a kubeconfig (context ``eafix-sim``, a fixed dummy token: the sim checks no
-credentials), creates Node objects from a node type of ``data/node-types.csv`` with
-capacity and allocatable from the capacity model, and with ``state_file`` keeps its state
+It writes a kubeconfig (context ``eafix-sim``; a fixed dummy token, as the sim checks no
+credentials, unless ``auth`` serves HTTPS with tokens and RBAC: :mod:`eafix_capacity.sim.auth`),
+creates Node objects from a node type of ``data/node-types.csv`` with capacity and allocatable from the capacity model, and with ``state_file`` keeps its state
 durable: every change goes to a write-ahead log that is fsync'ed before the change is
 acknowledged, compacted into the state file now and then and on stop (see
 :mod:`eafix_capacity.sim.wal`); on start the state is reloaded. Everything that can be
@@ -12,6 +12,7 @@ written) is refused before anything is served.
 """
 from __future__ import annotations
 
+import base64
 import json
 import re
 import signal
@@ -20,18 +21,27 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import yaml
 
+from eafix_capacity import quantity
 from eafix_capacity.errors import ClusterError, InputError, OutputError
 from eafix_capacity.fsio import atomic_write_text
 from eafix_capacity.limits import MAX_NODES, NODES_LIMIT_TEXT
+from eafix_capacity.mesh import Mesh, parse_mesh
 from eafix_capacity.nodes import (CLOUD_OF_PROVIDER, Provider, allocatable, get_node_type, load_node_types,
                                   parse_provider)
-from eafix_capacity.sim import crds, resources as R, wal
+from eafix_capacity.sim import crds, defaults, resources as R, storage, system, wal
+from eafix_capacity.sim.apierror import ApiError
 from eafix_capacity.sim.api import KUBERNETES_VERSION, Api
+from eafix_capacity.sim.controllers import kubernetesservice, rootcacertpublisher, serviceaccounts
+from eafix_capacity.sim.clock import SimClock
+from eafix_capacity.sim.faults import load_faults
+from eafix_capacity.sim.auth import (ADMIN_USER, MASTERS, Auth, ServingCert, bootstrap_policy, now_from_clock,
+                                     parse_token_file, server_ssl_context, serving_cert)
 from eafix_capacity.sim.server import ApiServer
 from eafix_capacity.sim.store import Store
 
@@ -94,13 +104,15 @@ def check_node_count(nodes: object) -> int:
 
 
 def node_objects(node_type: str, *, nodes: int, zones: tuple[str, ...], provider: Provider | None = None,
-                 node_types_path: str | Path | None = None) -> list[dict]:
-    """Node objects (pure): ``nodes`` nodes of ``node_type`` spread round-robin over ``zones``."""
+                 node_types_path: str | Path | None = None, mesh: Mesh = "none", now: str | None = None) -> list[dict]:
+    """Node objects (pure): ``nodes`` nodes of ``node_type`` spread round-robin over ``zones``;
+    ``now`` (metav1.Time text, default the wall clock) stamps their conditions."""
+    now = now or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     check_node_count(nodes)
     nt = get_node_type(node_type, load_node_types(node_types_path))
     labels = zone_labels(nt.provider, zones)
     provider = provider or _PROVIDER_OF_CLOUD.get(nt.provider, "generic")
-    alloc = allocatable(nt, provider=provider)
+    alloc = allocatable(nt, provider=provider, mesh=mesh)
     region = _REGION.get(nt.provider, "local-1")
     ds = [{"name": d.name, "cpu_m": d.cpu_m, "memory_bytes": d.memory_bytes} for d in alloc.daemonsets]
     out = []
@@ -109,7 +121,8 @@ def node_objects(node_type: str, *, nodes: int, zones: tuple[str, ...], provider
         name = f"sim-{node_type.replace('.', '-').replace('_', '-').lower()}-{i}"
         capacity = {"cpu": str(nt.vcpus), "memory": f"{nt.memory_bytes // 1024}Ki", "pods": str(alloc.max_pods),
                     "ephemeral-storage": "100Gi"}
-        alloc_res = {"cpu": f"{alloc.cpu_m}m", "memory": f"{alloc.memory_bytes // 1024}Ki",
+        # the model's figure to the byte (not floored to Ki): the scheduler leaves exactly the plan's room
+        alloc_res = {"cpu": f"{alloc.cpu_m}m", "memory": str(quantity.from_bytes(alloc.memory_bytes)),
                      "pods": str(alloc.max_pods), "ephemeral-storage": "95Gi"}
         out.append({
             "apiVersion": "v1", "kind": "Node",
@@ -123,7 +136,7 @@ def node_objects(node_type: str, *, nodes: int, zones: tuple[str, ...], provider
             "spec": {"podCIDR": f"10.244.{i % 256}.0/24"},
             "status": {
                 "capacity": capacity, "allocatable": alloc_res,
-                "conditions": [_condition(t, s, r) for t, s, r in (
+                "conditions": [_condition(t, s, r, now) for t, s, r in (
                     ("MemoryPressure", "False", "KubeletHasSufficientMemory"),
                     ("DiskPressure", "False", "KubeletHasNoDiskPressure"),
                     ("PIDPressure", "False", "KubeletHasSufficientPID"),
@@ -140,16 +153,19 @@ def node_objects(node_type: str, *, nodes: int, zones: tuple[str, ...], provider
     return out
 
 
-def _condition(ctype: str, status: str, reason: str) -> dict:
-    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+def _condition(ctype: str, status: str, reason: str, now: str) -> dict:
     return {"type": ctype, "status": status, "reason": reason, "message": f"kubelet: {reason}",
             "lastHeartbeatTime": now, "lastTransitionTime": now}
 
 
-def kubeconfig_document(url: str) -> dict:
+def kubeconfig_document(url: str, *, token: str = DUMMY_TOKEN, ca_pem: bytes | None = None) -> dict:
+    """The sim's kubeconfig; as kind's, one name (``eafix-sim``) for the cluster, context and user."""
+    cluster: dict = {"server": url}
+    if ca_pem is not None:
+        cluster["certificate-authority-data"] = base64.b64encode(ca_pem).decode()
     return {"apiVersion": "v1", "kind": "Config", "current-context": CONTEXT, "preferences": {},
-            "clusters": [{"name": CONTEXT, "cluster": {"server": url}}],
-            "users": [{"name": CONTEXT, "user": {"token": DUMMY_TOKEN}}],
+            "clusters": [{"name": CONTEXT, "cluster": cluster}],
+            "users": [{"name": CONTEXT, "user": {"token": token}}],
             "contexts": [{"name": CONTEXT, "context": {"cluster": CONTEXT, "user": CONTEXT, "namespace": "default"}}]}
 
 
@@ -185,28 +201,44 @@ class SimCluster:
 
     ``node_type``, ``nodes`` and ``zones`` shape the nodes of a new cluster (defaults
     n2-standard-8, 3, a/b/c); a state file that holds nodes keeps its own, and
-    ``node_summary`` (after ``start``) says which nodes are served."""
+    ``node_summary`` (after ``start``) says which nodes are served. ``provisioners`` are the
+    volume provisioners the sim runs (default: the CSI driver of the nodes' cloud); with
+    ``system_pods`` it also holds the StorageClasses that cloud creates."""
 
     def __init__(self, *, node_type: str | None = None, nodes: int | None = None,
                  zones: tuple[str, ...] | None = None, provider: str | None = None, port: int = 0,
                  kubeconfig: str | Path | None = None, state_file: str | Path | None = None, speed: float = 1.0,
                  seed: int = 0, controllers: bool = True, usage_model_path: str | Path | None = None,
-                 wal_compact_bytes: int = wal.COMPACT_MIN_BYTES) -> None:
+                 wal_compact_bytes: int = wal.COMPACT_MIN_BYTES, mesh: str | None = None,
+                 system_pods: bool = True, auth: bool = False, token_file: str | Path | None = None,
+                 clock_start: datetime | None = None, provisioners: Sequence[str] | None = None,
+                 faults: str | Path | None = None) -> None:
         self._given = {"nodes": nodes is not None, "node_type": node_type is not None, "zones": zones is not None}
         self.node_type = DEFAULT_NODE_TYPE if node_type is None else node_type
         self.nodes = DEFAULT_NODES if nodes is None else check_node_count(nodes)
         self.zones = DEFAULT_ZONES if zones is None else tuple(zones)
         self.provider = None if provider is None else parse_provider(provider)
+        self.mesh: Mesh = parse_mesh(mesh)
+        self._want_system = system_pods
+        self._provisioners_arg = None if provisioners is None else storage.check_provisioners(provisioners)
+        self.provisioners: tuple[str, ...] = ()
+        """The provisioners whose volumes the sim creates (after ``start``): ``provisioners``, by
+        default the CSI driver of the nodes' cloud (see :mod:`eafix_capacity.sim.storage`)."""
         self.port, self.speed, self.seed = port, speed, seed
         self.state_file = Path(state_file) if state_file else None
         self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
         self._kubeconfig_arg = Path(kubeconfig) if kubeconfig else None
         self._want_controllers = controllers
         self._usage_model_path = usage_model_path
+        self.faults = load_faults(faults) if faults is not None else ()
+        """The sim faults file's rules (``sim up --faults FILE``), validated here before anything starts."""
         self._wal_compact_bytes = wal_compact_bytes
         self.store: Store | None = None
         self.controllers: Any = None
-        self.clock: Any = None
+        self._clock_start = clock_start
+        self.clock: SimClock | None = None
+        """The one clock of the sim (made by ``start``): timestamps, metrics, grace periods, the HPA.
+        It starts at ``clock_start``, by default the wall clock's now (see :mod:`.clock`)."""
         self._server: ApiServer | None = None
         self.journal: wal.Journal | None = None
         self.loaded: wal.LoadedState | None = None
@@ -215,6 +247,14 @@ class SimCluster:
         """Of ``nodes``, ``node_type``, ``zones``: those given that the restored nodes do not match."""
         self.kubeconfig: Path | None = None
         self._running = False
+        self._want_auth = auth
+        self._token_file = Path(token_file) if token_file else None
+        if self._token_file is not None and not auth:
+            raise InputError("a token file is only read with auth (without it every token is accepted):",
+                             field="token_file", value=str(token_file), valid="sim up --auth --token-auth-file FILE")
+        self.auth: Auth | None = None
+        """With ``auth``: the authenticator and authoriser the API enforces (``sim up --auth``)."""
+        self._tls: ServingCert | None = None
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -227,7 +267,8 @@ class SimCluster:
         if self._kubeconfig_arg is not None:
             _check_parent_is_a_directory(self._kubeconfig_arg, what="the sim kubeconfig")
         loaded = wal.load_state(self.state_file) if self.state_file is not None else None
-        store = Store(seed=self.seed)
+        self.clock = SimClock(start=self._clock_start, speed=self.speed)
+        store = Store(seed=self.seed, clock=self.clock)
         self.controllers, self._running = None, True
         try:
             with store.lock:  # nothing may commit between the restore and the journal taking over
@@ -247,6 +288,16 @@ class SimCluster:
                     store.set_journal(self.journal.append)
                 if not has_nodes and continue_log:
                     self._create_nodes(store, cancel)  # journaled: the log is continued, not rewritten
+                for ns in serviceaccounts.active(store.list_objects(R.NAMESPACE)[0]):
+                    # the serviceaccount and root-ca-cert-publisher controllers' work, done before anything runs
+                    serviceaccounts.ensure(store, ns)
+                    rootcacertpublisher.ensure(store, ns)
+                if self._want_system:
+                    self._create_system_objects(store)
+                cloud_of_nodes = self._node_cloud(store)
+                self.provisioners = self._provisioners_arg or (storage.CSI_DRIVER_OF_CLOUD[cloud_of_nodes],)
+                if self._want_system:
+                    self._create_storage_classes(store, cloud_of_nodes)
                 nodes, _, _ = store.list_objects(R.NODE)  # shared, read only
                 self.node_summary = summarize_nodes(nodes, restored=restored and has_nodes)
                 if self.node_summary.restored:
@@ -254,12 +305,16 @@ class SimCluster:
             self.store, self.loaded = store, loaded
             _check_cancel(cancel)
             self.controllers = self._make_controllers(store)
-            api = Api(store, controllers=self.controllers)
+            if self.controllers is not None and self._want_system:
+                self.controllers.run_once(cancel=cancel)  # the system pods run before the cluster is served
+            api = Api(store, controllers=self.controllers, auth=self._make_auth(store))
             try:
                 self._server = ApiServer(api, port=self.port,
-                                         wait_durable=self.journal.wait_durable if self.journal else None)
+                                         wait_durable=self.journal.wait_durable if self.journal else None,
+                                         ssl_context=server_ssl_context(self._tls) if self._tls else None)
             except (OSError, OverflowError) as e:  # OverflowError: a port outside 0-65535
                 raise ClusterError(f"cannot listen on 127.0.0.1:{self.port}: {e}") from e
+            kubernetesservice.ensure(store, address="127.0.0.1", port=self._server.port)  # as kube-apiserver at start
             _check_cancel(cancel)
             self._server.start()
             self.kubeconfig = self._write_kubeconfig()
@@ -335,13 +390,54 @@ class SimCluster:
         if not self._want_controllers:
             return None
         try:
-            from eafix_capacity.sim.clock import SimClock
             from eafix_capacity.sim.controllers.manager import ControllerManager
         except ImportError:
             return None
-        self.clock = SimClock(speed=self.speed)
-        return ControllerManager(store, store.registry, clock=self.clock, usage_model_path=self._usage_model_path,
-                                 seed=self.seed)
+        return ControllerManager(store, store.registry, clock=store.clock or SimClock(speed=self.speed),
+                                 usage_model_path=self._usage_model_path, seed=self.seed,
+                                 provisioners=self.provisioners, faults=self.faults)
+
+    def set_node_condition(self, name: str, *, ready: bool | None) -> dict:
+        """Make node ``name`` Ready (``True``), NotReady (``False``: its kubelet reports the
+        container runtime's network not ready) or unreachable (``None``: its kubelet stopped
+        posting status, so the node lifecycle controller sets every condition Unknown). The
+        node lifecycle controller then taints it and the taint eviction controller evicts
+        (see :mod:`eafix_capacity.sim.controllers.nodelifecycle`). Returns the node."""
+        from eafix_capacity.sim.controllers.nodelifecycle import node_conditions
+        if self.store is None or self.clock is None:
+            raise ClusterError("the sim cluster is not running")
+        node = self.store.get(R.NODE, None, name)
+        status = dict(node.get("status") or {})
+        status["conditions"] = node_conditions(status.get("conditions") or [], ready=ready,
+                                               now=self.clock.now_text())
+        node["status"] = status
+        return self.store.update(R.NODE, node, subresource="status")
+
+    def _make_auth(self, store: Store) -> Auth:
+        """The API's authenticator; with ``auth``, the bootstrap RBAC policy is created where missing."""
+        auth = Auth(store=store, enforce=self._want_auth, now=now_from_clock(self.clock))
+        if not self._want_auth:
+            return auth
+        self._tls = serving_cert()
+        if self._token_file is not None:
+            try:
+                text = self._token_file.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as e:
+                raise InputError(f"cannot read the token file: {e}", file=str(self._token_file),
+                                 valid='a CSV file of token,user,uid[,"group1,group2"] lines') from e
+            auth.add_tokens(parse_token_file(text, path=str(self._token_file)))
+        for rt, obj in bootstrap_policy():
+            if not store.exists(rt, None, obj["metadata"]["name"]):
+                store.create(rt, obj)
+        self.auth = auth
+        return auth
+
+    def issue_token(self, user: str, *, groups: tuple[str, ...] = (), uid: str = "") -> str:
+        """A bearer token that authenticates as ``user`` in ``groups`` (and system:authenticated),
+        as a ``--token-auth-file`` line would; only with ``auth``."""
+        if self.auth is None or not self.auth.enforce:
+            raise ClusterError("the sim cluster was started without auth: every token is accepted")
+        return self.auth.issue_token(user, groups=groups, uid=uid)
 
     def _write_kubeconfig(self) -> Path:
         if self._kubeconfig_arg is not None:
@@ -350,7 +446,13 @@ class SimCluster:
             self._tmpdir = tempfile.TemporaryDirectory(prefix="eafix-sim-")
             path = Path(self._tmpdir.name) / "kubeconfig"
         doc = "# eafix-capacity sim cluster: the token below is a fixed dummy value, not a credential.\n"
-        doc += yaml.safe_dump(kubeconfig_document(self.url), sort_keys=False)
+        token = DUMMY_TOKEN
+        if self.auth is not None and self.auth.enforce:
+            doc = (f"# eafix-capacity sim cluster with --auth: user {ADMIN_USER} (group {MASTERS}); the token is "
+                   "random, valid only while this sim process runs.\n")
+            token = self.auth.issue_token(ADMIN_USER, groups=(MASTERS,))
+        doc += yaml.safe_dump(kubeconfig_document(self.url, token=token,
+                                                  ca_pem=self._tls.ca_pem if self._tls else None), sort_keys=False)
         try:
             atomic_write_text(path, doc)
         except OutputError as e:
@@ -366,9 +468,52 @@ class SimCluster:
         return tuple(name for name in ("nodes", "node_type", "zones") if self._given[name] and differs[name])
 
     def _create_nodes(self, store: Store, cancel: threading.Event | None = None) -> None:
-        for node in node_objects(self.node_type, nodes=self.nodes, zones=self.zones, provider=self.provider):
+        for node in node_objects(self.node_type, nodes=self.nodes, zones=self.zones, provider=self.provider,
+                                 mesh=self.mesh, now=store.now_text()):
             _check_cancel(cancel)
             store.create(R.NODE, node)
+
+    def _create_system_objects(self, store: Store) -> None:
+        """The provider's kube-system objects (:mod:`eafix_capacity.sim.system`) that the store
+        lacks: a cloud's addon manager re-creates a deleted addon, so a restart does too."""
+        nodes, _, _ = store.list_objects(R.NODE)
+        annotations = (nodes[0]["metadata"].get("annotations") or {}) if nodes else {}
+        provider = parse_provider(annotations.get("sim.eafix.io/provider") or self._provider_of_type())
+        for obj in system.system_objects(provider, mesh=self.mesh):
+            rt = {rt.kind: rt for rt in (R.PRIORITYCLASS, R.SERVICEACCOUNT, R.DAEMONSET, R.DEPLOYMENT)}[obj["kind"]]
+            meta = obj["metadata"]
+            try:
+                store.get(rt, meta.get("namespace"), meta["name"])
+                continue
+            except ApiError as e:
+                if e.code != 404:
+                    raise
+            group = obj["apiVersion"].rpartition("/")[0]
+            defaults.apply_defaults(obj, group, obj["kind"])
+            store.create(rt, obj)
+
+    def _node_cloud(self, store: Store) -> str:
+        """The cloud of the served nodes' type (a restored state's own), else of ``node_type``."""
+        nodes, _, _ = store.list_objects(R.NODE)
+        name = ((nodes[0]["metadata"].get("labels") or {}).get("node.kubernetes.io/instance-type") if nodes
+                else None) or self.node_type
+        types = load_node_types()
+        try:
+            return get_node_type(name, types).provider
+        except InputError:
+            return get_node_type(self.node_type, types).provider
+
+    def _create_storage_classes(self, store: Store, cloud: str) -> None:
+        """The StorageClasses a new cluster on ``cloud`` holds, where missing (the addon
+        manager's EnsureExists mode)."""
+        for sc in storage.cloud_classes(cloud):
+            if not store.exists(R.STORAGECLASS, None, sc["metadata"]["name"]):
+                store.create(R.STORAGECLASS, sc)
+
+    def _provider_of_type(self) -> Provider:
+        if self.provider is not None:
+            return self.provider
+        return _PROVIDER_OF_CLOUD.get(get_node_type(self.node_type, load_node_types()).provider, "generic")
 
     @staticmethod
     def _restore(store: Store, document: dict, path: Path | None) -> None:

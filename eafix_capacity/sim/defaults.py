@@ -4,11 +4,18 @@ Only the defaults clients and controllers observe are set (workload strategies a
 history limits, pod and container policies, Service type, ports and cluster IP), so that
 ``kubectl get -o yaml``, ``kubectl diff`` and the controllers see what a real cluster
 would return. Functions change the object in place; ``allocate_ip`` is the only state.
+``initial_status`` and ``tracks_generation`` are what the registry strategies' PrepareForCreate do:
+the status a new object is returned with, and which kinds carry ``metadata.generation``.
 """
 from __future__ import annotations
 
 import base64
-from typing import Callable, Collection
+from fractions import Fraction
+from typing import Callable, Collection, Mapping
+
+from eafix_capacity import quantity
+from eafix_capacity.sim import batch
+from eafix_capacity.sim.admission import limit_range_item_defaults
 
 _SERVICE_CIDR = "10.96."
 
@@ -143,7 +150,28 @@ def _hpa(obj: dict) -> None:
     spec.setdefault("minReplicas", 1)
 
 
+def _job(obj: dict) -> None:
+    batch.default_job(obj)
+    _template(obj)
+
+
+def _cronjob(obj: dict) -> None:
+    batch.default_cronjob(obj)
+    job_template = (obj.get("spec") or {}).get("jobTemplate")
+    if isinstance(job_template, dict):
+        _template(job_template)
+
+
+def _limit_range(obj: dict) -> None:
+    """SetDefaults_LimitRangeItem: a Container item's ``default`` falls back to ``max``, its
+    ``defaultRequest`` to ``default`` and then ``min`` (stored so, as ``kubectl get -o yaml`` shows)."""
+    items = obj["spec"].get("limits")
+    if isinstance(items, list):
+        obj["spec"]["limits"] = [limit_range_item_defaults(i) if isinstance(i, dict) else i for i in items]
+
+
 _DEFAULTERS: dict[tuple[str, str], Callable[[dict], None]] = {
+    ("", "LimitRange"): _limit_range,
     ("apps", "Deployment"): _deployment,
     ("apps", "ReplicaSet"): _replicaset,
     ("apps", "StatefulSet"): _statefulset,
@@ -152,6 +180,8 @@ _DEFAULTERS: dict[tuple[str, str], Callable[[dict], None]] = {
     ("", "Service"): _service,
     ("", "Secret"): _secret,
     ("autoscaling", "HorizontalPodAutoscaler"): _hpa,
+    ("batch", "Job"): _job,
+    ("batch", "CronJob"): _cronjob,
 }
 
 
@@ -189,3 +219,92 @@ def allocate_ip(obj: dict, used: set[str], *, seed: int, used_ports: Collection[
                     next_port += 1
                 p["nodePort"] = next_port
                 taken.add(next_port)
+
+
+# --- what PrepareForCreate does (pkg/registry/*/strategy.go) ---------------------------------------
+
+# Built-in kinds whose strategy sets ``metadata.generation = 1`` on create (and bumps it when the spec
+# changes), as of Kubernetes v1.32: workloads, PDBs, Ingresses, NetworkPolicies, CRDs. Pods (before
+# v1.33), HPAs (before the HPAGeneration gate), Services, ConfigMaps, Secrets, Namespaces do not.
+GENERATION_KINDS = frozenset({
+    ("apps", "Deployment"), ("apps", "ReplicaSet"), ("apps", "StatefulSet"), ("apps", "DaemonSet"),
+    ("", "ReplicationController"), ("batch", "Job"), ("batch", "CronJob"), ("policy", "PodDisruptionBudget"),
+    ("networking.k8s.io", "Ingress"), ("networking.k8s.io", "IngressClass"),
+    ("networking.k8s.io", "NetworkPolicy"), ("apiextensions.k8s.io", "CustomResourceDefinition"),
+})
+
+
+def tracks_generation(group: str, kind: str, *, builtin: bool) -> bool:
+    """Whether new objects of the kind get ``metadata.generation`` (custom resources always do)."""
+    return not builtin or (group, kind) in GENERATION_KINDS
+
+
+# The status a create returns: PrepareForCreate resets it, and the empty Go struct serialises with its
+# fields that lack ``omitempty`` (a Deployment's ``status: {}``, a ReplicaSet's ``replicas: 0``).
+_EMPTY_STATUS: Mapping[tuple[str, str], Mapping] = {
+    ("", "Service"): {"loadBalancer": {}},
+    ("", "PersistentVolumeClaim"): {"phase": "Pending"},
+    ("", "PersistentVolume"): {"phase": "Pending"},
+    ("", "ReplicationController"): {"replicas": 0},
+    ("", "ResourceQuota"): {},
+    ("apps", "Deployment"): {},
+    ("apps", "ReplicaSet"): {"replicas": 0},
+    ("apps", "StatefulSet"): {"replicas": 0, "availableReplicas": 0},
+    ("apps", "DaemonSet"): {"currentNumberScheduled": 0, "numberMisscheduled": 0, "desiredNumberScheduled": 0,
+                            "numberReady": 0},
+    ("autoscaling", "HorizontalPodAutoscaler"): {"desiredReplicas": 0},
+    ("batch", "Job"): {},
+    ("batch", "CronJob"): {},
+    ("policy", "PodDisruptionBudget"): {"disruptionsAllowed": 0, "currentHealthy": 0, "desiredHealthy": 0,
+                                        "expectedPods": 0},
+    ("networking.k8s.io", "Ingress"): {"loadBalancer": {}},
+}
+
+
+def initial_status(obj: dict, group: str, kind: str) -> None:
+    """Set the status a real server gives a new object of this kind (a Pod: ``Pending`` and its QoS class)."""
+    if kind == "Pod" and group == "":
+        obj["status"] = {"phase": "Pending", "qosClass": pod_qos_class(obj)}
+    elif (group, kind) in _EMPTY_STATUS:
+        obj["status"] = {k: (dict(v) if isinstance(v, dict) else v) for k, v in _EMPTY_STATUS[group, kind].items()}
+
+
+def _positive(value: object) -> Fraction | None:
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        return None
+    try:
+        amount = quantity.parse(value).value
+    except (quantity.QuantityError, ValueError):
+        return None
+    return amount if amount > 0 else None
+
+
+def pod_qos_class(pod: Mapping) -> str:
+    """The QoS class, as pkg/apis/core/helper/qos GetPodQOS computes it from cpu and memory."""
+    spec = pod.get("spec") if isinstance(pod.get("spec"), dict) else {}
+    assert isinstance(spec, dict)
+    requests: dict[str, Fraction] = {}
+    limits: dict[str, Fraction] = {}
+    guaranteed = True
+    for key in ("containers", "initContainers"):
+        for c in spec.get(key) or []:
+            res = c.get("resources") if isinstance(c, dict) else None
+            res = res if isinstance(res, dict) else {}
+            found = set()
+            for bucket, into in (("requests", requests), ("limits", limits)):
+                values = res.get(bucket)
+                values = values if isinstance(values, dict) else {}
+                for name in ("cpu", "memory"):
+                    amount = _positive(values.get(name))
+                    if amount is not None:
+                        into[name] = into.get(name, Fraction(0)) + amount
+                        if bucket == "limits":
+                            found.add(name)
+            if found != {"cpu", "memory"}:
+                guaranteed = False
+    if not requests and not limits:
+        return "BestEffort"
+    if guaranteed and all(limits.get(name) == amount for name, amount in requests.items()) \
+            and len(requests) == len(limits):
+        return "Guaranteed"
+    return "Burstable"

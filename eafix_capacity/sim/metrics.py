@@ -9,7 +9,7 @@ nano-scaled decimal quantity (``123456789n``), memory as a binary quantity of wh
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Iterable, Mapping
 
 from eafix_capacity.sim.clock import rfc3339
@@ -17,6 +17,9 @@ from eafix_capacity.sim.usage_model import UsageModel
 
 API_VERSION = "metrics.k8s.io/v1beta1"
 WINDOW = "30s"
+METRIC_RESOLUTION_SECONDS = 15
+"""metrics-server's default ``--metric-resolution``: it scrapes every kubelet this often and
+reports a pod or node once it has two scrapes of it."""
 _PAGE = 4096
 
 
@@ -41,9 +44,35 @@ def format_memory(nbytes: int) -> str:
     return str(nbytes)
 
 
-def pod_is_measured(pod: Mapping) -> bool:
-    """metrics-server only knows pods whose containers run on a node."""
-    return bool(pod.get("spec", {}).get("nodeName")) and pod.get("status", {}).get("phase") == "Running"
+def _since(text: object, t: datetime) -> float | None:
+    """Seconds from the metav1.Time ``text`` to ``t`` (None when ``text`` is not one)."""
+    try:
+        then = datetime.strptime(str(text), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    except ValueError:
+        return None
+    return (t - then).total_seconds()
+
+
+def pod_is_measured(pod: Mapping, t: datetime | None = None) -> bool:
+    """metrics-server only knows pods whose containers run on a node, and (at time ``t``) only
+    once it has scraped them twice, :data:`METRIC_RESOLUTION_SECONDS` apart: a pod has no
+    metrics for its first resolution after it started (``status.startTime``)."""
+    if not (pod.get("spec", {}).get("nodeName") and pod.get("status", {}).get("phase") == "Running"):
+        return False
+    if t is None:
+        return True
+    age = _since(pod.get("status", {}).get("startTime"), t)
+    return age is None or age >= METRIC_RESOLUTION_SECONDS
+
+
+def node_is_measured(node: Mapping, t: datetime) -> bool:
+    """metrics-server scrapes a node's kubelet: none while the node is not Ready (the kubelet
+    is unreachable or not posting), and a new node only after two scrapes, as for pods."""
+    conds = (node.get("status") or {}).get("conditions") or []
+    if not any(c.get("type") == "Ready" and c.get("status") == "True" for c in conds):
+        return False
+    age = _since((node.get("metadata") or {}).get("creationTimestamp"), t)
+    return age is None or age >= METRIC_RESOLUTION_SECONDS
 
 
 def container_usage(pod: Mapping, model: UsageModel, t: datetime) -> list[tuple[str, int, int]]:
@@ -84,7 +113,7 @@ def node_usage(node_name: str, pods: Iterable[Mapping], model: UsageModel, t: da
     cpu = model.node_overhead_cpu_nanocores
     mem = model.node_overhead_memory_bytes
     for pod in pods:
-        if pod.get("spec", {}).get("nodeName") != node_name or not pod_is_measured(pod):
+        if pod.get("spec", {}).get("nodeName") != node_name or not pod_is_measured(pod, t):
             continue
         for _, c, m in container_usage(pod, model, t):
             cpu += c
@@ -113,17 +142,19 @@ def pod_metrics_list(pods: Iterable[Mapping], model: UsageModel, t: datetime) ->
         "kind": "PodMetricsList",
         "apiVersion": API_VERSION,
         "metadata": {},
-        "items": [pod_metrics(p, model, t) for p in pods if pod_is_measured(p)],
+        "items": [pod_metrics(p, model, t) for p in pods if pod_is_measured(p, t)],
     }
 
 
 def node_metrics_list(nodes: Iterable[Mapping], pods: Iterable[Mapping], model: UsageModel, t: datetime) -> dict:
     by_node: dict[str, list[Mapping]] = {}
     for p in pods:
-        if pod_is_measured(p):
+        if pod_is_measured(p, t):
             by_node.setdefault(p["spec"]["nodeName"], []).append(p)
     items = []
     for n in nodes:
+        if not node_is_measured(n, t):
+            continue
         name = n.get("metadata", {}).get("name", "")
         items.append(node_metrics(n, node_usage(name, by_node.get(name, []), model, t), t))
     return {"kind": "NodeMetricsList", "apiVersion": API_VERSION, "metadata": {}, "items": items}

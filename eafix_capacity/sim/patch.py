@@ -427,15 +427,10 @@ def server_side_apply(live: dict | None, applied: dict, node: Node, *, manager: 
             continue
         clash = {p for p in paths & applied_paths if p[-1] != "." and _get_path(live, p) != _get_path(applied, p)}
         if clash and not force:
-            conflicts += [(m.get("manager", ""), p) for p in sorted(clash)]
+            conflicts += [(_manager_text(m), p) for p in sorted(clash)]
         others.append((m, paths - clash if force else paths))
     if conflicts:
-        causes = [{"reason": "FieldManagerConflict",
-                   "message": f'conflict with "{who}": {_dotted(p)}', "field": _dotted(p)} for who, p in conflicts]
-        lines = "\n".join(f'- {c["message"]}' for c in causes)
-        raise ApiError(409, "Conflict", f"Apply failed with {len(conflicts)} conflict"
-                       f"{'s' if len(conflicts) > 1 else ''}: {lines[2:] if len(conflicts) == 1 else lines}",
-                       details={"causes": causes})
+        raise _conflict_error(conflicts)
     owned_by_others = set().union(*(p for _, p in others)) if others else set()
     for path in sorted(previous - applied_paths - owned_by_others, key=len, reverse=True):
         _remove_path(result, path)
@@ -444,6 +439,36 @@ def server_side_apply(live: dict | None, applied: dict, node: Node, *, manager: 
     kept.append(_entry(manager, "Apply", applied.get("apiVersion", ""), applied_paths, None))
     result.setdefault("metadata", {})["managedFields"] = kept
     return result
+
+
+def _manager_text(entry: dict) -> str:
+    """How the API server names a field manager in a conflict (fieldmanager's printManager):
+    ``"kube-controller-manager" with subresource "scale" using apps/v1`` for an Update."""
+    text = json.dumps(entry.get("manager", ""))
+    if entry.get("subresource"):
+        text += f' with subresource {json.dumps(entry["subresource"])}'
+    if entry.get("operation") == "Update":
+        text += f' using {entry.get("apiVersion", "")}'
+    return text
+
+
+def _conflict_error(conflicts: list[tuple[str, Path]]) -> ApiError:
+    """The 409 of a conflicting apply, worded as fieldmanager's NewConflictError words it."""
+    causes = [{"reason": "FieldManagerConflict", "message": f"conflict with {who}", "field": _dotted(p)}
+              for who, p in conflicts]
+    if len(conflicts) == 1:
+        who, p = conflicts[0]
+        message = f"Apply failed with 1 conflict: conflict with {who}: {_dotted(p)}"
+    else:
+        by_manager: dict[str, list[Path]] = {}
+        for who, p in conflicts:
+            by_manager.setdefault(who, []).append(p)
+        lines = []
+        for who in sorted(by_manager):
+            lines.append(f"conflicts with {who}:")
+            lines += [f"- {_dotted(p)}" for p in by_manager[who]]
+        message = f"Apply failed with {len(conflicts)} conflicts: " + "\n".join(lines)
+    return ApiError(409, "Conflict", message, details={"causes": causes})
 
 
 def _without_server_meta(applied: dict) -> dict:

@@ -1,7 +1,8 @@
 """Decoding the few protobuf request bodies kubectl sends, into the JSON form.
 
 kubectl's typed clients (``kubectl create namespace|configmap|secret|serviceaccount|deployment|
-service``, the eviction ``kubectl drain`` posts, the reviews of ``kubectl auth``) send
+service|role|clusterrole|rolebinding|clusterrolebinding|token``, the eviction ``kubectl drain``
+posts, the reviews of ``kubectl auth``) send
 ``application/vnd.kubernetes.protobuf`` bodies: the ``k8s\\x00`` magic, a ``runtime.Unknown``
 envelope (apiVersion, kind, raw bytes) and the object in protobuf. The sim has no generated
 protobuf types, so it decodes the wire format with hand-written field tables for those kinds
@@ -50,6 +51,13 @@ _PRECONDITIONS: Table = {1: ("uid", "string", False), 2: ("resourceVersion", "st
 _DELETE_OPTIONS: Table = {1: ("gracePeriodSeconds", "int", False), 2: ("preconditions", _PRECONDITIONS, False),
                           3: ("orphanDependents", "bool", False), 4: ("propagationPolicy", "string", False),
                           5: ("dryRun", "string", True)}
+_POLICY_RULE: Table = {1: ("verbs", "string", True), 2: ("apiGroups", "string", True), 3: ("resources", "string", True),
+                       4: ("resourceNames", "string", True), 5: ("nonResourceURLs", "string", True)}
+_BINDING: Table = {1: ("metadata", _OBJECT_META, False),
+                   2: ("subjects", {1: ("kind", "string", False), 2: ("apiGroup", "string", False),
+                                    3: ("name", "string", False), 4: ("namespace", "string", False)}, True),
+                   3: ("roleRef", {1: ("apiGroup", "string", False), 2: ("kind", "string", False),
+                                   3: ("name", "string", False)}, False)}
 _KINDS: dict[str, Table] = {
     "Namespace": {1: ("metadata", _OBJECT_META, False), 2: ("spec", {1: ("finalizers", "string", True)}, False)},
     "ConfigMap": {1: ("metadata", _OBJECT_META, False), 2: ("data", "map", False),
@@ -69,6 +77,17 @@ _KINDS: dict[str, Table] = {
     "SelfSubjectRulesReview": {1: ("metadata", _OBJECT_META, False),
                                2: ("spec", {1: ("namespace", "string", False)}, False)},
     "SelfSubjectReview": {1: ("metadata", _OBJECT_META, False)},
+    # `kubectl create token` (authentication/v1 generated.proto) and `kubectl create role|clusterrole|
+    # rolebinding|clusterrolebinding` (rbac/v1 generated.proto).
+    "TokenRequest": {1: ("metadata", _OBJECT_META, False), 2: ("spec", {
+        1: ("audiences", "string", True), 4: ("expirationSeconds", "int*", False),
+        3: ("boundObjectRef", {1: ("kind", "string", False), 2: ("apiVersion", "string", False),
+                               3: ("name", "string", False), 4: ("uid", "string", False)}, False)}, False)},
+    "Role": {1: ("metadata", _OBJECT_META, False), 2: ("rules", _POLICY_RULE, True)},
+    "ClusterRole": {1: ("metadata", _OBJECT_META, False), 2: ("rules", _POLICY_RULE, True),
+                    3: ("aggregationRule", {1: ("clusterRoleSelectors", _SELECTOR, True)}, False)},
+    "RoleBinding": _BINDING,
+    "ClusterRoleBinding": _BINDING,
     # What `kubectl create deployment|service` generators fill in; other fields are not decoded.
     "Deployment": {1: ("metadata", _OBJECT_META, False), 2: ("spec", {
         1: ("replicas", "int*", False), 2: ("selector", _SELECTOR, False), 3: ("template", _POD_TEMPLATE, False)},

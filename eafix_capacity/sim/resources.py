@@ -60,9 +60,10 @@ POD = _rt("", "v1", "pods", "Pod", subresources=("status", "eviction", "binding"
 SERVICE = _rt("", "v1", "services", "Service", subresources=("status", "proxy"), short_names=("svc",),
               categories=("all",))
 ENDPOINTS = _rt("", "v1", "endpoints", "Endpoints", short_names=("ep",))
+ENDPOINTSLICE = _rt("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice")
 CONFIGMAP = _rt("", "v1", "configmaps", "ConfigMap", short_names=("cm",))
 SECRET = _rt("", "v1", "secrets", "Secret")
-SERVICEACCOUNT = _rt("", "v1", "serviceaccounts", "ServiceAccount", short_names=("sa",))
+SERVICEACCOUNT = _rt("", "v1", "serviceaccounts", "ServiceAccount", subresources=("token",), short_names=("sa",))
 PVC = _rt("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", subresources=("status",), short_names=("pvc",))
 PV = _rt("", "v1", "persistentvolumes", "PersistentVolume", False, subresources=("status",), short_names=("pv",))
 EVENT = _rt("", "v1", "events", "Event", short_names=("ev",))
@@ -116,7 +117,7 @@ POD_METRICS = _rt("metrics.k8s.io", "v1beta1", "pods", "PodMetrics", verbs=_READ
 NODE_METRICS = _rt("metrics.k8s.io", "v1beta1", "nodes", "NodeMetrics", False, verbs=_READ_VERBS)
 
 BUILTIN_TYPES: tuple[ResourceType, ...] = (
-    NAMESPACE, NODE, POD, SERVICE, ENDPOINTS, CONFIGMAP, SECRET, SERVICEACCOUNT, PVC, PV, EVENT,
+    NAMESPACE, NODE, POD, SERVICE, ENDPOINTS, ENDPOINTSLICE, CONFIGMAP, SECRET, SERVICEACCOUNT, PVC, PV, EVENT,
     RESOURCEQUOTA, LIMITRANGE, PODTEMPLATE, REPLICATIONCONTROLLER,
     DEPLOYMENT, REPLICASET, STATEFULSET, DAEMONSET, CONTROLLERREVISION,
     HPA, JOB, CRONJOB, PDB, NETWORKPOLICY, INGRESS, INGRESSCLASS, STORAGECLASS, PRIORITYCLASS, LEASE,
@@ -128,12 +129,14 @@ _SUBRESOURCE_KINDS = {
     "scale": ("autoscaling", "v1", "Scale"),
     "eviction": ("policy", "v1", "Eviction"),
     "binding": ("", "v1", "Binding"),
+    "token": ("authentication.k8s.io", "v1", "TokenRequest"),
 }
 _SUBRESOURCE_VERBS = {
     "status": ("get", "patch", "update"),
     "scale": ("get", "patch", "update"),
     "eviction": ("create",),
     "binding": ("create",),
+    "token": ("create",),
     "log": ("get",),
     "proxy": ("create", "delete", "get", "patch", "update"),
     "finalize": ("update",),

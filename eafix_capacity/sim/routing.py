@@ -43,6 +43,8 @@ class Query:
     force: bool = False
     propagation: str = "Background"
     include_object: str = "Metadata"
+    grace_period_seconds: int | None = None
+    """DeleteOptions.gracePeriodSeconds given as a query parameter (negative allowed: see Store.delete)."""
 
 
 def parse_path(path: str) -> ResourcePath | None:
@@ -123,4 +125,15 @@ def parse_query(text: str) -> Query:
         force=_bool(values, "force"),
         propagation=propagation,
         include_object=values.get("includeObject", ["Metadata"])[-1] or "Metadata",
+        grace_period_seconds=_grace(values),
     )
+
+
+def _grace(values: dict[str, list[str]]) -> int | None:
+    if "gracePeriodSeconds" not in values:
+        return None
+    raw = values["gracePeriodSeconds"][-1]
+    try:
+        return int(raw)
+    except ValueError:
+        raise bad_request(f'gracePeriodSeconds: invalid value "{raw}": must be an integer') from None

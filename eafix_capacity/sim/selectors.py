@@ -142,6 +142,8 @@ def parse_field_selector(text: str | None, kind: str) -> tuple[FieldTerm, ...]:
     allowed = _COMMON_FIELDS + _KIND_FIELDS.get(kind, ())
     terms: list[FieldTerm] = []
     for raw in text.split(","):
+        if raw == "":
+            continue  # fields.ParseSelector skips empty terms: "a=b," and "a=b,,c=d" are valid
         term = raw.strip()
         m = re.match(r"^([^=!]+)(==|=|!=)(.*)$", term)
         if not m:

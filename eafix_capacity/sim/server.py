@@ -5,13 +5,15 @@ them to ``Api.handle`` and writes the answer with a Content-Length, or chunked f
 streams. Socket timeouts make sure no connection hangs a thread forever. With a
 ``wait_durable`` callback (``--state``'s write-ahead log), the answer to any request that may
 have written is sent only once every change up to the store's resourceVersion at that point
-is on disk: a client never hears of a change that a crash could still take back.
+is on disk: a client never hears of a change that a crash could still take back. With an
+``ssl_context`` (``sim up --auth``) it serves HTTPS, each handshake in its request's thread.
 """
 from __future__ import annotations
 
 import contextlib
 import select
 import socket
+import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable, Iterator
@@ -102,6 +104,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         url = urlsplit(self.path)
         headers = {k.lower(): v for k, v in self.headers.items()}
+        for name in {k.lower() for k in self.headers if k.lower().startswith("impersonate-")}:
+            # repeatable (Impersonate-Group, Impersonate-Extra-*): every value, one per line
+            headers[name] = "\n".join(v for k, v in self.headers.items() if k.lower() == name)
         with self.server.in_flight():
             try:
                 response = self.server.api.handle(self.command, url.path, url.query, headers, body)
@@ -159,9 +164,25 @@ class _Handler(BaseHTTPRequestHandler):
         """True once the peer has closed its end (readable with nothing to read)."""
         try:
             readable, _, _ = select.select([self.connection], [], [], 0)
+            if readable and isinstance(self.connection, ssl.SSLSocket):
+                return self._tls_closed(self.connection)
             return bool(readable) and not self.connection.recv(1, socket.MSG_PEEK)
         except (OSError, ValueError):
             return True
+
+    @staticmethod
+    def _tls_closed(conn: ssl.SSLSocket) -> bool:
+        """TLS cannot peek: read (a watch client sends nothing) without blocking."""
+        timeout = conn.gettimeout()
+        conn.settimeout(0)
+        try:
+            return not conn.recv(1)
+        except ssl.SSLWantReadError:
+            return False
+        except OSError:
+            return True
+        finally:
+            conn.settimeout(timeout)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
 
@@ -177,12 +198,29 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, address: tuple[str, int], api: Api, wait_durable: Callable[[int], None] | None) -> None:
+    def __init__(self, address: tuple[str, int], api: Api, wait_durable: Callable[[int], None] | None,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         self.api = api
         self.wait_durable = wait_durable
+        self.ssl_context = ssl_context
         self._busy = 0
         self._idle = threading.Condition()
         super().__init__(address, _Handler)
+
+    def get_request(self) -> tuple[socket.socket, object]:
+        sock, addr = super().get_request()
+        if self.ssl_context is not None:  # the handshake runs in the request's thread, not the accept loop
+            sock = self.ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, addr
+
+    def finish_request(self, request: socket.socket | tuple[bytes, socket.socket], client_address: object) -> None:
+        if isinstance(request, ssl.SSLSocket):
+            try:
+                request.settimeout(_READ_TIMEOUT)
+                request.do_handshake()
+            except OSError:  # ssl.SSLError included: a client that does not speak TLS, or gives up
+                return
+        super().finish_request(request, client_address)
 
     @contextlib.contextmanager
     def in_flight(self) -> Iterator[None]:
@@ -206,9 +244,9 @@ class ApiServer:
     """Serves an ``Api`` on 127.0.0.1:port (0 = ephemeral) in a background thread."""
 
     def __init__(self, api: Api, *, port: int = 0, host: str = "127.0.0.1",
-                 wait_durable: Callable[[int], None] | None = None) -> None:
+                 wait_durable: Callable[[int], None] | None = None, ssl_context: ssl.SSLContext | None = None) -> None:
         self.api = api
-        self._server = _Server((host, port), api, wait_durable)
+        self._server = _Server((host, port), api, wait_durable, ssl_context)
         self._thread: threading.Thread | None = None
 
     @property
@@ -217,7 +255,8 @@ class ApiServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self._server.ssl_context is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},

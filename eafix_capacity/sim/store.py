@@ -22,10 +22,12 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
-from eafix_capacity.sim import resources as R
+from eafix_capacity.sim import batch, defaults, resources as R
 from eafix_capacity.sim.apierror import ApiError, already_exists, bad_request, conflict, invalid, not_found
+from eafix_capacity.sim.clock import SimClock, rfc3339
 from eafix_capacity.sim.resources import Registry, ResourceType
 from eafix_capacity.sim.selectors import matcher
 
@@ -118,8 +120,11 @@ class _Entry:
 class Store:
     """Thread-safe object store; every method raises ``ApiError`` with the real server's codes."""
 
-    def __init__(self, registry: Registry | None = None, *, log_size: int = 20_000, seed: int = 0) -> None:
+    def __init__(self, registry: Registry | None = None, *, log_size: int = 20_000, seed: int = 0,
+                 clock: SimClock | None = None) -> None:
         self.registry = registry or Registry()
+        self.clock = clock
+        """The sim clock every timestamp the store writes comes from (None: the wall clock)."""
         self.lock = threading.RLock()
         self._changed = threading.Condition(self.lock)
         self._data: dict[str, dict[tuple[str, str], _Entry]] = {}
@@ -133,6 +138,10 @@ class Store:
         self.closed = False
         for ns in _INITIAL_NAMESPACES:
             self.create(R.NAMESPACE, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+
+    def now_text(self) -> str:
+        """Now as metav1.Time text, on the sim clock when the store has one."""
+        return self.clock.now_text() if self.clock is not None else now_rfc3339()
 
     # --- reads -------------------------------------------------------------------------------
 
@@ -229,9 +238,14 @@ class Store:
             if (ns, name) in table:
                 raise already_exists(rt.plural, rt.group, name)
             meta["uid"] = str(uuid.uuid4())
-            meta["creationTimestamp"] = now_rfc3339()
-            meta["generation"] = 1
+            meta["creationTimestamp"] = self.now_text()
+            if defaults.tracks_generation(rt.group, rt.kind, builtin=self.registry.is_builtin(rt)):
+                meta["generation"] = 1
+            else:
+                meta.pop("generation", None)
             meta.pop("deletionTimestamp", None)
+            if rt.key == R.JOB.key:
+                batch.generate_selector(obj, meta["uid"])  # needs the uid, like the Job strategy's Validate
             if rt.key == R.NAMESPACE.key:
                 obj.setdefault("spec", {"finalizers": ["kubernetes"]})
                 obj["status"] = {"phase": "Active"}
@@ -286,8 +300,8 @@ class Store:
                         new["status"] = old["status"]
                     else:
                         new.pop("status", None)
-                if not _same(_spec_of(new), _spec_of(old)):
-                    meta["generation"] = int(old["metadata"].get("generation", 1)) + 1
+                if "generation" in old["metadata"] and not _same(_spec_of(new), _spec_of(old)):
+                    meta["generation"] = int(old["metadata"]["generation"]) + 1
             new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
             if _same(new, old):
                 return entry.raw
@@ -296,7 +310,11 @@ class Store:
             return self._commit("MODIFIED", rt, ns, name, new)
 
     def delete(self, rt: ResourceType, namespace: str | None, name: str, *, dry_run: bool = False,
-               propagation: str = "Background", preconditions: dict | None = None) -> dict:
+               propagation: str = "Background", preconditions: dict | None = None,
+               grace_period_seconds: int | None = None) -> dict:
+        """Delete an object; a pod bound to a node is deleted gracefully (see :meth:`_graceful_delete`):
+        it gets ``deletionTimestamp`` and stays (Terminating) until its kubelet deletes it again
+        with ``grace_period_seconds=0``."""
         with self.lock:
             ns = self._ns(rt, namespace)
             entry = self._data.get(rt.key, {}).get((ns, name))
@@ -312,6 +330,10 @@ class Store:
                 raise conflict(rt.plural, rt.group, name,
                                "the object has been modified; please apply your changes to the latest version "
                                "and try again")
+            if rt.key == R.POD.key:
+                pending = self._graceful_delete(ns, name, entry, grace_period_seconds, dry_run=dry_run)
+                if pending is not None:
+                    return pending
             if dry_run:
                 return json.loads(entry.raw)
             if rt.key == R.NAMESPACE.key:
@@ -530,12 +552,50 @@ class Store:
                 del obj["metadata"]["ownerReferences"]
             self._commit("MODIFIED", rt, ns, name, obj)
 
+    def _graceful_delete(self, ns: str, name: str, entry: _Entry, grace: int | None, *,
+                         dry_run: bool) -> dict | None:
+        """The pod's graceful deletion: the object to answer with while it terminates, or None
+        to delete it now.
+
+        As rest.BeforeDelete with the pod strategy's CheckGracefulDelete
+        (pkg/registry/core/pod/strategy.go): the period is the request's gracePeriodSeconds,
+        else the pod's terminationGracePeriodSeconds (30 when unset); a negative one counts as
+        1 s; a pod not bound to a node, or already Succeeded or Failed, goes at once, as does a
+        period of 0 (``kubectl delete --grace-period=0 --force``). ``deletionTimestamp`` is when
+        the pod is due to be gone (now + the period). A pod already terminating keeps its
+        deletion unless the request shortens the period."""
+        if grace is not None and grace < 0:
+            grace = 1
+        obj = json.loads(entry.raw)
+        meta = obj["metadata"]
+        now = self.clock.now() if self.clock is not None else datetime.now(timezone.utc)
+        if meta.get("deletionTimestamp"):
+            old = meta.get("deletionGracePeriodSeconds")
+            if old is None or grace == 0:
+                return None
+            if grace is None or grace >= int(old):
+                return obj
+            due = _parse_time(meta["deletionTimestamp"]) - timedelta(seconds=int(old)) + timedelta(seconds=grace)
+        else:
+            spec, status = obj.get("spec") or {}, obj.get("status") or {}
+            if grace is None:
+                period = spec.get("terminationGracePeriodSeconds")
+                grace = period if isinstance(period, int) and not isinstance(period, bool) else 30
+            if not spec.get("nodeName") or status.get("phase") in ("Succeeded", "Failed") or grace <= 0:
+                return None
+            due = now + timedelta(seconds=grace)
+        meta["deletionTimestamp"] = rfc3339(due)
+        meta["deletionGracePeriodSeconds"] = grace
+        if dry_run:
+            return obj
+        return json.loads(self._commit("MODIFIED", R.POD, ns, name, obj))
+
     def _terminate_namespace(self, name: str, entry: _Entry) -> dict:
         """Like the namespace controller: Terminating now, contents and namespace gone shortly after."""
         if entry.obj["metadata"].get("deletionTimestamp"):
             return json.loads(entry.raw)
         obj = json.loads(entry.raw)
-        obj["metadata"]["deletionTimestamp"] = now_rfc3339()
+        obj["metadata"]["deletionTimestamp"] = self.now_text()
         obj["status"] = {"phase": "Terminating"}
         raw = self._commit("MODIFIED", R.NAMESPACE, "", name, obj)
         self._finish_namespace_later(name)
@@ -582,6 +642,10 @@ def _stored_form(obj: dict, raw: bytes, previous: dict | None) -> dict:
         return compact(obj)
     except RecursionError:  # nested deeper than the walk can go from here: keep it as decoded
         return obj
+
+
+def _parse_time(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
 
 
 def _plain_copy(obj: object) -> dict:

@@ -8,6 +8,7 @@ Name/Age for everything else.
 from __future__ import annotations
 
 import calendar
+import contextvars
 import functools
 import time
 from typing import Any, Callable
@@ -54,11 +55,20 @@ def _epoch(ts: str) -> float | None:
         return None
 
 
+_NOW: contextvars.ContextVar[float | None] = contextvars.ContextVar("table_now", default=None)
+"""The time one ``table()`` call renders Age columns at (per call and thread, not shared state)."""
+
+
+def _now() -> float:
+    now = _NOW.get()
+    return time.time() if now is None else now
+
+
 def _age(ts: str | None) -> str:
     then = _epoch(ts) if isinstance(ts, str) else None
     if then is None:
         return "<unknown>"
-    return human_duration(time.time() - then)
+    return human_duration(_now() - then)
 
 
 def _meta(o: dict) -> dict:
@@ -230,6 +240,83 @@ def _pvc_row(o: dict) -> Row:
             sp.get("storageClassName") or "<unset>", "<unset>", _age(meta.get("creationTimestamp"))]
 
 
+def _access_modes(modes: list | None) -> str:
+    return ",".join({"ReadWriteOnce": "RWO", "ReadOnlyMany": "ROX", "ReadWriteMany": "RWX",
+                     "ReadWriteOncePod": "RWOP"}.get(m, m) for m in modes or [])
+
+
+def _pv_row(o: dict) -> Row:
+    """printers.go printPersistentVolume."""
+    sp, st, meta = _spec(o), _status(o), _meta(o)
+    ref = sp.get("claimRef") or {}
+    claim = f"{ref.get('namespace', '')}/{ref.get('name', '')}" if ref else ""
+    phase = "Terminating" if meta.get("deletionTimestamp") else st.get("phase", "")
+    return [meta.get("name"), (sp.get("capacity") or {}).get("storage", ""), _access_modes(sp.get("accessModes")),
+            sp.get("persistentVolumeReclaimPolicy", "Delete"), phase, claim, sp.get("storageClassName", ""),
+            "<unset>", st.get("reason", ""), _age(meta.get("creationTimestamp")), sp.get("volumeMode", "Filesystem")]
+
+
+def _storageclass_row(o: dict) -> Row:
+    """printers.go printStorageClass: the default class is marked ``(default)``."""
+    meta = _meta(o)
+    ann = meta.get("annotations") or {}
+    default = "true" in (ann.get("storageclass.kubernetes.io/is-default-class"),
+                         ann.get("storageclass.beta.kubernetes.io/is-default-class"))
+    return [f"{meta.get('name')} (default)" if default else meta.get("name"), o.get("provisioner", ""),
+            o.get("reclaimPolicy") or "Delete", o.get("volumeBindingMode") or "Immediate",
+            bool(o.get("allowVolumeExpansion")), _age(meta.get("creationTimestamp"))]
+
+
+def _job_status(st: dict) -> str:
+    """kubectl's Job STATUS column (printers.go printJob): the first terminal or notable condition."""
+    conds = {c.get("type") for c in st.get("conditions") or [] if isinstance(c, dict) and c.get("status") == "True"}
+    for ctype in ("Complete", "Failed", "FailureTarget", "SuccessCriteriaMet", "Suspended"):
+        if ctype in conds:
+            return ctype
+    return "Running"
+
+
+def _job_row(o: dict) -> Row:
+    sp, st, meta = _spec(o), _status(o), _meta(o)
+    completions = sp.get("completions")
+    done = f"{st.get('succeeded', 0)}/{completions}" if completions is not None else \
+        f"{st.get('succeeded', 0)}/1 of {sp.get('parallelism', 1)}"
+    start, end = _epoch(st.get("startTime") or ""), _epoch(st.get("completionTime") or "")
+    duration = "" if start is None else human_duration((end if end is not None else _now()) - start)
+    return [meta.get("name"), _job_status(st), done, duration, _age(meta.get("creationTimestamp"))]
+
+
+def _cronjob_row(o: dict) -> Row:
+    sp, st, meta = _spec(o), _status(o), _meta(o)
+    last = st.get("lastScheduleTime")
+    return [meta.get("name"), sp.get("schedule", ""), sp.get("timeZone") or "<none>",
+            str(bool(sp.get("suspend"))), len(st.get("active") or []), _age(last) if last else "<none>",
+            _age(meta.get("creationTimestamp"))]
+
+
+def _first_three(items: list[str]) -> str:
+    if not items:
+        return "<none>"
+    text = ",".join(items[:3])
+    return text + (f" + {len(items) - 3} more..." if len(items) > 3 else "")
+
+
+def _slice_row(o: dict) -> Row:
+    meta = _meta(o)
+    ports = [str(p.get("port")) for p in o.get("ports") or [] if isinstance(p, dict) and p.get("port") is not None]
+    addresses = [a for e in o.get("endpoints") or [] if isinstance(e, dict) for a in e.get("addresses") or []]
+    return [meta.get("name"), o.get("addressType", ""), ",".join(ports) or "<unset>", _first_three(addresses),
+            _age(meta.get("creationTimestamp"))]
+
+
+def _endpoints_row(o: dict) -> Row:
+    meta = _meta(o)
+    pairs = [f"{a.get('ip')}:{p.get('port')}" if s.get("ports") else str(a.get("ip"))
+             for s in o.get("subsets") or [] if isinstance(s, dict)
+             for a in s.get("addresses") or [] for p in (s.get("ports") or [{}])]
+    return [meta.get("name"), _first_three(pairs), _age(meta.get("creationTimestamp"))]
+
+
 def _crd_row(o: dict) -> Row:
     return [_meta(o).get("name"), _meta(o).get("creationTimestamp", "")]
 
@@ -270,8 +357,18 @@ _PRINTERS: dict[str, tuple[list[dict], Callable[[dict], Row]]] = {
                              _col("Allowed Disruptions", "integer"), _AGE], _pdb_row),
     "ConfigMap": ([_NAME, _col("Data", "integer"), _AGE], _cm_row),
     "Secret": ([_NAME, _col("Type"), _col("Data", "integer"), _AGE], _secret_row),
+    "PersistentVolume": ([_NAME, _col("Capacity"), _col("Access Modes"), _col("Reclaim Policy"), _col("Status"),
+                          _col("Claim"), _col("StorageClass"), _col("VolumeAttributesClass"), _col("Reason"), _AGE,
+                          _col("VolumeMode", priority=1)], _pv_row),
+    "StorageClass": ([_NAME, _col("Provisioner"), _col("ReclaimPolicy"), _col("VolumeBindingMode"),
+                      _col("AllowVolumeExpansion", "boolean"), _AGE], _storageclass_row),
     "PersistentVolumeClaim": ([_NAME, _col("Status"), _col("Volume"), _col("Capacity"), _col("Access Modes"),
                                _col("StorageClass"), _col("VolumeAttributesClass"), _AGE], _pvc_row),
+    "Job": ([_NAME, _col("Status"), _col("Completions"), _col("Duration"), _AGE], _job_row),
+    "CronJob": ([_NAME, _col("Schedule"), _col("Timezone"), _col("Suspend", "boolean"), _col("Active", "integer"),
+                 _col("Last Schedule"), _AGE], _cronjob_row),
+    "EndpointSlice": ([_NAME, _col("AddressType"), _col("Ports"), _col("Endpoints"), _AGE], _slice_row),
+    "Endpoints": ([_NAME, _col("Endpoints"), _AGE], _endpoints_row),
     "CustomResourceDefinition": ([_NAME, _col("Created At", "date")], _crd_row),
 }
 
@@ -305,7 +402,19 @@ def _custom_printer(columns: list[dict]) -> tuple[list[dict], Callable[[dict], R
 
 
 def table(kind: str, objs: list[dict], *, resource_version: str, include_object: str = "Metadata",
-          custom_columns: list[dict] | None = None, continue_token: str = "") -> dict:
+          custom_columns: list[dict] | None = None, continue_token: str = "", now: float | None = None) -> dict:
+    """``now`` (seconds since the epoch, default the wall clock) is the server's time the Age
+    columns count from: kube-apiserver's printers use its own clock, the sim's is the sim clock."""
+    token = _NOW.set(now)
+    try:
+        return _table(kind, objs, resource_version=resource_version, include_object=include_object,
+                      custom_columns=custom_columns, continue_token=continue_token)
+    finally:
+        _NOW.reset(token)
+
+
+def _table(kind: str, objs: list[dict], *, resource_version: str, include_object: str,
+           custom_columns: list[dict] | None, continue_token: str) -> dict:
     if custom_columns:
         columns, row = _custom_printer(custom_columns)
     else:

@@ -110,11 +110,14 @@ class UsageModel:
         t: datetime,
         *,
         key: str = "",
+        clamp: bool = True,
     ) -> tuple[int, int]:
         """(cpu nanocores, memory bytes) one container uses at ``t``.
 
         ``key`` identifies the pod (e.g. ``namespace/name``) so two replicas get different
         noise; requests/limits are the container's ``resources`` maps (quantity strings).
+        ``clamp=False``: the memory the container would want, even above its limit (the
+        kubelet's OOM kill; metrics never show more than the limit).
         """
         svc = self.service(pod_labels)
         level = self.session_level(t)
@@ -140,9 +143,20 @@ class UsageModel:
         mem_i = max(0, int(round(mem)))
         if "cpu" in limits:
             cpu_i = min(cpu_i, cpu_nanocores(limits["cpu"]))
-        if "memory" in limits:
+        if "memory" in limits and clamp:
             mem_i = min(mem_i, memory_bytes(limits["memory"]))
         return cpu_i, mem_i
+
+    def memory_ceiling(self, pod_labels: Mapping[str, str] | None, requests: Mapping[str, object] | None,
+                       limits: Mapping[str, object] | None) -> int:
+        """An upper bound of the memory :meth:`usage` can want at any time (session peak, full noise)."""
+        svc = self.service(pod_labels)
+        requests, limits = requests or {}, limits or {}
+        mem_req = memory_bytes(requests["memory"]) if "memory" in requests else (
+            memory_bytes(limits["memory"]) if "memory" in limits else None)
+        mult = max(1 + svc.memory_session * (level - 1) for level in (self.quiet, self.session, self.overlap, 1.0))
+        base = self.no_request_memory_bytes if mem_req is None else mem_req * svc.memory
+        return int(math.ceil(base * max(mult, 0.0) * (1 + abs(self.noise) / 4))) + 1
 
 
 def usage(

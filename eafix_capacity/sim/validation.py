@@ -1,19 +1,21 @@
-"""Server-side validation of objects: field validation (unknown fields), types and semantics.
+"""Server-side validation of objects: decoding (unknown fields, types, quantities), schemas, semantics.
 
 Mirrors the three stages of a real API server's write path:
-1. decoding: unknown fields are dropped, or rejected with ``fieldValidation=Strict``
-   (400 ``strict decoding error: unknown field "spec.foo"``), or reported as warnings with
-   ``Warn``; a value of the wrong JSON type is a 400 ``cannot unmarshal`` error;
+1. decoding: unknown fields are dropped and reported in ``Warning`` headers (the server's default,
+   ``fieldValidation=Warn``), dropped silently with ``Ignore``, or refused with ``Strict`` (400
+   ``Deployment in version "v1" cannot be handled as a Deployment: strict decoding error: unknown
+   field "spec.foo"``); a value of the wrong JSON type is a 400
+   ``cannot unmarshal`` error, as is a malformed quantity (``quantities must match the regular
+   expression ...``) or malformed base64 in a Secret; quantities are stored in the canonical form
+   ``resource.Quantity`` serialises them in (``0.5`` -> ``500m``) and Secret data re-encoded;
 2. schema checks (required fields, enums) against the Kubernetes schemas, a 422 Invalid with
    ``details.causes`` field paths;
-3. a few semantic checks a real server does for every object (name syntax, label syntax,
-   workload selectors matching their templates).
+3. the semantic rules the schemas cannot express, from the one table in ``rules.py``.
 CRD kinds are checked against their ``openAPIV3Schema`` the same way.
 """
 from __future__ import annotations
 
 import base64
-import binascii
 import copy
 import functools
 import re
@@ -22,16 +24,12 @@ from typing import Any
 
 import jsonschema
 
+from eafix_capacity import quantity
+from eafix_capacity.sim import defaults, rules
 from eafix_capacity.sim.apierror import ApiError, invalid
 from eafix_capacity.sim.resources import Registry, ResourceType
 from eafix_capacity.sim.schemas import Node, builtin_definition_name, builtin_node, crd_node, definitions
 
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
-_QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
-_LABEL_NAMED = frozenset({"Namespace", "Service"})
-_WORKLOADS = frozenset({"Deployment", "ReplicaSet", "StatefulSet", "DaemonSet"})
 _TYPE_NAMES = {"string": "string", "integer": "int64", "number": "float64", "boolean": "bool",
                "object": "map[string]interface {}", "array": "[]interface {}"}
 
@@ -50,14 +48,17 @@ def _node_for(rt: ResourceType, registry: Registry) -> tuple[Node | None, bool]:
     return builtin_node(rt.api_version, rt.kind), False
 
 
-def validate(obj: dict, rt: ResourceType, registry: Registry, *, mode: str = "Strict",
-             partial: bool = False) -> Outcome:
-    """Check ``obj``; returns it with unknown fields pruned, or raises ApiError 400/422.
+def validate(obj: dict, rt: ResourceType, registry: Registry, *, mode: str = "Warn",
+             partial: bool = False, old: dict | None = None) -> Outcome:
+    """Check ``obj``; returns it with unknown fields pruned and values in stored form, or raises
+    ApiError 400/422.
 
+    ``mode`` is the ``fieldValidation`` parameter; without one a real server warns (``Warn``).
     ``partial`` (a server-side apply configuration) checks field names and types only: required
     fields and semantic rules apply to the merged object, not to what one manager sends.
+    ``old`` is the stored object on update, for the rules about changes (an immutable selector).
     """
-    mode = mode or "Strict"
+    mode = mode or "Warn"
     if mode not in ("Strict", "Warn", "Ignore"):
         raise ApiError(400, "BadRequest", f'fieldValidation must be one of "Ignore", "Warn", "Strict", got "{mode}"')
     node, is_crd = _node_for(rt, registry)
@@ -65,12 +66,15 @@ def validate(obj: dict, rt: ResourceType, registry: Registry, *, mode: str = "St
     unknown: list[str] = []
     if node is not None and node.known:
         _prune(obj, node, "", unknown, is_crd=is_crd)
+    if not is_crd:
+        _decode_values(obj, rt)
+    if node is not None and node.known:
         if unknown and mode == "Strict":
             text = ", ".join(f'unknown field "{u}"' for u in unknown)
-            raise ApiError(400, "BadRequest", f"strict decoding error: {text}")
+            raise _cannot_handle(rt, f"strict decoding error: {text}")
         _type_and_schema_checks(obj, rt, node, is_crd, partial=partial)
     if not partial:
-        _semantic_checks(obj, rt)
+        _semantic_checks(obj, rt, old, builtin=not is_crd)
     warnings = [f'unknown field "{u}"' for u in unknown] if mode == "Warn" else []
     return Outcome(obj, warnings)
 
@@ -199,120 +203,85 @@ def _field_path(parts: Any) -> str:
     return out
 
 
-def _semantic_checks(obj: dict, rt: ResourceType) -> None:
-    meta = obj.get("metadata") or {}
-    name = meta.get("name") or ""
-    causes: list[dict] = []
-    if name:
-        pattern, limit, what = ((_DNS_LABEL, 63, "RFC 1123 label") if rt.kind in _LABEL_NAMED
-                                else (_DNS_SUBDOMAIN, 253, "RFC 1123 subdomain"))
-        if not pattern.match(name) or len(name) > limit:
-            causes.append({"reason": "FieldValueInvalid", "field": "metadata.name",
-                           "message": f'Invalid value: "{name}": a lowercase {what} must consist of lower case '
-                                      "alphanumeric characters, '-' or '.', and must start and end with an "
-                                      "alphanumeric character"})
-    for key, value in (meta.get("labels") or {}).items():
-        if not _label_key_ok(str(key)):
-            causes.append({"reason": "FieldValueInvalid", "field": "metadata.labels",
-                           "message": f'Invalid value: "{key}": name part must consist of alphanumeric characters, '
-                                      "'-', '_' or '.', and must start and end with an alphanumeric character"})
-        if not isinstance(value, str) or len(value) > 63 or not _LABEL_VALUE.match(value):
-            causes.append({"reason": "FieldValueInvalid", "field": "metadata.labels",
-                           "message": f'Invalid value: "{value}": a valid label must be an empty string or consist '
-                                      "of alphanumeric characters, '-', '_' or '.', and must start and end with an "
-                                      "alphanumeric character"})
-    spec = _mapping_at(obj, "spec")
-    if rt.kind == "Secret" and rt.group == "":
-        _check_base64(obj, rt)
-    if rt.kind in _WORKLOADS and rt.group == "apps":
-        causes += _workload_checks(spec)
-    if rt.kind == "Pod" and rt.group == "":
-        if not (spec.get("containers") or []):
-            causes.append({"reason": "FieldValueRequired", "field": "spec.containers", "message": "Required value"})
-        causes += _pod_spec_checks(spec, "spec")
-    if rt.kind in _WORKLOADS and rt.group == "apps":
-        tmpl = _mapping_at(spec, "template")
-        if isinstance(tmpl.get("spec"), dict):
-            causes += _pod_spec_checks(tmpl["spec"], "spec.template.spec")
+def _semantic_checks(obj: dict, rt: ResourceType, old: dict | None, *, builtin: bool) -> None:
+    # A real server validates the defaulted object (defaulting is part of decoding), and an update
+    # is compared with the stored, defaulted one: check a defaulted copy.
+    target = obj
+    if builtin:
+        target = copy.deepcopy(obj)
+        defaults.apply_defaults(target, rt.group, rt.kind)
+    causes = rules.check(target, rt.group, rt.kind, old=old)
     if causes:
-        raise invalid(rt.kind, rt.group, name, causes)
+        raise invalid(rt.kind, rt.group, (obj.get("metadata") or {}).get("name") or "", causes)
 
 
-def _pod_spec_checks(spec: dict, where: str) -> list[dict]:
-    causes: list[dict] = []
-    seen: set[str] = set()
-    for key in ("initContainers", "containers"):
-        for i, c in enumerate(spec.get(key) or []):
-            if not isinstance(c, dict):
+def _cannot_handle(rt: ResourceType, why: str) -> ApiError:
+    """The 400 a real server's decoder gives (transformDecodeError)."""
+    return ApiError(400, "BadRequest", f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: {why}')
+
+
+def _decode_values(obj: dict, rt: ResourceType) -> None:
+    """What decoding into Go types does to values: quantities parsed and kept in canonical form,
+    Secret ``data`` base64-decoded (and so re-encoded without line breaks)."""
+    for pattern in rules.quantity_fields(rt.group, rt.kind):
+        for container, key in rules.quantity_slots(obj, pattern):
+            value = container[key]
+            if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+                continue  # not a quantity at all: the type checks report it
+            error = quantity.server_error(value)
+            if error is not None:
+                raise _cannot_handle(rt, error)
+            container[key] = quantity.server_text(value)
+    if rt.kind == "Secret" and rt.group == "" and isinstance(obj.get("data"), dict):
+        for key, value in obj["data"].items():
+            if not isinstance(value, str):
                 continue
-            path = f"{where}.{key}[{i}]"
-            name = c.get("name")
-            if not name:
-                causes.append({"reason": "FieldValueRequired", "field": f"{path}.name", "message": "Required value"})
-            elif not _DNS_LABEL.match(str(name)) or len(str(name)) > 63:
-                causes.append({"reason": "FieldValueInvalid", "field": f"{path}.name",
-                               "message": f'Invalid value: "{name}": a lowercase RFC 1123 label must consist of '
-                                          "lower case alphanumeric characters or '-', and must start and end with "
-                                          "an alphanumeric character"})
-            elif name in seen:
-                causes.append({"reason": "FieldValueDuplicate", "field": f"{path}.name",
-                               "message": f'Duplicate value: "{name}"'})
-            seen.add(str(name))
-            if not c.get("image"):
-                causes.append({"reason": "FieldValueRequired", "field": f"{path}.image", "message": "Required value"})
-            for j, p in enumerate(c.get("ports") or []):
-                port = p.get("containerPort") if isinstance(p, dict) else None
-                if isinstance(port, int) and not 0 < port < 65536:
-                    causes.append({"reason": "FieldValueInvalid", "field": f"{path}.ports[{j}].containerPort",
-                                   "message": f"Invalid value: {port}: must be between 1 and 65535, inclusive"})
-    return causes
+            decoded, bad_at = go_base64_decode(value)
+            if bad_at is not None:
+                raise _cannot_handle(rt, f"illegal base64 data at input byte {bad_at}")
+            obj["data"][key] = base64.b64encode(decoded).decode()
 
 
-def _check_base64(obj: dict, rt: ResourceType) -> None:
-    for key, value in (obj.get("data") or {}).items():
-        try:
-            base64.b64decode(str(value), validate=True)
-        except (binascii.Error, ValueError):
-            raise ApiError(400, "BadRequest", f'{rt.kind} in version "{rt.version}" cannot be handled as a '
-                                              f"{rt.kind}: illegal base64 data in data.{key}") from None
+_B64_ALPHABET = {c: i for i, c in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")}
 
 
-def _mapping_at(obj: dict, key: str) -> dict:
-    """``obj[key]`` when it is a mapping, else an empty one (a wrong type is reported by
-    the schema checks, not here)."""
-    value = obj.get(key)
-    return value if isinstance(value, dict) else {}
-
-
-def _label_key_ok(key: str) -> bool:
-    prefix, _, name = key.rpartition("/")
-    if prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix)):
-        return False
-    return 0 < len(name) <= 63 and bool(_QUALIFIED_NAME.match(name))
-
-
-def _workload_checks(spec: dict) -> list[dict]:
-    causes: list[dict] = []
-    selector = spec.get("selector")
-    template = _mapping_at(spec, "template")
-    labels = ((template.get("metadata") or {}).get("labels")) or {}
-    if not isinstance(selector, dict):
-        causes.append({"reason": "FieldValueRequired", "field": "spec.selector", "message": "Required value"})
-    else:
-        match_labels = selector.get("matchLabels") or {}
-        exprs = selector.get("matchExpressions") or []
-        if not match_labels and not exprs:
-            causes.append({"reason": "FieldValueInvalid", "field": "spec.selector",
-                           "message": "Invalid value: v1.LabelSelector{MatchLabels:map[string]string(nil), "
-                                      "MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: empty selector is "
-                                      "invalid for deployment"})
-        elif any(labels.get(k) != v for k, v in match_labels.items()):
-            shown = ", ".join(f'"{k}":"{v}"' for k, v in sorted(labels.items()))
-            causes.append({"reason": "FieldValueInvalid", "field": "spec.template.metadata.labels",
-                           "message": f"Invalid value: map[string]string{{{shown}}}: `selector` does not match "
-                                      "template `labels`"})
-    containers = _mapping_at(template, "spec").get("containers")
-    if not containers:
-        causes.append({"reason": "FieldValueRequired", "field": "spec.template.spec.containers",
-                       "message": "Required value"})
-    return causes
+def go_base64_decode(text: str) -> tuple[bytes, int | None]:
+    """Go's ``base64.StdEncoding.Decode``, which the JSON decoder uses for ``[]byte`` fields: it skips
+    ``\\r`` and ``\\n`` anywhere; returns (bytes, None) or (b"", offset of the bad input byte)."""
+    src = text.encode("utf-8", "surrogatepass")
+    out = bytearray()
+    si, n = 0, len(src)
+    while si < n:
+        quantum: list[int] = []
+        while len(quantum) < 4:
+            if si == n:
+                if not quantum:
+                    return bytes(out), None
+                return b"", si - len(quantum)  # padding is required: a short final quantum is an error
+            ch = src[si]
+            si += 1
+            if chr(ch) in _B64_ALPHABET:
+                quantum.append(_B64_ALPHABET[chr(ch)])
+                continue
+            if ch in (0x0A, 0x0D):
+                continue
+            if ch != ord("=") or len(quantum) < 2:
+                return b"", si - 1
+            if len(quantum) == 2:  # "==" expected: skip line breaks, then the second "="
+                while si < n and src[si] in (0x0A, 0x0D):
+                    si += 1
+                if si == n:
+                    return b"", n
+                if src[si] != ord("="):
+                    return b"", si - 1
+                si += 1
+            while si < n and src[si] in (0x0A, 0x0D):
+                si += 1
+            if si < n:
+                return b"", si  # data after the padding
+            break
+        value = 0
+        for i, q in enumerate(quantum + [0] * (4 - len(quantum))):
+            value |= q << (18 - 6 * i)
+        out += value.to_bytes(3, "big")[:len(quantum) - 1]
+    return bytes(out), None

@@ -67,7 +67,7 @@ def test_pod_names_are_deterministic_for_a_seed():
 
 
 def test_recreate_strategy_replaces_all_pods_at_once(env):
-    store, cm, _ = env
+    store, cm, clock = env
     store.create(R.DEPLOYMENT, deployment(strategy={"type": "Recreate"}))
     cm.run_once()
     old = {p["metadata"]["name"] for p in pods(store)}
@@ -76,6 +76,11 @@ def test_recreate_strategy_replaces_all_pods_at_once(env):
         {p["spec"]["containers"][0]["image"] for p in pods(store)}) if rt.key == R.POD.key and e == "ADDED" else None)
     update(store, R.DEPLOYMENT, "default", "web",
            lambda d: d["spec"]["template"]["spec"]["containers"][0].__setitem__("image", "nginx:1.26"))
+    cm.run_once()
+    # The old pods terminate for their 30 s grace period; Recreate waits until they are gone.
+    assert {p["metadata"]["name"] for p in pods(store)} == old
+    assert all(p["metadata"].get("deletionTimestamp") for p in pods(store))
+    clock.advance(30)
     cm.run_once()
     now = pods(store)
     assert len(now) == 3 and not old & {p["metadata"]["name"] for p in now}
@@ -255,10 +260,11 @@ def test_hpa_scales_a_statefulset_with_average_value_target(env):
 
 
 def test_metrics_api_errors_and_single_objects(env):
-    store, cm, _ = env
+    store, cm, clock = env
     store.create(R.DEPLOYMENT, deployment(replicas=1))
     cm.run_once()
     name = pods(store)[0]["metadata"]["name"]
+    clock.advance(15)          # metrics-server has scraped the new pod twice
     one = cm.metrics_list("PodMetrics", "default", name, None)
     assert one["kind"] == "PodMetrics" and one["metadata"]["name"] == name
     with pytest.raises(ApiError) as e:
@@ -350,6 +356,10 @@ def test_stalled_rollout_times_out_without_any_other_change():
 
 def test_standalone_claims_are_provisioned_and_bound(env):
     store, cm, _ = env
+    # an Immediate class of the nodes' cloud's CSI driver: the claim binds without a consumer
+    store.create(R.STORAGECLASS, {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+                                  "metadata": {"name": "fast-ssd"}, "provisioner": "pd.csi.storage.gke.io",
+                                  "reclaimPolicy": "Delete", "volumeBindingMode": "Immediate"})
     store.create(R.PVC, {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
                          "metadata": {"name": "postgres-data", "namespace": "default"},
                          "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "fast-ssd",

@@ -118,7 +118,11 @@ def test_get_pods_columns(kubectl: Kubectl) -> None:
     kubectl("rollout", "status", "deployment/web", "-n", "shop", "--timeout=20s")
     lines = kubectl("get", "pods", "-A").stdout.splitlines()
     assert lines[0].split() == ["NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS", "AGE"]
-    assert all(line.split()[2:4] == ["1/1", "Running"] for line in lines[1:])
+    # kube-system's pods too (node-exporter and fluentbit-gke run two containers: 2/2)
+    rows = [line.split() for line in lines[1:]]
+    assert {r[0] for r in rows} == {"kube-system", "shop"}
+    assert all(r[3] == "Running" and r[2].split("/")[0] == r[2].split("/")[1] for r in rows)
+    assert [r[2] for r in rows if r[0] == "shop"] == ["1/1", "1/1"]
     wide = kubectl("get", "pods", "-n", "shop", "-o", "wide").stdout.splitlines()
     assert wide[0].split()[5:7] == ["IP", "NODE"]
 
@@ -188,8 +192,10 @@ def test_apply_many_kinds_validates_and_is_idempotent(kubectl: Kubectl) -> None:
                  "rolebinding.rbac.authorization.k8s.io/rb created"):
         assert line in created
     again = kubectl("apply", "-f", wide).stdout.splitlines()
-    # kubectl always re-sends a PDB selector (patchStrategy replace) and Secret stringData, as with a real server
+    # kubectl always re-sends a PDB selector (patchStrategy replace) and Secret stringData, as with a real server,
+    # and the StatefulSet's `cpu: 1`: a YAML number, which the server stores as the quantity string "1"
     assert [x for x in again if not x.endswith("unchanged")] == ["secret/s configured",
+                                                                  "statefulset.apps/db configured",
                                                                   "poddisruptionbudget.policy/api configured"]
     assert kubectl("diff", "-f", wide, check=False).returncode == 0
     assert "Warning" not in kubectl("apply", "--server-side", "-f", wide).stderr

@@ -17,6 +17,7 @@ import yaml
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
+from eafix_capacity.nodes import default_daemonsets
 from eafix_capacity.sim import resources as R
 from eafix_capacity.sim.cluster import SimCluster
 from eafix_capacity.sim.testing import run_kubectl
@@ -39,6 +40,34 @@ def sim(sim_cluster: SimCluster) -> SimCluster:
 def kubectl(sim: SimCluster, *args: str, ok: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
     return run_kubectl(sim, *args, cache_dir=Path(str(sim.kubeconfig)).parent / "kube-cache", check=ok,
                        timeout=timeout)
+
+
+def kubectl_on_the_clock(sim: SimCluster, *args: str, step: float = 5.0) -> subprocess.CompletedProcess:
+    """A kubectl command that waits for pods to terminate (``drain``, ``delete``, a StatefulSet's
+    ``rollout status``): the frozen sim clock moves ``step`` seconds on whenever it has not
+    finished within 50 ms, so grace periods end as they would while a real cluster runs."""
+    cmd = ["kubectl", f"--kubeconfig={sim.kubeconfig}",
+           f"--cache-dir={Path(str(sim.kubeconfig)).parent / 'kube-cache'}", *args]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for _ in range(2000):
+        try:
+            out, err = proc.communicate(timeout=0.05)
+            break
+        except subprocess.TimeoutExpired:
+            sim.clock.advance(step)
+            sim.settle()
+    else:
+        proc.kill()
+        raise AssertionError(f"{' '.join(cmd)} did not finish")
+    if proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{out}\n{err}")
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
+def terminated(sim: SimCluster, grace: float = 30) -> None:
+    """Let the Terminating pods' grace period (30 s by default) pass on the sim clock."""
+    sim.clock.advance(grace)
+    sim.settle()
 
 
 def api(sim: SimCluster) -> client.ApiClient:
@@ -110,6 +139,9 @@ def test_scale_up_and_down(sim):
     kubectl(sim, "scale", "deployment/web", "--replicas=1")
     kubectl(sim, "rollout", "status", "deployment/web", "--timeout=30s")
     sim.settle()
+    terminating = pods_json(sim, "-l", "app.kubernetes.io/name=web")
+    assert len(terminating) == 5 and sum(bool(p["metadata"].get("deletionTimestamp")) for p in terminating) == 4
+    terminated(sim)
     assert len(pods_json(sim, "-l", "app.kubernetes.io/name=web")) == 1
     out = kubectl(sim, "get", "deployment", "web", "--no-headers").stdout.split()
     assert out[1] == "1/1"
@@ -119,7 +151,7 @@ def test_deleted_pod_is_replaced(sim):
     apply(sim, "web.yaml")
     sim.settle()
     victim = pods_json(sim)[0]["metadata"]["name"]
-    kubectl(sim, "delete", "pod", victim)
+    kubectl_on_the_clock(sim, "delete", "pod", victim)      # waits out the pod's 30 s grace period
     sim.settle()
     names = [p["metadata"]["name"] for p in pods_json(sim)]
     assert len(names) == 3 and victim not in names
@@ -131,7 +163,7 @@ def test_set_image_rollout_and_undo(sim):
     first_rs = json.loads(kubectl(sim, "get", "rs", "-o", "json").stdout)["items"][0]["metadata"]["name"]
     kubectl(sim, "set", "image", "deployment/web", "nginx=nginx:1.26")
     kubectl(sim, "rollout", "status", "deployment/web", "--timeout=30s")
-    sim.settle()
+    terminated(sim)
     pods = pods_json(sim)
     assert len(pods) == 3
     assert {p["spec"]["containers"][0]["image"] for p in pods} == {"nginx:1.26"}
@@ -143,7 +175,7 @@ def test_set_image_rollout_and_undo(sim):
     out = kubectl(sim, "rollout", "undo", "deployment/web").stdout
     assert "rolled back" in out
     kubectl(sim, "rollout", "status", "deployment/web", "--timeout=30s")
-    sim.settle()
+    terminated(sim)
     pods = pods_json(sim)
     assert {p["spec"]["containers"][0]["image"] for p in pods} == {"nginx:1.25"}
     # The old ReplicaSet is reused (same template hash) and becomes revision 3.
@@ -170,7 +202,7 @@ def test_rolling_update_respects_max_surge_and_max_unavailable(sim):
         if rt.key != R.POD.key or (obj["metadata"].get("labels") or {}).get("app.kubernetes.io/name") != "web":
             return
         with lock:
-            if etype == "DELETED":
+            if etype == "DELETED" or obj["metadata"].get("deletionTimestamp"):   # surge counts active pods
                 pods.pop(obj["metadata"]["name"], None)
             else:
                 pods[obj["metadata"]["name"]] = any(c["type"] == "Ready" and c["status"] == "True"
@@ -210,7 +242,8 @@ def test_statefulset_ordered_pods_claims_and_rollout(sim):
     assert pod0["spec"]["hostname"] == "postgres-0" and pod0["spec"]["subdomain"] == "postgres"
 
     kubectl(sim, "set", "image", "statefulset/postgres", "postgres=postgres:16.2")
-    kubectl(sim, "rollout", "status", "statefulset/postgres", "--timeout=30s")
+    # OrderedReady: each old pod is replaced once it has terminated
+    kubectl_on_the_clock(sim, "rollout", "status", "statefulset/postgres", "--timeout=30s")
     sim.settle()
     sts = client.AppsV1Api(api(sim)).read_namespaced_stateful_set("postgres", "default")
     assert sts.status.current_revision == sts.status.update_revision
@@ -222,7 +255,7 @@ def test_statefulset_ordered_pods_claims_and_rollout(sim):
     history = kubectl(sim, "rollout", "history", "statefulset/postgres").stdout
     assert re.search(r"^1\s", history, re.M) and re.search(r"^2\s", history, re.M)
     assert "rolled back" in kubectl(sim, "rollout", "undo", "statefulset/postgres").stdout
-    kubectl(sim, "rollout", "status", "statefulset/postgres", "--timeout=30s")
+    kubectl_on_the_clock(sim, "rollout", "status", "statefulset/postgres", "--timeout=30s")
     sim.settle()
     assert {p["spec"]["containers"][0]["image"] for p in pods_json(sim)} == {"postgres:16.1"}
     revisions = json.loads(kubectl(sim, "get", "controllerrevisions", "-o", "json").stdout)["items"]
@@ -246,19 +279,31 @@ def test_cordon_and_drain_ignoring_daemonsets(sim):
     assert {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}.items() <= n["spec"]["taints"][0].items()
     assert "SchedulingDisabled" in kubectl(sim, "get", "node", node).stdout
 
-    r = kubectl(sim, "drain", node, "--ignore-daemonsets", "--timeout=30s")
+    r = kubectl_on_the_clock(sim, "drain", node, "--ignore-daemonsets", "--timeout=30s")
     assert f"node/{node} drained" in r.stdout
     assert "Ignoring DaemonSet-managed Pods" in r.stderr or "ignoring DaemonSet-managed Pods" in r.stderr
     sim.settle()
     on_node = pods_json(sim, "-A", "--field-selector", f"spec.nodeName={node}")
-    assert [p["metadata"]["name"].rsplit("-", 1)[0] for p in on_node] == ["node-exporter"]
+    # only DaemonSet pods stay: the provider's system DaemonSets (node-exporter among them, updated by
+    # the apply above); metrics-server, a Deployment's pod, was evicted and runs elsewhere
+    assert {p["metadata"]["ownerReferences"][0]["kind"] for p in on_node} == {"DaemonSet"}
+    assert sorted(p["metadata"]["name"].rsplit("-", 1)[0] for p in on_node) == \
+        sorted(d.name for d in default_daemonsets("gke"))
     everything = pods_json(sim, "-A")
-    assert all(p["status"]["phase"] == "Running" for p in everything)
+    # the postgres pod evicted from the node cannot follow its zonal volume elsewhere (each sim node
+    # is its own zone): it waits Pending, as on a real cluster, until the node takes pods again
+    pending = [p for p in everything if p["status"]["phase"] != "Running"]
+    assert [p["metadata"]["name"][:-1] for p in pending] == ["postgres-"]
+    cond = next(c for c in pending[0]["status"]["conditions"] if c["type"] == "PodScheduled")
+    assert cond["message"] == ("0/3 nodes are available: 1 node(s) were unschedulable, 2 node(s) had volume node "
+                               "affinity conflict. preemption: 0/3 nodes are available: 3 Preemption is not helpful "
+                               "for scheduling.")
     assert len([p for p in everything if p["metadata"]["namespace"] == "default"]) == 6
     kubectl(sim, "uncordon", node)
     sim.settle()
     n = json.loads(kubectl(sim, "get", "node", node, "-o", "json").stdout)
     assert not n["spec"].get("unschedulable") and not n["spec"].get("taints")
+    assert {p["status"]["phase"] for p in pods_json(sim, "-A")} == {"Running"}
 
 
 def test_drain_refused_while_pdb_would_be_violated(sim):
@@ -289,7 +334,7 @@ def test_drain_refused_while_pdb_would_be_violated(sim):
     # Loosen the budget: the same drain now goes through and the pod is recreated elsewhere.
     kubectl(sim, "patch", "pdb", "web", "--type=merge", "-p", '{"spec":{"minAvailable":2}}')
     sim.settle()
-    kubectl(sim, "drain", node, "--ignore-daemonsets", "--timeout=30s")
+    kubectl_on_the_clock(sim, "drain", node, "--ignore-daemonsets", "--timeout=30s")
     sim.settle()
     pods = pods_json(sim)
     assert victim not in [p["metadata"]["name"] for p in pods]
@@ -301,6 +346,8 @@ def test_drain_refused_while_pdb_would_be_violated(sim):
 
 def test_top_pod_containers_and_top_node(sim):
     apply(sim, "web.yaml")
+    sim.settle()
+    sim.clock.advance(15)                     # metrics-server has scraped the new pods twice
     sim.settle()
     out = kubectl(sim, "top", "pod", "--containers", "--no-headers").stdout.splitlines()
     assert len(out) == 6

@@ -10,7 +10,7 @@ import yaml
 
 from eafix_capacity.errors import InputError
 from eafix_capacity.sim import metrics as M
-from eafix_capacity.sim.clock import DEFAULT_START, SimClock, rfc3339
+from eafix_capacity.sim.clock import TRADING_DAY_START, SimClock, rfc3339
 from eafix_capacity.sim.usage_model import (DEFAULT_MODEL_PATH, constant_model, load_usage_model,
                                             parse_usage_model, usage)
 
@@ -32,13 +32,20 @@ def model():
 # --- clock --------------------------------------------------------------------------------------
 
 
-def test_clock_starts_at_a_fixed_trading_day_and_advances():
-    clock = SimClock(speed=0)
-    assert clock.now() == DEFAULT_START
+def test_clock_starts_at_the_trading_day_it_is_given_and_advances():
+    clock = SimClock(speed=0, start=TRADING_DAY_START)
+    assert clock.now() == TRADING_DAY_START
     assert clock.now().tzinfo is not None
     clock.advance(90)
-    assert clock.now() == DEFAULT_START + timedelta(seconds=90)
-    assert rfc3339(clock.now()) == "2026-01-14T06:01:30Z"
+    assert clock.now() == TRADING_DAY_START + timedelta(seconds=90)
+    assert rfc3339(clock.now()) == "2026-01-14T06:01:30Z" == clock.now_text()
+
+
+def test_clock_starts_at_wall_clock_now_by_default():
+    before = datetime.now(timezone.utc).replace(microsecond=0)
+    clock = SimClock(speed=0)
+    after = datetime.now(timezone.utc)
+    assert before <= clock.now() <= after and clock.now().microsecond == 0
 
 
 def test_clock_runs_faster_than_real_time():
@@ -65,10 +72,10 @@ def test_clock_rejects_bad_settings(kwargs):
 
 
 def test_clock_set_speed_rejects_infinite_speed():
-    clock = SimClock(speed=0)
+    clock = SimClock(speed=0, start=TRADING_DAY_START)
     with pytest.raises(InputError, match="finite"):
         clock.set_speed(float("inf"))
-    assert clock.speed == 0 and clock.now() == DEFAULT_START
+    assert clock.speed == 0 and clock.now() == TRADING_DAY_START
 
 
 def test_clock_speed_change_while_running_has_no_jump():
@@ -244,8 +251,9 @@ def test_pod_metrics_list_skips_pods_not_running(model):
 
 def test_node_metrics_sum_pods_plus_overhead():
     flat = constant_model(0.5, 0.5)
-    nodes = [{"metadata": {"name": "n1", "labels": {"kubernetes.io/hostname": "n1"}}},
-             {"metadata": {"name": "n2"}}]
+    ready = {"conditions": [{"type": "Ready", "status": "True"}]}   # metrics-server scrapes Ready nodes only
+    nodes = [{"metadata": {"name": "n1", "labels": {"kubernetes.io/hostname": "n1"}}, "status": ready},
+             {"metadata": {"name": "n2"}, "status": ready}]
     body = M.node_metrics_list(nodes, [pod("a"), pod("b"), pod("c", node="n2")], flat, at(10))
     assert body["kind"] == "NodeMetricsList"
     n1, n2 = body["items"]

@@ -195,3 +195,80 @@ def test_selector_matches_expressions():
 @pytest.mark.parametrize("n, want", [(3, 3), (99, 99), (100, 100), (1000, 420), (5000, 500), (20000, 1000)])
 def test_sample_size_like_kube_scheduler(n, want):
     assert num_feasible_nodes_to_find(n) == want
+
+
+def test_pod_affinity_counts_only_pods_matching_every_term():
+    # interpodaffinity counts an existing pod for the incoming pod's terms only when it
+    # matches all of them: a pod of app=a next door does not satisfy terms [a, b]
+    terms = [{"labelSelector": {"matchLabels": {"app": app}}, "topologyKey": "kubernetes.io/hostname"}
+             for app in ("a", "b")]
+    affinity = {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": terms}}
+    r = one([node("n1"), node("n2")], [pod("a-0", labels={"app": "a"}, node_name="n1"),
+                                       pod("b-0", labels={"app": "b"}, affinity=affinity)])
+    assert isinstance(r, Failure)
+    assert r.message == ("0/2 nodes are available: 2 node(s) didn't match pod affinity rules. preemption: 0/2 "
+                         "nodes are available: 2 Preemption is not helpful for scheduling.")
+
+
+def test_pod_affinity_first_pod_of_a_self_selecting_group_goes_anywhere():
+    affinity = {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+        {"labelSelector": {"matchLabels": {"app": "cache"}}, "topologyKey": "topology.kubernetes.io/zone"}]}}
+    nodes = [node("n1", zone="a"), node("n2", zone="b")]
+    results = schedule_pending(nodes, [pod("cache-0", labels={"app": "cache"}, affinity=affinity),
+                                       pod("cache-1", labels={"app": "cache"}, affinity=affinity,
+                                           cpu="3950m", ts="2026-01-01T00:00:01Z")])
+    assert isinstance(results[0], Binding)
+    # the second must join the first's zone, where the first took room: it does not fit
+    assert isinstance(results[1], Failure)
+    assert "1 node(s) didn't match pod affinity rules" in results[1].message
+    assert "1 Insufficient cpu" in results[1].message
+
+
+def test_spread_min_domains_and_schedule_anyway():
+    spread = {"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "DoNotSchedule",
+              "labelSelector": {"matchLabels": {"app": "x"}}, "minDomains": 3}
+    nodes = [node("a1", zone="a"), node("b1", zone="b")]
+    # two zones of three required: the minimum counts as 0, so a second pod in a zone that has one is refused
+    r = one(nodes, [pod("x-0", labels={"app": "x"}, node_name="a1"), pod("x-1", labels={"app": "x"}, node_name="b1"),
+                    pod("x-2", labels={"app": "x"}, topologySpreadConstraints=[spread])])
+    assert isinstance(r, Failure) and "2 node(s) didn't match pod topology spread constraints." in r.message
+    soft = dict(spread, whenUnsatisfiable="ScheduleAnyway")
+    r = one(nodes, [pod("x-0", labels={"app": "x"}, node_name="a1"), pod("x-1", labels={"app": "x"}, node_name="b1"),
+                    pod("x-2", labels={"app": "x"}, topologySpreadConstraints=[soft])])
+    assert isinstance(r, Binding)
+
+
+def test_spread_counts_only_the_pods_own_namespace():
+    spread = [{"maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "DoNotSchedule",
+               "labelSelector": {"matchLabels": {"app": "x"}}}]
+    other = pod("x-9", labels={"app": "x"}, node_name="n1")
+    other["metadata"]["namespace"] = "elsewhere"
+    r = one([node("n1", cpu="8"), node("n2")], [other, pod("x-0", cpu="2", labels={"app": "x"},
+                                                       topologySpreadConstraints=spread, node_name="n2"),
+                                                pod("x-1", labels={"app": "x"}, topologySpreadConstraints=spread)])
+    assert isinstance(r, Binding) and r.node == "n1"
+
+
+def test_node_affinity_operators_and_match_fields():
+    def required(*terms):
+        return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": list(terms)}}}
+    nodes = [node("n1", labels={"gen": "3"}), node("n2", labels={"gen": "5"})]
+    gt = required({"matchExpressions": [{"key": "gen", "operator": "Gt", "values": ["4"]}]})
+    assert one(nodes, [pod("x", affinity=gt)]).node == "n2"
+    named = required({"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n1"]}]})
+    assert one(nodes, [pod("x", affinity=named)]).node == "n1"
+    bad = required({"matchExpressions": [{"key": "gen", "operator": "Lt", "values": ["not-a-number"]}]})
+    r = one(nodes, [pod("x", affinity=bad)])
+    assert isinstance(r, Failure) and "2 node(s) didn't match Pod's node affinity/selector." in r.message
+
+
+def test_the_sim_filters_with_the_packers_rules(monkeypatch):
+    """One scheduler in fact: the sim's node-by-node path asks eafix_capacity.scheduling,
+    so a change to the rules there is a change to the sim."""
+    from eafix_capacity import scheduling
+
+    monkeypatch.setattr(scheduling, "placement_rules", lambda pod, node, state: ["refused by the rules"])
+    spread = [{"maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "DoNotSchedule",
+               "labelSelector": {"matchLabels": {"app": "x"}}}]
+    r = one([node("n1")], [pod("x-0", labels={"app": "x"}, topologySpreadConstraints=spread)])
+    assert isinstance(r, Failure) and r.message.startswith("0/1 nodes are available: 1 refused by the rules.")

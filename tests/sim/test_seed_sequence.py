@@ -50,6 +50,27 @@ def test_seed_basic_deployment_sequence_runs_and_every_pod_is_running(tmp_path):
         phases = {p["metadata"]["name"]: p["status"].get("phase") for p in pods}
         assert phases and set(phases.values()) == {"Running"}, phases
         assert "redis-0" in phases and "postgres-0" in phases
+        # quota in force: the rendering's ResourceQuota counts every pod and refused none of them
+        rq = json.loads(run_kubectl(sim, "get", "resourcequota", "eafix-trading-quota", "-n", "eafix-trading",
+                                    "-o", "json", cache_dir=tmp_path / "cache").stdout)
+        assert rq["status"]["hard"] == rq["spec"]["hard"] and rq["status"]["used"]["pods"] == str(len(pods))
+        events = json.loads(run_kubectl(sim, "get", "events", "-n", "eafix-trading", "-o", "json",
+                                        cache_dir=tmp_path / "cache").stdout)["items"]
+        assert [e["message"] for e in events if e["reason"] == "FailedCreate"] == []
+        # storage binding in force: the StatefulSets' claims bound through the rendering's eafix-ssd
+        # class by the sim's GKE driver; the monitoring claims, whose pods the seed does not start,
+        # wait for their first consumer (WaitForFirstConsumer)
+        claims = json.loads(run_kubectl(sim, "get", "pvc", "-n", "eafix-trading", "-o", "json",
+                                        cache_dir=tmp_path / "cache").stdout)["items"]
+        bound = {c["metadata"]["name"]: (c["spec"].get("storageClassName"), c["status"].get("phase")) for c in claims}
+        assert bound == {"data-redis-0": ("eafix-ssd", "Bound"), "data-postgres-0": ("eafix-ssd", "Bound"),
+                         "prometheus-data": ("eafix-ssd", "Pending"), "grafana-data": ("eafix-ssd", "Pending")}
+        volumes = json.loads(run_kubectl(sim, "get", "pv", "-o", "json", cache_dir=tmp_path / "cache").stdout)["items"]
+        assert {v["spec"]["csi"]["driver"] for v in volumes} == {"pd.csi.storage.gke.io"}
+        everything = json.loads(run_kubectl(sim, "get", "pods", "-A", "-o", "json",
+                                            cache_dir=tmp_path / "cache").stdout)["items"]
+        system = [p for p in everything if p["metadata"]["namespace"] == "kube-system"]
+        assert system and {p["status"].get("phase") for p in everything} == {"Running"}  # the system pods too
         table = run_kubectl(sim, "get", "pods", "-n", "eafix-trading", cache_dir=tmp_path / "cache").stdout
         assert table.splitlines()[0].split()[:3] == ["NAME", "READY", "STATUS"]
 
@@ -92,7 +113,7 @@ def test_seed_istio_sequence_applies_after_the_crds(tmp_path):
 
     rendering = MANIFESTS_DIR / "recommended-istio"
     cache = tmp_path / "cache"
-    with SimCluster(kubeconfig=tmp_path / "kubeconfig", nodes=3, node_type="n2-standard-8") as sim:
+    with SimCluster(kubeconfig=tmp_path / "kubeconfig", nodes=3, node_type="n2-standard-8", mesh="istio") as sim:
         done = _kubectl_in(sim, rendering, cache, "apply -f namespaces/")
         assert done.returncode == 0, done.stderr
         refused = _kubectl_in(sim, rendering, cache, "apply -f istio/gateways/")
@@ -112,6 +133,7 @@ def test_seed_istio_sequence_applies_after_the_crds(tmp_path):
         on_disk = [d for f in sorted((rendering / "istio").rglob("*.yml"))
                    for d in yaml.safe_load_all(f.read_text()) if d]
         assert len(listed.split()) == len(on_disk) > 0
-        pods = json.loads(run_kubectl(sim, "get", "pods", "-n", "eafix-trading", "-o", "json",
-                                      cache_dir=cache).stdout)["items"]
-        assert pods and {p["status"].get("phase") for p in pods} == {"Running"}
+        pods = json.loads(run_kubectl(sim, "get", "pods", "-A", "-o", "json", cache_dir=cache).stdout)["items"]
+        assert {p["metadata"]["namespace"] for p in pods} >= {"eafix-trading", "kube-system"}
+        assert sum(p["metadata"]["name"].startswith("istio-cni-node-") for p in pods) == 3  # one per node
+        assert {p["status"].get("phase") for p in pods} == {"Running"}

@@ -74,13 +74,13 @@ def test_store_versions_share_unchanged_parts_and_objects_share_strings() -> Non
 @pytest.mark.parametrize("before, after", [(1, True), (True, 1), (1, 1.0), (1.0, 1), (0, False),
                                            ([1, 2], [True, 2]), ({"n": 1}, {"n": 1.0})])
 def test_store_keeps_the_exact_type_when_a_value_compares_equal(before: object, after: object) -> None:
-    store = Store()
-    store.create(R.CONFIGMAP, {"metadata": {"name": "c", "namespace": "default"}, "x": before, "same": {"k": "v"}})
-    body = store.get(R.CONFIGMAP, "default", "c")
+    store = Store()  # a Deployment: a kind that carries metadata.generation (a ConfigMap has none)
+    store.create(R.DEPLOYMENT, {"metadata": {"name": "c", "namespace": "default"}, "x": before, "same": {"k": "v"}})
+    body = store.get(R.DEPLOYMENT, "default", "c")
     body["x"] = after
-    raw = store.update_raw(R.CONFIGMAP, body)
-    stored = _stored(store, R.CONFIGMAP, "c")
-    assert encode(stored) == raw == store.get_raw(R.CONFIGMAP, "default", "c")
+    raw = store.update_raw(R.DEPLOYMENT, body)
+    stored = _stored(store, R.DEPLOYMENT, "c")
+    assert encode(stored) == raw == store.get_raw(R.DEPLOYMENT, "default", "c")
     assert json.dumps(stored["x"]) == json.dumps(after)
     assert stored["metadata"]["generation"] == 2  # a change of JSON type is a change
 

@@ -6,7 +6,6 @@ apimachinery (``controller.IsPodActive``, ``podutil.IsPodReady``, ``ComputeHash`
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import random
@@ -14,6 +13,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 
 from eafix_capacity.errors import InputError
+from eafix_capacity.sim.clock import SimClock
 
 SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 """apimachinery's ``rand`` alphabet: no vowels (no words), no 0/1/3 (no look-alikes)."""
@@ -120,7 +120,10 @@ def controller_of(obj: Mapping) -> Mapping | None:
     return None
 
 
-def now_text() -> str:
+def now_text(clock: SimClock | None = None) -> str:
+    """Now as metav1.Time text: on the sim clock (``ctx.clock``), the wall clock without one."""
+    if clock is not None:
+        return clock.now_text()
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -201,12 +204,6 @@ def ordinal_of(pod_name: str, sts_name: str) -> int | None:
         return None
     tail = pod_name[len(prefix):]
     return int(tail) if tail.isdigit() else None
-
-
-def volume_name(namespace: str, claim: str) -> str:
-    """A stable ``pvc-<uuid>`` volume name for a claim, like a provisioner's."""
-    h = hashlib.sha1(f"{namespace}/{claim}".encode()).hexdigest()
-    return f"pvc-{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
 
 
 def daemon_pod_node(pod: Mapping) -> str:

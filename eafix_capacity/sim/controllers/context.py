@@ -8,19 +8,26 @@ uid precondition and creates pods the same way.
 """
 from __future__ import annotations
 
+import json
+import math
 import random
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from eafix_capacity.sim import resources as R
+from eafix_capacity.sim import admission, defaults, resources as R
 from eafix_capacity.sim.apierror import ApiError
 from eafix_capacity.sim.clock import SimClock
 from eafix_capacity.sim.controllers.common import (controller_of, deep_copy, is_active, ns_name, owner_ref,
                                                    qos_class, random_suffix, same_status)
 from eafix_capacity.sim.controllers.events import EventRecorder
 from eafix_capacity.sim.resources import Registry, ResourceType
+from eafix_capacity.sim.patch import record_update
+from eafix_capacity.sim.schemas import Node, builtin_node
 from eafix_capacity.sim.usage_model import UsageModel
+
+CONTROLLER_MANAGER = "kube-controller-manager"
+"""The field manager kube-controller-manager's clients write with (their user agent's name)."""
 
 
 @dataclass
@@ -37,6 +44,10 @@ class Snapshot:
     revisions: list[dict]
 
 
+def _schema_node(rt: ResourceType) -> Node:
+    return builtin_node(rt.api_version, rt.kind) or Node({}, None)
+
+
 class Context:
     """Shared by every controller of one ``ControllerManager``."""
 
@@ -47,15 +58,28 @@ class Context:
         self.clock = clock
         self.model = model
         self.rand = random.Random(seed)
-        self.recorder = EventRecorder(store)
+        self.recorder = EventRecorder(store, clock)
         self.event = self.recorder.event
         self.kick = kick
         self.fresh: dict[str, dict] = {}
         """ReplicaSets the Deployment step rescaled this pass, by uid, newer than the snapshot."""
+        self.next_wake = math.inf
+        """The earliest sim-clock time (``clock.elapsed()``) a controller asked to be run again at."""
 
-    def list(self, rt: ResourceType) -> list[dict]:
-        objs, _, _ = self.store.list_objects(rt)
+    def wake_at(self, elapsed: float) -> None:
+        """Ask for a pass at sim time ``elapsed`` even if nothing changes before then (a Job
+        pod's run ending, a CronJob's next time): a real controller's delayed requeue. Each
+        pass starts afresh, so a controller asks again every pass it still waits."""
+        self.next_wake = min(self.next_wake, elapsed)
+
+    def list(self, rt: ResourceType, namespace: str | None = None) -> list[dict]:
+        objs, _, _ = self.store.list_objects(rt, namespace)
         return objs
+
+    def create(self, rt: ResourceType, obj: dict) -> dict:
+        """Create ``obj`` with the API server's defaults applied, as a controller's request gets them."""
+        defaults.apply_defaults(obj, rt.group, rt.kind)
+        return self.store.create(rt, obj)
 
     def snapshot(self) -> Snapshot:
         # Pods first: an owner listed later is never missing for a pod listed earlier.
@@ -72,7 +96,13 @@ class Context:
             pods_by_owner=by_owner, revisions=self.list(R.CONTROLLERREVISION),
         )
 
-    def update(self, rt: ResourceType, obj: dict) -> dict:
+    def update(self, rt: ResourceType, obj: dict, *, old: Mapping | None = None, subresource: str | None = None,
+               manager: str = CONTROLLER_MANAGER) -> dict:
+        """Write ``obj``; given the ``old`` object it came from, the changed fields are recorded
+        in ``managedFields`` under ``manager`` (Update), as the API server's field manager does
+        for a controller's request, so a later server-side apply of them conflicts."""
+        if old is not None:
+            record_update(dict(old), obj, _schema_node(rt), manager=manager, subresource=subresource)
         return self.store.update(rt, obj)
 
     def update_status(self, rt: ResourceType, obj: Mapping, status: dict) -> None:
@@ -95,6 +125,16 @@ class Context:
                 return False
             raise
 
+    def _priority_of(self, name: object) -> int:
+        """As the Priority admission plugin: the value of the pod's PriorityClass (system-node-critical
+        2000001000), 0 without one."""
+        if not name or not isinstance(name, str):
+            return 0
+        try:
+            return int(self.store.get(R.PRIORITYCLASS, None, name).get("value") or 0)
+        except (ApiError, TypeError, ValueError):
+            return 0
+
     def pod_from_template(self, owner: Mapping, kind: str, template: Mapping) -> dict:
         tmeta = template.get("metadata") or {}
         spec = deep_copy(template.get("spec") or {})
@@ -107,7 +147,7 @@ class Context:
         spec.setdefault("serviceAccount", spec["serviceAccountName"])
         spec.setdefault("enableServiceLinks", True)
         spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
-        spec.setdefault("priority", 0)
+        spec.setdefault("priority", self._priority_of(spec.get("priorityClassName")))
         tolerations = spec.setdefault("tolerations", [])
         for key in ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"):
             if not any(t.get("key") == key and t.get("effect") == "NoExecute" for t in tolerations):
@@ -130,12 +170,15 @@ class Context:
         return pod
 
     def create_pod(self, pod: dict, *, prefix: str | None = None) -> dict | None:
+        """Create through admission, as a controller's client does: a refusal (403 for quota, a
+        LimitRange or a missing ServiceAccount) is raised for the caller's FailedCreate event."""
         for _ in range(10):
             if prefix is not None:
                 pod["metadata"]["generateName"] = prefix
-                pod["metadata"]["name"] = f"{prefix}{random_suffix(self.rand)}"
+                pod["metadata"].pop("name", None)
             try:
-                return self.store.create(R.POD, pod)
+                return json.loads(admission.create(self.store, R.POD, pod,
+                                                   generate_name=lambda p: f"{p}{random_suffix(self.rand)}"))
             except ApiError as e:
                 if e.code == 409 and prefix is not None:
                     continue

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from eafix_capacity.sim import resources as R
+from eafix_capacity.sim.apierror import ApiError
 from eafix_capacity.sim.controllers.common import (STS_REVISION_LABEL, UNSCHEDULABLE_TAINT, daemon_pod_node, deep_copy,
                                                    drop_zero, is_ready, ns_name, template_hash)
 from eafix_capacity.sim.controllers.context import Context, Snapshot
@@ -29,17 +30,27 @@ class DaemonSetController:
         rev = template_hash(template)
         sync_revisions(self.ctx, ds, "DaemonSet", f"{name}-{rev}", snap)
         probe = self.ctx.pod_from_template(ds, "DaemonSet", template)
+        # util.AddOrUpdateDaemonPodTolerations: not-ready and unreachable NoExecute tolerated for ever
+        forever = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
+        probe["spec"]["tolerations"] = [
+            t for t in probe["spec"]["tolerations"]
+            if not (t.get("key") in forever and t.get("effect") == "NoExecute" and t.get("operator") == "Exists")] + [
+            {"key": k, "operator": "Exists", "effect": "NoExecute"} for k in forever]
         probe["spec"]["tolerations"] += [
             {"key": k, "operator": "Exists", "effect": "NoSchedule"}
             for k in ("node.kubernetes.io/disk-pressure", "node.kubernetes.io/memory-pressure",
                       "node.kubernetes.io/pid-pressure", UNSCHEDULABLE_TAINT)]
         tolerations = pod_tolerations(probe)
         eligible = set()
+        keep = set()  # NodeShouldRunDaemonPod's shouldContinueRunning: only NoExecute taints evict
         for node in snap.nodes:
             if not node_affinity_matches(probe, node):
                 continue
-            if any(t.effect in ("NoSchedule", "NoExecute") and not any(x.tolerates(t) for x in tolerations)
-                   for t in node_taints(node)):
+            untolerated = [t for t in node_taints(node)
+                           if t.effect in ("NoSchedule", "NoExecute") and not any(x.tolerates(t) for x in tolerations)]
+            if not any(t.effect == "NoExecute" for t in untolerated):
+                keep.add(node["metadata"]["name"])
+            if untolerated:
                 continue
             eligible.add(node["metadata"]["name"])
         by_node: dict[str, list[dict]] = defaultdict(list)
@@ -53,12 +64,17 @@ class DaemonSetController:
                 pod["spec"]["affinity"] = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
                     "nodeSelectorTerms": [{"matchFields": [{"key": "metadata.name", "operator": "In",
                                                             "values": [node_name]}]}]}}}
-                created = self.ctx.create_pod(pod, prefix=f"{name}-")
+                try:
+                    created = self.ctx.create_pod(pod, prefix=f"{name}-")
+                except ApiError as e:  # refused by admission, as the daemonset controller records it
+                    self.ctx.event(ds, reason="FailedCreate", etype="Warning", component="daemonset-controller",
+                                   message=f"Error creating: {e.message}")
+                    continue
                 if created is not None:
                     self.ctx.event(ds, reason="SuccessfulCreate", component="daemonset-controller",
                                    message=f"Created pod: {created['metadata']['name']}")
         for node_name, pods in by_node.items():
-            extra = pods if node_name not in eligible else sorted(pods, key=lambda p: p["metadata"]["name"])[1:]
+            extra = pods if node_name not in keep else sorted(pods, key=lambda p: p["metadata"]["name"])[1:]
             for p in extra:
                 self.ctx.delete(R.POD, p)
         current = [ps[0] for n, ps in by_node.items() if n in eligible]

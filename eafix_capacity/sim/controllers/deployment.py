@@ -110,12 +110,12 @@ class DeploymentController:
         if want_ann != annotations:
             new = deep_copy(new_rs)
             new["metadata"]["annotations"] = want_ann
-            new_rs = self.ctx.update(R.REPLICASET, new)
+            new_rs = self.ctx.update(R.REPLICASET, new, old=new_rs)
         d_ann = d["metadata"].get("annotations") or {}
         if d_ann.get(REVISION) != new_rs["metadata"]["annotations"][REVISION]:
             nd = deep_copy(d)
             nd["metadata"].setdefault("annotations", {})[REVISION] = new_rs["metadata"]["annotations"][REVISION]
-            d = self.ctx.update(R.DEPLOYMENT, nd)
+            d = self.ctx.update(R.DEPLOYMENT, nd, old=d)
 
         if not paused:
             if rolling:
@@ -179,7 +179,7 @@ class DeploymentController:
         new["spec"]["replicas"] = replicas
         d_replicas = int((d.get("spec") or {}).get("replicas", 1))
         new["metadata"].setdefault("annotations", {})[DESIRED_REPLICAS] = str(d_replicas)
-        self.ctx.fresh[new["metadata"]["uid"]] = self.ctx.update(R.REPLICASET, new)
+        self.ctx.fresh[new["metadata"]["uid"]] = self.ctx.update(R.REPLICASET, new, old=rs)
         direction = "up" if replicas > old else "down"
         self.ctx.event(d, reason="ScalingReplicaSet", component="deployment-controller",
                        message=f"Scaled {direction} replica set {rs['metadata']['name']} from {old} to {replicas}")
@@ -225,7 +225,10 @@ class DeploymentController:
         active = [rs for rs in olds if int(rs["spec"].get("replicas", 0)) > 0]
         for rs in active:
             self._scale_rs(d, rs, 0)
-        if active or any(snap.pods_by_owner.get(rs["metadata"]["uid"]) for rs in olds):
+        # oldPodsRunning: Terminating old pods still run, so the new ones wait until they are gone
+        old_uids = {rs["metadata"]["uid"] for rs in olds}
+        if active or any((controller_of(p) or {}).get("uid") in old_uids and
+                         (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed") for p in snap.pods):
             return
         self._scale_rs(d, new_rs, replicas)
 
@@ -249,7 +252,7 @@ class DeploymentController:
         updated = st(new_rs, "replicas") if new_rs is not None else 0
         total_spec = sum(int(rs["spec"].get("replicas", 0)) for rs in owned)
         old = d.get("status") or {}
-        now = now_text()
+        now = now_text(self.ctx.clock)
         conditions = list(old.get("conditions") or [])
         if available >= replicas - unavailable:
             conditions = set_condition(conditions, "Available", "True", "MinimumReplicasAvailable",
@@ -286,6 +289,15 @@ class DeploymentController:
                 elif prog.get("reason") == "NewReplicaSetCreated" and updated > 0:
                     conditions = set_condition(conditions, "Progressing", "True", "ReplicaSetUpdated",
                                                 f'ReplicaSet "{rs_name}" is progressing.', now=now, update_time=True)
+        # sync.go getReplicaFailures: the new ReplicaSet's ReplicaFailure (else an old one's) is the Deployment's
+        failures = [c for rs in ([new_rs] if new_rs is not None else []) + [r for r in owned if r is not new_rs]
+                    for c in (rs.get("status") or {}).get("conditions") or [] if c.get("type") == "ReplicaFailure"]
+        conditions = [c for c in conditions if c.get("type") != "ReplicaFailure"]
+        if failures:
+            f = failures[0]
+            conditions.append({"type": "ReplicaFailure", "status": f["status"],
+                               "lastUpdateTime": f["lastTransitionTime"], "lastTransitionTime": f["lastTransitionTime"],
+                               "reason": f["reason"], "message": f["message"]})
         order = {"Available": 0, "Progressing": 1}
         conditions.sort(key=lambda c: order.get(c.get("type", ""), 9))
         status = {"observedGeneration": int(d["metadata"].get("generation", 1)), "replicas": actual,

@@ -107,7 +107,7 @@ class DisruptionController:
         allowed = budget.disruptions_allowed > 0
         conditions = set_condition(list(old.get("conditions") or []), "DisruptionAllowed",
                                     "True" if allowed else "False",
-                                    "SufficientPods" if allowed else "InsufficientPods", "", now=now_text())
+                                    "SufficientPods" if allowed else "InsufficientPods", "", now=now_text(self.ctx.clock))
         generation = int(pdb["metadata"].get("generation", 1))
         conditions = [{**c, "observedGeneration": generation} for c in conditions]  # copies: stored ones are shared
         status = {"observedGeneration": int(pdb["metadata"].get("generation", 1)),
@@ -127,6 +127,9 @@ class DisruptionController:
             meta = body.get("metadata") or {}
             if meta.get("name") and meta["name"] != name:
                 raise ApiError(400, "BadRequest", "name in URL does not match name in Eviction object")
+        # the Eviction's deleteOptions (kubectl drain --grace-period) apply to the pod's graceful deletion
+        opts = (body.get("deleteOptions") if isinstance(body, dict) else None) or {}
+        grace = opts.get("gracePeriodSeconds") if isinstance(opts.get("gracePeriodSeconds"), int) else None
         with self._evict_lock:
             pod = self.ctx.store.get(R.POD, namespace, name)
             phase = (pod.get("status") or {}).get("phase")
@@ -148,7 +151,7 @@ class DisruptionController:
                             "message": f"The disruption budget {pdb['metadata']['name']} needs "
                                        f"{budget.desired_healthy} healthy pods and has {budget.current_healthy} "
                                        f"currently"}]})
-                    self.ctx.store.delete(R.POD, namespace, name)
+                    self.ctx.store.delete(R.POD, namespace, name, grace_period_seconds=grace)
                     after = Budget(budget.expected, budget.desired_healthy,
                                    budget.current_healthy - (1 if is_ready(pod) else 0),
                                    max(0, budget.disruptions_allowed - (1 if is_ready(pod) else 0)))
@@ -158,5 +161,5 @@ class DisruptionController:
                     except ApiError:
                         pass
                     return success_status()
-            self.ctx.store.delete(R.POD, namespace, name)
+            self.ctx.store.delete(R.POD, namespace, name, grace_period_seconds=grace)
             return success_status()

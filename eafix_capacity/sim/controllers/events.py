@@ -8,40 +8,57 @@ existing one's ``count`` instead of a new object; it remembers only the most rec
 from __future__ import annotations
 
 import time
+from datetime import datetime, timezone
 from typing import Any, Mapping
 
 from eafix_capacity.sim import resources as R
 from eafix_capacity.sim.apierror import ApiError
+from eafix_capacity.sim.clock import SimClock
 from eafix_capacity.sim.controllers.common import now_text
 
+INSTANCE_HOST = "eafix-sim"
+"""The host part of a reporting instance (``default-scheduler-<host>``): the sim's one control plane."""
 EVENT_CACHE_SIZE = 4096
 """Events remembered for aggregation into ``count`` (client-go's ``maxLruCacheEntries``)."""
 
 
 class EventRecorder:
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: Any, clock: SimClock | None = None) -> None:
         self.store = store
+        self.clock = clock
+        """first/lastTimestamp come from this clock (the sim's), the wall clock without one."""
         self._events: dict[tuple, tuple[str, str, int, float]] = {}
         self._event_seq = 0
 
     def event(self, involved: Mapping, *, reason: str, message: str, etype: str = "Normal",
-              component: str, host: str | None = None, field_path: str | None = None) -> None:
-        """Record a core/v1 Event, aggregating repeats into ``count`` like the event recorder."""
+              component: str, host: str | None = None, field_path: str | None = None,
+              action: str | None = None) -> None:
+        """Record an Event, aggregating repeats like the recorder that component uses.
+
+        Without ``action``: client-go's core/v1 recorder (kube-controller-manager, the kubelet):
+        ``source``, ``first``/``lastTimestamp`` and ``count``. With ``action``: the events.k8s.io
+        recorder (kube-scheduler): ``eventTime`` in microseconds, ``action``, the reporting
+        controller and instance, no timestamps or count, and repeats counted in ``series``.
+        """
         meta = involved["metadata"]
         ns = meta.get("namespace") or "default"
         key = (meta.get("uid"), reason, message, field_path)
-        now = now_text()
+        now = now_text(self.clock)
         known = self._events.get(key)
         if known is not None:
             ev_ns, ev_name, count, last = known
-            if time.monotonic() - last < 10:
+            if self._seconds() - last < 10:
                 return
             try:
                 ev = self.store.get(R.EVENT, ev_ns, ev_name)
-                ev["count"] = int(ev.get("count", 1)) + 1
-                ev["lastTimestamp"] = now
+                if action is None:
+                    ev["count"] = int(ev.get("count", 1)) + 1
+                    ev["lastTimestamp"] = now
+                else:
+                    ev["series"] = {"count": int((ev.get("series") or {}).get("count", 1)) + 1,
+                                    "lastObservedTime": self._micro_now()}
                 self.store.update(R.EVENT, ev)
-                self._remember_event(key, (ev_ns, ev_name, ev["count"], time.monotonic()))
+                self._remember_event(key, (ev_ns, ev_name, count + 1, self._seconds()))
                 return
             except ApiError:
                 self._events.pop(key, None)
@@ -62,11 +79,24 @@ class EventRecorder:
                 "involvedObject": involved_ref, "reason": reason, "message": message, "source": source,
                 "firstTimestamp": now, "lastTimestamp": now, "count": 1, "type": etype, "eventTime": None,
                 "reportingComponent": component, "reportingInstance": host or ""}
+        if action is not None:
+            body.update({"source": {}, "firstTimestamp": None, "lastTimestamp": None, "eventTime": self._micro_now(),
+                         "action": action, "reportingInstance": f"{component}-{host or INSTANCE_HOST}"})
+            del body["count"]
         try:
             self.store.create(R.EVENT, body)
         except ApiError:
             return
-        self._remember_event(key, (ns, name, 1, time.monotonic()))
+        self._remember_event(key, (ns, name, 1, self._seconds()))
+
+    def _micro_now(self) -> str:
+        """metav1.MicroTime text (``eventTime``): microseconds, ``Z``."""
+        now = self.clock.now() if self.clock is not None else datetime.now(timezone.utc)
+        return now.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+    def _seconds(self) -> float:
+        """Seconds on the sim clock (the wall clock without one), for the 10 s repeat window."""
+        return self.clock.elapsed() if self.clock is not None else time.monotonic()
 
     def _remember_event(self, key: tuple, value: tuple[str, str, int, float]) -> None:
         """Keep the aggregation key of the :data:`EVENT_CACHE_SIZE` most recent events, like

@@ -11,60 +11,84 @@ change and the loop stops when a pass writes nothing (a fixpoint), which is what
 """
 from __future__ import annotations
 
+import math
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from eafix_capacity.errors import ClusterError
 from eafix_capacity.sim import resources as R
 from eafix_capacity.sim.apierror import ApiError
 from eafix_capacity.sim.clock import SimClock
 from eafix_capacity.sim.controllers.context import Context, Snapshot
+from eafix_capacity.sim.controllers.containerexit import ContainerExits
+from eafix_capacity.sim.controllers.cronjob import CronJobController
 from eafix_capacity.sim.controllers.daemonset import DaemonSetController
 from eafix_capacity.sim.controllers.deployment import DeploymentController
 from eafix_capacity.sim.controllers.disruption import DisruptionController
+from eafix_capacity.sim.controllers.endpointslice import EndpointSliceController
 from eafix_capacity.sim.controllers.garbagecollector import GarbageCollector
+from eafix_capacity.sim.controllers.job import JobController
 from eafix_capacity.sim.controllers.kubelet import Kubelet
 from eafix_capacity.sim.controllers.metricsapi import MetricsApi
 from eafix_capacity.sim.controllers.nodelifecycle import NodeLifecycleController
 from eafix_capacity.sim.controllers.persistentvolume import PersistentVolumeController
 from eafix_capacity.sim.controllers.podautoscaler import HPA_SYNC_SECONDS, HorizontalController
 from eafix_capacity.sim.controllers.replicaset import ReplicaSetController
+from eafix_capacity.sim.controllers.resourcequota import ResourceQuotaController
+from eafix_capacity.sim.controllers.rootcacertpublisher import RootCACertPublisher
+from eafix_capacity.sim.controllers.serviceaccounts import ServiceAccountsController
 from eafix_capacity.sim.controllers.schedule import SchedulingStep
 from eafix_capacity.sim.controllers.statefulset import StatefulSetController
+from eafix_capacity.sim.controllers.termination import PodTermination
+from eafix_capacity.sim.faults import FaultRule
 from eafix_capacity.sim.resources import Registry, ResourceType
 from eafix_capacity.sim.usage_model import UsageModel, load_usage_model
 
 _WATCHED = frozenset(rt.key for rt in (R.POD, R.NODE, R.DEPLOYMENT, R.REPLICASET, R.STATEFULSET, R.DAEMONSET,
-                                       R.HPA, R.PDB, R.PVC))
+                                       R.HPA, R.PDB, R.PVC, R.PV, R.STORAGECLASS, R.NAMESPACE, R.SERVICEACCOUNT,
+                                       R.RESOURCEQUOTA, R.SECRET, R.CONFIGMAP, R.JOB, R.CRONJOB, R.SERVICE))
 
 
 class ControllerManager:
     """All sim behaviour behind one start/stop switch (see the module docstring).
 
-    ``kubelet_events``: see :class:`~eafix_capacity.sim.controllers.kubelet.Kubelet`.
+    ``kubelet_events``: see :class:`~eafix_capacity.sim.controllers.kubelet.Kubelet`;
+    ``provisioners``: see :class:`~eafix_capacity.sim.controllers.persistentvolume.PersistentVolumeController`;
+    ``faults``: the sim faults file's rules the kubelet plays out (:mod:`eafix_capacity.sim.faults`).
     """
 
     def __init__(self, store: Any, registry: Registry, *, clock: SimClock,
                  usage_model_path: str | Path | None = None, seed: int = 0,
-                 usage_model: UsageModel | None = None, kubelet_events: bool | None = None) -> None:
+                 usage_model: UsageModel | None = None, kubelet_events: bool | None = None,
+                 provisioners: Iterable[str] | None = None, faults: tuple[FaultRule, ...] = ()) -> None:
         model = usage_model if usage_model is not None else load_usage_model(usage_model_path)
         self.store = store
         self.clock = clock
+        if getattr(store, "clock", None) is None:  # one clock: the store's timestamps follow the controllers'
+            store.clock = clock
         self.ctx = ctx = Context(store, registry, clock=clock, model=model, seed=seed, kick=self._kick)
         self.nodes = NodeLifecycleController(ctx)
+        self.service_accounts = ServiceAccountsController(store)
+        self.root_ca = RootCACertPublisher(store)
+        self.quotas = ResourceQuotaController(store)
         self.garbage = GarbageCollector(ctx)
         self.deployments = DeploymentController(ctx)
         self.replicasets = ReplicaSetController(ctx)
         self.statefulsets = StatefulSetController(ctx)
         self.daemonsets = DaemonSetController(ctx)
-        self.volumes = PersistentVolumeController(ctx)
-        self.scheduler = SchedulingStep(ctx)
-        self.kubelet = Kubelet(ctx, kubelet_events=kubelet_events)
+        self.jobs = JobController(ctx)
+        self.cronjobs = CronJobController(ctx)
+        self.exits = ContainerExits(ctx)
+        self.endpoints = EndpointSliceController(ctx)
+        self.volumes = PersistentVolumeController(ctx, provisioners=provisioners)
+        self.scheduler = SchedulingStep(ctx, volumes=self.volumes)
+        self.kubelet = Kubelet(ctx, kubelet_events=kubelet_events, faults=faults)
         self.disruption = DisruptionController(ctx)
         self.autoscaler = HorizontalController(ctx)
         self.metrics = MetricsApi(ctx)
+        self.termination = PodTermination(ctx)
         self._cv = threading.Condition()
         self._seq = 0
         self._done = 0
@@ -121,13 +145,16 @@ class ControllerManager:
                 self._errors.clear()
                 raise ClusterError(f"a sim controller pass failed: {err!r}") from err
 
-    def run_once(self, max_passes: int = 1000) -> int:
-        """Run passes in the calling thread until one writes nothing (tests, benchmarks).
+    def run_once(self, max_passes: int = 1000, *, cancel: threading.Event | None = None) -> int:
+        """Run passes in the calling thread until one writes nothing (tests, benchmarks, the
+        sim's start-up); ``cancel`` set stops it between passes with ``KeyboardInterrupt``.
 
         Only without the background thread: two concurrent passes would race each other."""
         if self._thread is not None:
             raise ClusterError("run_once() needs the controllers stopped; use settle() while they run")
         for n in range(1, max_passes + 1):
+            if cancel is not None and cancel.is_set():
+                raise KeyboardInterrupt
             with self._cv:
                 target = self._seq
             self._pass()
@@ -187,9 +214,14 @@ class ControllerManager:
     def _pass(self) -> None:
         ctx = self.ctx
         ctx.fresh.clear()
+        ctx.next_wake = math.inf
         snap = ctx.snapshot()
         self.nodes.sync(snap)
         self.garbage.sync(snap)
+        namespaces = ctx.list(R.NAMESPACE)
+        self.service_accounts.sync(namespaces)
+        self.root_ca.sync(namespaces)
+        self.quotas.sync()  # before the workload controllers: a pod deleted last pass frees its quota now
         for d in snap.deployments:
             self._guard(self.deployments.sync, d, snap)
         for rs in snap.replicasets:
@@ -200,9 +232,14 @@ class ControllerManager:
             self._guard(self.statefulsets.sync, sts, snap)
         for ds in snap.daemonsets:
             self._guard(self.daemonsets.sync, ds, snap)
-        self.volumes.sync()
+        self.cronjobs.sync_all()
+        self.jobs.sync_all(snap)
+        self.volumes.sync(snap)
         bound_now = self.scheduler.sync(snap)
         self.kubelet.sync(snap, bound_now)
+        self.exits.sync(snap)
+        self.endpoints.sync_all(snap)
+        self.termination.sync(snap)
         for pdb in snap.pdbs:
             self._guard(self.disruption.sync, pdb, snap)
         self.autoscaler.sync_due(snap.hpas)
@@ -210,6 +247,9 @@ class ControllerManager:
     def _periodic(self) -> None:
         """The work due between passes: rollout deadlines and HPA syncs on the sim clock."""
         self.deployments.kick_past_deadlines()
+        if self.ctx.clock.elapsed() >= self.ctx.next_wake:
+            self.ctx.next_wake = math.inf
+            self._kick()
         self.autoscaler.sync_due(self.ctx.list(R.HPA))
 
     @staticmethod

@@ -27,7 +27,8 @@ class MetricsApi:
             pods, _, _ = self.ctx.store.list_objects(R.POD, namespace or None, label_selector=label_selector)
             if name is not None:
                 for p in pods:
-                    if p["metadata"]["name"] == name and M.pod_is_measured(p):
+                    # metrics-server's podMetrics.Get: a pod it has no metrics for is NotFound
+                    if p["metadata"]["name"] == name and M.pod_is_measured(p, t):
                         return M.pod_metrics(p, model, t)
                 raise ApiError(404, "NotFound", f'podmetrics.metrics.k8s.io "{namespace}/{name}" not found',
                                details={"name": f"{namespace}/{name}", "group": "metrics.k8s.io", "kind": "pods"})
@@ -35,7 +36,8 @@ class MetricsApi:
         if k in ("nodes", "nodemetrics", "nodemetricslist"):
             nodes, _, _ = self.ctx.store.list_objects(R.NODE, label_selector=label_selector)
             if name is not None:
-                nodes = [n for n in nodes if n["metadata"]["name"] == name]
+                # metrics-server's nodeMetrics.Get: a node it has no metrics for is NotFound
+                nodes = [n for n in nodes if n["metadata"]["name"] == name and M.node_is_measured(n, t)]
                 if not nodes:
                     raise ApiError(404, "NotFound", f'nodemetrics.metrics.k8s.io "{name}" not found',
                                    details={"name": name, "group": "metrics.k8s.io", "kind": "nodes"})

@@ -7,7 +7,7 @@ AbleToScale/ScalingActive/ScalingLimited conditions with the real reasons.
 from __future__ import annotations
 
 import math
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from eafix_capacity.kobject import selector_matches
 from eafix_capacity.sim import metrics as M
@@ -16,6 +16,7 @@ from eafix_capacity.sim.apierror import ApiError
 from eafix_capacity.sim.controllers.common import (cpu_m_text, deep_copy, is_active, is_ready, now_text, ns_name,
                                                    set_condition)
 from eafix_capacity.sim.controllers.context import Context
+from eafix_capacity.sim.resources import ResourceType
 from eafix_capacity.sim.usage_model import cpu_nanocores, memory_bytes
 
 
@@ -30,6 +31,32 @@ def hpa_proposal(current: int, utilization: float, target: float, ready_pods: in
     if abs(1.0 - ratio) <= HPA_TOLERANCE:
         return current
     return math.ceil(ratio * ready_pods)
+
+
+def missing_pods_proposal(current: int, used: float, requested: float, counted: int, target: int,
+                          missing: Sequence[int], unready: Sequence[int]) -> int:
+    """The replica proposal of replica_calculator GetResourceReplicas when some pods have no
+    metrics yet (``missing``, their requests) or are unready: on a scale-up they count as using
+    nothing, on a scale-down missing ones as using all their request; no change when that
+    flips the direction or lands within tolerance (pure)."""
+    ratio = used * 100 / requested / target
+    scale_up_with_unready = bool(unready) and ratio > 1.0
+    if not missing and not scale_up_with_unready:
+        return hpa_proposal(current, used * 100 // requested, target, counted)
+    n = counted
+    if missing and ratio < 1.0:
+        used, requested, n = used + sum(missing), requested + sum(missing), n + len(missing)
+    elif missing and ratio > 1.0:
+        requested, n = requested + sum(missing), n + len(missing)
+    if scale_up_with_unready:
+        requested, n = requested + sum(unready), n + len(unready)
+    new_ratio = used * 100 / requested / target if requested else ratio
+    if abs(1.0 - new_ratio) <= HPA_TOLERANCE or (ratio < 1.0 < new_ratio) or (new_ratio < 1.0 < ratio):
+        return current
+    proposal = math.ceil(new_ratio * n)
+    if (new_ratio < 1.0 and proposal > current) or (new_ratio > 1.0 and proposal < current):
+        return current
+    return proposal
 
 
 def hpa_scale_limits(current: int, behavior: Mapping | None) -> tuple[int, int]:
@@ -89,7 +116,7 @@ class HorizontalController:
         kind = ref.get("kind", "")
         rt = {"Deployment": R.DEPLOYMENT, "StatefulSet": R.STATEFULSET, "ReplicaSet": R.REPLICASET}.get(kind)
         old = hpa.get("status") or {}
-        now = now_text()
+        now = now_text(self.ctx.clock)
         conditions = list(old.get("conditions") or [])
         status: dict = {"observedGeneration": int(hpa["metadata"].get("generation", 1))}
         if old.get("lastScaleTime"):
@@ -115,6 +142,19 @@ class HorizontalController:
             status.update({"currentReplicas": 0, "desiredReplicas": 0, "conditions": conditions})
             self.ctx.update_status(R.HPA, hpa, status)
             return
+        # Out of range: clamped before any metric is read, as reconcileAutoscaler does (so a
+        # Deployment defaulted to 1 replica under minReplicas 2 gets 2 before metrics exist).
+        clamp = (max_r, "Current number of replicas above Spec.MaxReplicas") if current > max_r else \
+            (min_r, "Current number of replicas below Spec.MinReplicas") if current < min_r else None
+        if clamp is not None:
+            desired, reason = clamp
+            self._scale(rt, target, hpa, desired, reason)
+            conditions = set_condition(conditions, "AbleToScale", "True", "SucceededRescale",
+                                       f"the HPA controller was able to update the target scale to {desired}", now=now)
+            status.update({"lastScaleTime": now, "currentReplicas": current, "desiredReplicas": desired,
+                           "conditions": conditions})
+            self.ctx.update_status(R.HPA, hpa, status)
+            return
         selector = (target.get("spec") or {}).get("selector")
         pods, _, _ = self.ctx.store.list_objects(R.POD, ns)
         pods = [p for p in pods if is_active(p) and selector_matches(selector, p["metadata"].get("labels") or {})]
@@ -135,20 +175,41 @@ class HorizontalController:
             tgt = res.get("target") or {}
             used = requested = counted = 0
             missing_request = False
+            # replica_calculator groupPods: Pending pods (and, for cpu, unready ones) are unready,
+            # Running pods metrics-server has no metrics for yet are missing.
+            reported = 0
+            unready: list[int] = []
+            missing: list[int] = []
             for p in pods:
-                if not M.pod_is_measured(p) or not is_ready(p):
-                    continue
                 containers = (p.get("spec") or {}).get("containers") or []
-                for (cname, cpu, mem), c in zip(M.container_usage(p, self.ctx.model, t), containers):
-                    used += cpu if rname == "cpu" else mem
+                pod_request = 0
+                for c in containers:
                     req = ((c.get("resources") or {}).get("requests") or {}).get(rname)
                     if req is None:
                         missing_request = True
                     else:
-                        requested += cpu_nanocores(req) if rname == "cpu" else memory_bytes(req)
+                        pod_request += cpu_nanocores(req) if rname == "cpu" else memory_bytes(req)
+                measured = M.pod_is_measured(p, t)
+                reported += measured
+                if (p.get("status") or {}).get("phase", "Pending") == "Pending" or \
+                        (measured and rname == "cpu" and not is_ready(p)):
+                    unready.append(pod_request)
+                    continue
+                if not measured:
+                    missing.append(pod_request)
+                    continue
+                for cname, cpu, mem in M.container_usage(p, self.ctx.model, t):
+                    used += cpu if rname == "cpu" else mem
+                requested += pod_request
                 counted += 1
+            if reported == 0:
+                problems.append(f"failed to get {rname} resource metric value: failed to get {rname} utilization: "
+                                f"unable to get metrics for resource {rname}: no metrics returned from resource "
+                                "metrics API")
+                continue
             if counted == 0:
-                problems.append("did not receive metrics for targeted pods (pods might be unready)")
+                problems.append(f"failed to get {rname} resource metric value: failed to get {rname} utilization: "
+                                "did not receive metrics for targeted pods (pods might be unready)")
                 continue
             average = used / counted
             avg_text = cpu_m_text(average) if rname == "cpu" else str(int(average))
@@ -158,7 +219,7 @@ class HorizontalController:
                     continue
                 util = int(used * 100 // requested)
                 want = int(tgt.get("averageUtilization", 80))
-                proposals.append((hpa_proposal(current, util, want, counted),
+                proposals.append((missing_pods_proposal(current, used, requested, counted, want, missing, unready),
                                   f"{rname} resource utilization (percentage of request)"))
                 current_metrics.append({"type": "Resource", "resource": {
                     "name": rname, "current": {"averageUtilization": util, "averageValue": avg_text}}})
@@ -213,12 +274,8 @@ class HorizontalController:
             limited_reason = ("ScaleDownLimit",
                               "the desired replica count is decreasing faster than the maximum scale rate")
         if desired != current:
-            new = deep_copy(target)
-            new["spec"]["replicas"] = desired
-            self.ctx.update(rt, new)
-            reason = f"{metric_name} above target" if desired > current else "All metrics below target"
-            self.ctx.event(hpa, reason="SuccessfulRescale", component="horizontal-pod-autoscaler",
-                           message=f"New size: {desired}; reason: {reason}")
+            self._scale(rt, target, hpa, desired,
+                        f"{metric_name} above target" if desired > current else "All metrics below target")
             status["lastScaleTime"] = now
             conditions = set_condition(conditions, "AbleToScale", "True", "SucceededRescale",
                                         f"the HPA controller was able to update the target scale to {desired}", now=now)
@@ -242,3 +299,10 @@ class HorizontalController:
         status.update({"currentReplicas": current, "desiredReplicas": desired, "currentMetrics": current_metrics,
                        "conditions": conditions})
         self.ctx.update_status(R.HPA, hpa, status)
+
+    def _scale(self, rt: ResourceType, target: Mapping, hpa: Mapping, desired: int, reason: str) -> None:
+        new = deep_copy(target)
+        new["spec"]["replicas"] = desired
+        self.ctx.update(rt, new, old=target, subresource="scale")
+        self.ctx.event(hpa, reason="SuccessfulRescale", component="horizontal-pod-autoscaler",
+                       message=f"New size: {desired}; reason: {reason}")

@@ -6,10 +6,12 @@ surplus pods unscheduled-first, then pending, then not ready, then newest, and k
 """
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from typing import Mapping
 
 from eafix_capacity.sim import resources as R
-from eafix_capacity.sim.controllers.common import drop_zero, is_ready, newest_first
+from eafix_capacity.sim.apierror import ApiError
+from eafix_capacity.sim.controllers.common import drop_zero, is_ready, newest_first, now_text
 from eafix_capacity.sim.controllers.context import Context, Snapshot
 
 
@@ -29,11 +31,18 @@ class ReplicaSetController:
         replicas = int((rs.get("spec") or {}).get("replicas", 1))
         pods = snap.pods_by_owner.get(uid, [])
         diff = len(pods) - replicas
+        failure: str | None = None
         if diff < 0:
             template = (rs.get("spec") or {}).get("template") or {}
             for _ in range(min(-diff, BURST_REPLICAS)):
                 pod = self.ctx.pod_from_template(rs, "ReplicaSet", template)
-                created = self.ctx.create_pod(pod, prefix=f"{rs['metadata']['name']}-")
+                try:
+                    created = self.ctx.create_pod(pod, prefix=f"{rs['metadata']['name']}-")
+                except ApiError as e:  # refused by admission (quota, LimitRange, ServiceAccount)
+                    failure = e.message
+                    self.ctx.event(rs, reason="FailedCreate", etype="Warning", component="replicaset-controller",
+                                   message=f"Error creating: {e.message}")
+                    break
                 if created is None:
                     break
                 self.ctx.event(rs, reason="SuccessfulCreate", component="replicaset-controller",
@@ -49,10 +58,50 @@ class ReplicaSetController:
                                    message=f"Deleted pod: {p['metadata']['name']}")
         labels = ((rs.get("spec") or {}).get("template") or {}).get("metadata", {}).get("labels") or {}
         ready = sum(1 for p in pods if is_ready(p))
-        status = {"replicas": len(pods),
-                  "fullyLabeledReplicas": sum(1 for p in pods if all(
-                      (p["metadata"].get("labels") or {}).get(k) == v for k, v in labels.items())),
-                  "readyReplicas": ready, "availableReplicas": ready,
-                  "observedGeneration": int(rs["metadata"].get("generation", 1))}
+        status: dict = {"replicas": len(pods),
+                        "fullyLabeledReplicas": sum(1 for p in pods if all(
+                            (p["metadata"].get("labels") or {}).get(k) == v for k, v in labels.items())),
+                        "readyReplicas": ready, "availableReplicas": self._available(rs, pods, ready),
+                        "observedGeneration": int(rs["metadata"].get("generation", 1))}
         drop_zero(status, ("fullyLabeledReplicas", "readyReplicas", "availableReplicas"))
+        conditions = replica_failure(list((rs.get("status") or {}).get("conditions") or []), failure,
+                                     now=now_text(self.ctx.clock))
+        if conditions:
+            status["conditions"] = conditions
         self.ctx.update_status(R.REPLICASET, rs, status)
+
+    def _available(self, rs: Mapping, pods: list[dict], ready: int) -> int:
+        """podutil.IsPodAvailable: Ready for more than ``minReadySeconds`` of sim time; a pass is
+        asked for when the next ready pod turns available."""
+        min_ready = int((rs.get("spec") or {}).get("minReadySeconds") or 0)
+        if min_ready <= 0:
+            return ready
+        now = self.ctx.clock.now()
+        count = 0
+        for p in pods:
+            cond = next((c for c in (p.get("status") or {}).get("conditions") or [] if c.get("type") == "Ready"), None)
+            if not cond or cond.get("status") != "True":
+                continue
+            try:
+                since = datetime.strptime(str(cond.get("lastTransitionTime")), "%Y-%m-%dT%H:%M:%SZ") \
+                    .replace(tzinfo=timezone.utc)
+            except ValueError:
+                continue
+            due = since + timedelta(seconds=min_ready)
+            if due < now:
+                count += 1
+            else:
+                self.ctx.wake_at(self.ctx.clock.elapsed() + (due - now).total_seconds() + 0.5)
+        return count
+
+
+def replica_failure(conditions: list[dict], failure: str | None, *, now: str) -> list[dict]:
+    """replica_set_utils calculateStatus: a ``ReplicaFailure`` condition (reason ``FailedCreate``, the
+    refusal as its message) while pods cannot be created, kept as first set, dropped once they can."""
+    current = next((c for c in conditions if c.get("type") == "ReplicaFailure"), None)
+    if failure is not None and current is None:
+        return [*conditions, {"type": "ReplicaFailure", "status": "True", "lastTransitionTime": now,
+                              "reason": "FailedCreate", "message": failure}]
+    if failure is None and current is not None:
+        return [c for c in conditions if c.get("type") != "ReplicaFailure"]
+    return conditions

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from eafix_capacity.sim import resources as R
+from eafix_capacity.sim import admission, resources as R
 from eafix_capacity.sim.apierror import ApiError
 from eafix_capacity.sim.controllers.common import (STS_REVISION_LABEL, deep_copy, drop_zero, is_ready, ns_name,
-                                                   ordinal_of, template_hash, volume_name)
+                                                   ordinal_of, template_hash)
 from eafix_capacity.sim.controllers.context import Context, Snapshot
 from eafix_capacity.sim.controllers.history import sync_revisions
-from eafix_capacity.sim.controllers.persistentvolume import ensure_volume
 
 
 STS_POD_NAME = "statefulset.kubernetes.io/pod-name"
@@ -47,8 +46,7 @@ class StatefulSetController:
             if ordinal is not None:
                 pods[ordinal] = p
 
-        for i in range(replicas):
-            self._ensure_claims(sts, i)
+        claims_ok = {i: self._ensure_claims(sts, i) for i in range(replicas)}
 
         wrote = False
         for i in range(replicas):
@@ -56,6 +54,8 @@ class StatefulSetController:
                 if not parallel and not is_ready(pods[i]):
                     break
                 continue
+            if not claims_ok[i]:  # a claim admission refused: the pod is not created either
+                break
             rev = current_rev if (rolling and i < partition and current_rev != update_rev) else update_rev
             self._create_sts_pod(sts, i, rev, template if rev == update_rev else None)
             wrote = True
@@ -86,7 +86,7 @@ class StatefulSetController:
                   "collisionCount": 0, "availableReplicas": ready}
         drop_zero(status, ("readyReplicas", "currentReplicas", "updatedReplicas"))
         self.ctx.update_status(R.STATEFULSET, sts, status)
-    def _ensure_claims(self, sts: Mapping, i: int) -> None:
+    def _ensure_claims(self, sts: Mapping, i: int) -> bool:
         ns, name = ns_name(sts)
         for tmpl in (sts.get("spec") or {}).get("volumeClaimTemplates") or []:
             claim = f"{tmpl['metadata']['name']}-{name}-{i}"
@@ -94,29 +94,26 @@ class StatefulSetController:
                 continue
             spec = deep_copy(tmpl.get("spec") or {})
             spec.setdefault("volumeMode", "Filesystem")
-            spec["volumeName"] = volume_name(ns, claim)
             labels = dict((tmpl.get("metadata") or {}).get("labels") or {})
             labels.update(((sts.get("spec") or {}).get("selector") or {}).get("matchLabels") or {})
-            storage = ((spec.get("resources") or {}).get("requests") or {}).get("storage", "1Gi")
+            # created unbound, as a real StatefulSet controller does: the PV controller binds it
             pvc = {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
-                   "metadata": {"name": claim, "namespace": ns, "labels": labels,
-                                "annotations": {"pv.kubernetes.io/bind-completed": "yes",
-                                                "pv.kubernetes.io/bound-by-controller": "yes"},
-                                "finalizers": ["kubernetes.io/pvc-protection"]},
-                   "spec": spec,
-                   "status": {"phase": "Bound", "accessModes": list(spec.get("accessModes") or ["ReadWriteOnce"]),
-                              "capacity": {"storage": storage}}}
+                   "metadata": {"name": claim, "namespace": ns, "labels": labels},
+                   "spec": spec, "status": {"phase": "Pending"}}
             try:
-                created = self.ctx.store.create(R.PVC, pvc)
+                admission.create(self.ctx.store, R.PVC, pvc)
             except ApiError as e:
                 if e.code == 409:
                     continue
+                if e.code == 403:  # refused by quota or a LimitRange, as stateful_pod_control records it
+                    self.ctx.event(sts, reason="FailedCreate", etype="Warning", component="statefulset-controller",
+                                   message=f"create Claim {claim} for Pod {name}-{i} in StatefulSet {name} failed "
+                                           f"error: {e.message}")
+                    return False
                 raise
-            if (created.get("status") or {}).get("phase") != "Bound":
-                self.ctx.update_status(R.PVC, created, pvc["status"])
-            ensure_volume(self.ctx, created, spec["volumeName"], storage, pvc["status"]["accessModes"])
             self.ctx.event(sts, reason="SuccessfulCreate", component="statefulset-controller",
                            message=f"create Claim {claim} Pod {name}-{i} in StatefulSet {name} success")
+        return True
 
     def _create_sts_pod(self, sts: Mapping, i: int, revision: str, template: Mapping | None) -> None:
         ns, name = ns_name(sts)
@@ -138,7 +135,12 @@ class StatefulSetController:
             volumes.append({"name": vname, "persistentVolumeClaim": {"claimName": f"{vname}-{pod_name}"}})
         if volumes:
             pod["spec"]["volumes"] = volumes
-        created = self.ctx.create_pod(pod)
+        try:
+            created = self.ctx.create_pod(pod)
+        except ApiError as e:  # refused by admission
+            self.ctx.event(sts, reason="FailedCreate", etype="Warning", component="statefulset-controller",
+                           message=f"create Pod {pod_name} in StatefulSet {name} failed error: {e.message}")
+            return
         if created is not None:
             self.ctx.event(sts, reason="SuccessfulCreate", component="statefulset-controller",
                            message=f"create Pod {pod_name} in StatefulSet {name} successful")
