@@ -36,7 +36,7 @@ report: $(STAMP)
 	$(VENV)/bin/eafix-capacity report
 
 test: $(STAMP)
-	$(PY) -m pytest -n auto --dist loadscope
+	$(PY) -m pytest -n auto --dist worksteal
 
 # The tests that start no sim cluster and no Jupyter kernel (tests/conftest.py fails one that does).
 test-fast: $(STAMP)

@@ -280,7 +280,7 @@ def _catalogues(draw):
     return replace(CATALOG, services=tuple(draw(_service_variant(s)) for s in CATALOG.services))
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=12, deadline=None)
 @given(cat=_catalogues(), mesh=st.sampled_from(["none", "istio"]))
 def test_any_catalogue_survives_render_and_import(cat, mesh):
     gen = build(cat, load_profiles()["minimum"], RenderOptions(mesh=mesh))

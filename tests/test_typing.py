@@ -11,11 +11,12 @@ from mypy import api
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_mypy_finds_no_errors_in_the_package(tmp_path: Path) -> None:
-    # the cache goes to tmp_path: the test writes nothing into the checkout
+def test_mypy_finds_no_errors_in_the_package() -> None:
+    # mypy's own incremental cache (gitignored, like a plain `mypy` run's): a re-run checks
+    # only what changed, in seconds instead of the ~20 s of a cold run
     stdout, stderr, status = api.run([
         "--config-file", str(ROOT / "pyproject.toml"),
-        "--cache-dir", str(tmp_path / "mypy-cache"),
+        "--cache-dir", str(ROOT / ".mypy_cache"),
         "--no-error-summary", "--hide-error-context", "--no-color-output",
         str(ROOT / "eafix_capacity"),
     ])

@@ -29,7 +29,7 @@ from eafix_capacity.quantity import Quantity
 from eafix_capacity.sim import quota as Q
 from eafix_capacity.sim import resources as R
 from eafix_capacity.sim import storage
-from eafix_capacity.sim.apierror import ApiError
+from eafix_capacity.sim.apierror import ApiError, NotFoundError
 from eafix_capacity.sim.resources import ResourceType
 
 DEFAULT_SERVICE_ACCOUNT = "default"
@@ -441,9 +441,7 @@ def admit(store: Any, rt: ResourceType, obj: dict, *, operation: str, old: Mappi
                 "serviceAccount") or DEFAULT_SERVICE_ACCOUNT
             try:
                 account = store.get(R.SERVICEACCOUNT, namespace, sa_name)
-            except ApiError as e:
-                if e.code != 404:
-                    raise
+            except NotFoundError:
                 account = None
             service_account_mutate(obj, account, namespace=namespace, shown_name=shown)
         default_toleration_seconds(obj)

@@ -24,7 +24,7 @@ from eafix_capacity.yamlio import LimitedSafeLoader
 from eafix_capacity.sim import admission, crds, defaults, openapi, proto, resources as R, tables
 from eafix_capacity.sim.controllers import rootcacertpublisher, serviceaccounts
 from eafix_capacity.sim.auth import Auth, UserInfo
-from eafix_capacity.sim.apierror import ApiError, bad_request, invalid
+from eafix_capacity.sim.apierror import ApiError, NotFoundError, bad_request, invalid
 from eafix_capacity.sim.patch import (json_patch, merge_patch, record_update, server_side_apply,
                                       strategic_merge_patch)
 from eafix_capacity.sim.resources import Registry, ResourceType
@@ -658,9 +658,7 @@ class Api:
         applied, warnings = self._validated(rt, applied, q, defaulting=False, partial=True)
         try:
             live = self.store.get(rt, rp.namespace, rp.name)
-        except ApiError as e:
-            if e.code != 404:
-                raise
+        except NotFoundError:
             live = None
         result = server_side_apply(live, applied, node, manager=manager, force=q.force)
         self.auth.check_rbac_write(rt, result)

@@ -9,7 +9,17 @@ from eafix_capacity.errors import ClusterError
 
 
 class ApiError(ClusterError):
-    """A request the sim API refuses, answered as a Kubernetes ``Status`` with ``code``."""
+    """A request the sim API refuses, answered as a Kubernetes ``Status`` with ``code``.
+
+    ``ApiError(404, ...)`` is a :class:`NotFoundError`, a 409 a :class:`ConflictError`
+    (:class:`AlreadyExistsError` for reason ``AlreadyExists``), a 403 a :class:`ForbiddenError`,
+    so a caller catches the failure it handles by class (as kopf's ``APINotFoundError``).
+    """
+
+    def __new__(cls, code: int, reason: str = "", message: str = "", *, details: dict | None = None) -> "ApiError":
+        if cls is ApiError:
+            cls = AlreadyExistsError if (code, reason) == (409, "AlreadyExists") else _BY_CODE.get(code, ApiError)
+        return super().__new__(cls)
 
     def __init__(self, code: int, reason: str, message: str, *, details: dict | None = None) -> None:
         super().__init__(message)
@@ -17,6 +27,9 @@ class ApiError(ClusterError):
         self.reason = reason
         self.message = message
         self.details = details
+
+    def __reduce__(self) -> tuple:
+        return type(self), (self.code, self.reason, self.message), {"details": self.details}
 
     def status(self) -> dict:
         """The metav1.Status body, its keys in the Go struct's order (kind, apiVersion, metadata, status,
@@ -28,6 +41,30 @@ class ApiError(ClusterError):
             body["details"] = {k: v for k, v in self.details.items() if v not in ("", None, [], {})}
         body["code"] = self.code
         return body
+
+
+class StaleError(ApiError):
+    """The object a request was built from is gone or has changed: a controller's lost race
+    with another writer, retried on its next pass."""
+
+
+class NotFoundError(StaleError):
+    """404 NotFound."""
+
+
+class ConflictError(StaleError):
+    """409: a stale ``resourceVersion`` (Conflict) or a name already taken."""
+
+
+class AlreadyExistsError(ConflictError):
+    """409 AlreadyExists."""
+
+
+class ForbiddenError(ApiError):
+    """403 Forbidden: refused by admission (quota, LimitRange, a missing ServiceAccount) or RBAC."""
+
+
+_BY_CODE: dict[int, type[ApiError]] = {404: NotFoundError, 409: ConflictError, 403: ForbiddenError}
 
 
 def not_found(rt_plural: str, group: str, name: str) -> ApiError:

@@ -35,7 +35,7 @@ from eafix_capacity.mesh import Mesh, parse_mesh
 from eafix_capacity.nodes import (CLOUD_OF_PROVIDER, Provider, allocatable, get_node_type, load_node_types,
                                   parse_provider)
 from eafix_capacity.sim import crds, defaults, resources as R, storage, system, wal
-from eafix_capacity.sim.apierror import ApiError
+from eafix_capacity.sim.apierror import NotFoundError
 from eafix_capacity.sim.api import KUBERNETES_VERSION, Api
 from eafix_capacity.sim.controllers import kubernetesservice, rootcacertpublisher, serviceaccounts
 from eafix_capacity.sim.clock import SimClock
@@ -485,9 +485,8 @@ class SimCluster:
             try:
                 store.get(rt, meta.get("namespace"), meta["name"])
                 continue
-            except ApiError as e:
-                if e.code != 404:
-                    raise
+            except NotFoundError:
+                pass
             group = obj["apiVersion"].rpartition("/")[0]
             defaults.apply_defaults(obj, group, obj["kind"])
             store.create(rt, obj)

@@ -241,9 +241,27 @@ class ClusterSnapshot:
         self.static_masks: dict[str, np.ndarray] = {}
         for p in pods:
             node_name = (p.get("spec") or {}).get("nodeName")
-            if node_name and node_name in self.by_name and _is_active(p):
+            if not node_name or node_name not in self.by_name:
+                continue
+            if _is_active(p):
                 self._add(p, self.by_name[node_name], None)
+            elif (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed"):
+                self._hold(p, self.by_name[node_name])
         self._start = 0
+
+    def _hold(self, pod: Mapping, node: _Node) -> None:
+        """A Terminating pod keeps its node's resources until it is gone, as in kube-scheduler's
+        cache (the NodeInfo drops a pod only on its delete event); topology spread skips it
+        (``countPodsMatchSelector`` ignores pods with a deletionTimestamp), so it counts here only."""
+        cpu, mem = pod_requests(pod)
+        st = node.state
+        st.used_cpu_m += cpu
+        st.used_memory_bytes += mem
+        st.pod_count += 1
+        i = self.index[node.name]
+        self.used_cpu[i] += cpu
+        self.used_mem[i] += mem
+        self.pod_count[i] += 1
 
     def _add(self, pod: Mapping, node: _Node, record: S.PodRequest | None) -> None:
         cpu, mem = (record.cpu_m, record.memory_bytes) if record is not None else pod_requests(pod)

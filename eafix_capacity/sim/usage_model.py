@@ -9,6 +9,7 @@ The model is a YAML file users can edit (``data/usage-model.yaml``).
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import re
@@ -188,8 +189,13 @@ def load_usage_model(path: str | Path | None = None) -> UsageModel:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise InputError(f"cannot read usage model: {e.strerror}", file=str(path)) from e
-    data = load_yaml_text(text, file=str(path))
-    return parse_usage_model(data, source=str(path))
+    return _parsed(text, str(path))
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed(text: str, source: str) -> UsageModel:
+    """One parse per distinct file text: every sim start reads the model (tests start hundreds)."""
+    return parse_usage_model(load_yaml_text(text, file=source), source=source)
 
 
 def _number(value: object, *, source: str, obj: str | None, fld: str, low: float, high: float) -> float:

@@ -20,15 +20,17 @@ import copy
 import functools
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
 
 from eafix_capacity import quantity
 from eafix_capacity.sim import defaults, rules
 from eafix_capacity.sim.apierror import ApiError, invalid
 from eafix_capacity.sim.resources import Registry, ResourceType
 from eafix_capacity.sim.schemas import Node, builtin_definition_name, builtin_node, crd_node, definitions
+
+if TYPE_CHECKING:
+    import jsonschema
 
 _TYPE_NAMES = {"string": "string", "integer": "int64", "number": "float64", "boolean": "bool",
                "object": "map[string]interface {}", "array": "[]interface {}"}
@@ -109,18 +111,29 @@ def _prune(value: Any, node: Node, path: str, unknown: list[str], *, is_crd: boo
 
 
 _INT_RANGES = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
-_INT_FORMATS = jsonschema.FormatChecker(formats=())
-for _format, (_low, _high) in _INT_RANGES.items():
-    # Go decodes these fields into int32/int64: a larger number is a decoding error there, and here
-    # it would otherwise reach the controllers (2**40 replicas).
-    _INT_FORMATS.checks(_format)(lambda value, low=_low, high=_high: not isinstance(value, int)
-                                 or isinstance(value, bool) or low <= value <= high)
+
+
+@functools.lru_cache(maxsize=1)
+def _int_formats() -> jsonschema.FormatChecker:
+    # Imported on the first validation, not with the module: jsonschema is a fifth of a cold
+    # `sim up`'s start before it serves /healthz.
+    import jsonschema
+
+    checker = jsonschema.FormatChecker(formats=())
+    for name, (low, high) in _INT_RANGES.items():
+        # Go decodes these fields into int32/int64: a larger number is a decoding error there, and
+        # here it would otherwise reach the controllers (2**40 replicas).
+        checker.checks(name)(lambda value, low=low, high=high: not isinstance(value, int)
+                             or isinstance(value, bool) or low <= value <= high)
+    return checker
 
 
 @functools.lru_cache(maxsize=256)
 def _builtin_validator(def_name: str) -> jsonschema.protocols.Validator:
+    import jsonschema
+
     schema = {"$ref": f"#/$defs/{def_name}", "$defs": definitions()}
-    return jsonschema.Draft7Validator(schema, format_checker=_INT_FORMATS)
+    return jsonschema.Draft7Validator(schema, format_checker=_int_formats())
 
 
 def _crd_to_jsonschema(schema: Any) -> Any:
@@ -142,6 +155,8 @@ def _crd_to_jsonschema(schema: Any) -> Any:
 
 def _type_and_schema_checks(obj: dict, rt: ResourceType, node: Node, is_crd: bool, *, partial: bool = False) -> None:
     if is_crd:
+        import jsonschema
+
         schema = _crd_to_jsonschema(node.schema)
         body = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind", "metadata")}
         validator = jsonschema.Draft7Validator({**schema, "properties": {

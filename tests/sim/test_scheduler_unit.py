@@ -272,3 +272,14 @@ def test_the_sim_filters_with_the_packers_rules(monkeypatch):
                "labelSelector": {"matchLabels": {"app": "x"}}}]
     r = one([node("n1")], [pod("x-0", labels={"app": "x"}, topologySpreadConstraints=spread)])
     assert isinstance(r, Failure) and r.message.startswith("0/1 nodes are available: 1 refused by the rules.")
+
+
+def test_a_terminating_pod_holds_its_nodes_room_until_it_is_gone():
+    leaving = pod("old-1", cpu="3", node_name="n1")
+    leaving["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:30Z"
+    r = one([node("n1")], [leaving, pod("new-1", cpu="2")])
+    assert isinstance(r, Failure) and "1 Insufficient cpu" in r.message
+    assert isinstance(one([node("n1")], [pod("new-1", cpu="2")]), Binding)  # once it is gone
+    finished = pod("done-1", cpu="3", node_name="n1")
+    finished["status"]["phase"] = "Succeeded"
+    assert isinstance(one([node("n1")], [finished, pod("new-1", cpu="2")]), Binding)  # a finished pod holds nothing

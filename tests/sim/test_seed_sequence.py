@@ -9,12 +9,17 @@ import subprocess
 import pytest
 
 from eafix_capacity.paths import MANIFESTS_DIR
+from eafix_capacity.sim.clock import TRADING_DAY_START
 from eafix_capacity.sim.cluster import SimCluster
 from eafix_capacity.sim.testing import run_kubectl
 
 pytestmark = [pytest.mark.sim, pytest.mark.kubectl]
 
 # the part both of the seed's sequences share, between their first and last steps
+# The manifests' probe delays and grace periods pass on the sim clock: ten times faster than real
+# time, from a fixed morning, so the sequence waits seconds, not minutes, and sees the same load every run.
+FAST_CLOCK = {"speed": 10, "clock_start": TRADING_DAY_START}
+
 SEED_CORE = [
     "apply -f storage/",
     "apply -f secrets/",
@@ -40,7 +45,7 @@ def _kubectl_in(sim: SimCluster, directory, cache, command: str) -> subprocess.C
 
 def test_seed_basic_deployment_sequence_runs_and_every_pod_is_running(tmp_path):
     rendering = MANIFESTS_DIR / "recommended"
-    with SimCluster(kubeconfig=tmp_path / "kubeconfig", nodes=3, node_type="n2-standard-8") as sim:
+    with SimCluster(kubeconfig=tmp_path / "kubeconfig", **FAST_CLOCK, nodes=3, node_type="n2-standard-8") as sim:
         for command in SEED_BASIC:
             done = _kubectl_in(sim, rendering, tmp_path / "cache", command)
             assert done.returncode == 0, f"kubectl {command}\n{done.stdout}\n{done.stderr}"
@@ -77,7 +82,7 @@ def test_seed_basic_deployment_sequence_runs_and_every_pod_is_running(tmp_path):
 
 def test_too_few_nodes_leaves_pending_pods_that_describe_explains(tmp_path):
     rendering = MANIFESTS_DIR / "recommended"
-    with SimCluster(kubeconfig=tmp_path / "kubeconfig", nodes=1, node_type="e2-standard-2") as sim:
+    with SimCluster(kubeconfig=tmp_path / "kubeconfig", **FAST_CLOCK, nodes=1, node_type="e2-standard-2") as sim:
         cache = tmp_path / "cache"
         for command in ("apply -f namespaces/", "apply -f storage/", "apply -f configmaps/",
                         "apply -f deployments/infrastructure.yml", "apply -f deployments/trading-services.yml"):
@@ -113,7 +118,7 @@ def test_seed_istio_sequence_applies_after_the_crds(tmp_path):
 
     rendering = MANIFESTS_DIR / "recommended-istio"
     cache = tmp_path / "cache"
-    with SimCluster(kubeconfig=tmp_path / "kubeconfig", nodes=3, node_type="n2-standard-8", mesh="istio") as sim:
+    with SimCluster(kubeconfig=tmp_path / "kubeconfig", **FAST_CLOCK, nodes=3, node_type="n2-standard-8", mesh="istio") as sim:
         done = _kubectl_in(sim, rendering, cache, "apply -f namespaces/")
         assert done.returncode == 0, done.stderr
         refused = _kubectl_in(sim, rendering, cache, "apply -f istio/gateways/")

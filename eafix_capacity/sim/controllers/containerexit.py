@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Mapping
 
 from eafix_capacity.sim import resources as R
-from eafix_capacity.sim.apierror import ApiError
+from eafix_capacity.sim.apierror import StaleError
 from eafix_capacity.sim.controllers.common import deep_copy, now_text
 from eafix_capacity.sim.controllers.context import Context, Snapshot
 
@@ -108,8 +108,7 @@ class ContainerExits:
                 status = exited_status(pod, code=code, now=now)
             try:
                 self.ctx.update_status(R.POD, pod, status)
-            except ApiError as e:
-                if e.code not in (404, 409):
-                    raise
+            except StaleError:
+                pass
         for uid in set(self._running_since) - seen:
             del self._running_since[uid]

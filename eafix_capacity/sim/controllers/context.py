@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from eafix_capacity.sim import admission, defaults, resources as R
-from eafix_capacity.sim.apierror import ApiError
+from eafix_capacity.sim.apierror import ApiError, ConflictError, NotFoundError, StaleError
 from eafix_capacity.sim.clock import SimClock
 from eafix_capacity.sim.controllers.common import (controller_of, deep_copy, is_active, ns_name, owner_ref,
                                                    qos_class, random_suffix, same_status)
@@ -120,10 +120,8 @@ class Context:
         try:
             self.store.delete(rt, ns or None, name, preconditions={"uid": obj["metadata"]["uid"]})
             return True
-        except ApiError as e:
-            if e.code in (404, 409):
-                return False
-            raise
+        except StaleError:
+            return False
 
     def _priority_of(self, name: object) -> int:
         """As the Priority admission plugin: the value of the pod's PriorityClass (system-node-critical
@@ -179,10 +177,10 @@ class Context:
             try:
                 return json.loads(admission.create(self.store, R.POD, pod,
                                                    generate_name=lambda p: f"{p}{random_suffix(self.rand)}"))
-            except ApiError as e:
-                if e.code == 409 and prefix is not None:
+            except ConflictError:
+                if prefix is not None:  # a generated name taken: another one
                     continue
-                if e.code in (404, 409):  # namespace being deleted, or a StatefulSet pod that exists
-                    return None
-                raise
+                return None  # a StatefulSet pod that exists
+            except NotFoundError:  # the namespace is being deleted
+                return None
         return None

@@ -14,7 +14,7 @@ from typing import Mapping
 
 from eafix_capacity.sim import cron
 from eafix_capacity.sim import resources as R
-from eafix_capacity.sim.apierror import ApiError
+from eafix_capacity.sim.apierror import ConflictError, StaleError
 from eafix_capacity.sim.clock import rfc3339
 from eafix_capacity.sim.controllers.common import controller_of, deep_copy, ns_name, owner_ref
 from eafix_capacity.sim.controllers.context import Context
@@ -54,9 +54,8 @@ class CronJobController:
         for cj in cronjobs:
             try:
                 self.sync(cj, by_owner.get(cj["metadata"]["uid"], []))
-            except ApiError as e:
-                if e.code not in (404, 409):
-                    raise
+            except StaleError:
+                pass
 
     def sync(self, cj: dict, jobs: list[dict]) -> None:
         ns, name = ns_name(cj)
@@ -124,10 +123,8 @@ class CronJobController:
         job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": job_meta, "spec": template.get("spec") or {}}
         try:
             created = self.ctx.create(R.JOB, job)
-        except ApiError as e:
-            if e.code == 409:  # this scheduled time already has its Job
-                return True
-            raise
+        except ConflictError:  # this scheduled time already has its Job
+            return True
         self.ctx.event(cj, reason="SuccessfulCreate", component="cronjob-controller",
                        message=f"Created job {created['metadata']['name']}")
         return True

@@ -12,7 +12,7 @@ import json
 from typing import Mapping
 
 from eafix_capacity.sim import resources as R
-from eafix_capacity.sim.apierror import ApiError
+from eafix_capacity.sim.apierror import ConflictError
 from eafix_capacity.sim.controllers.common import (HASH_LABEL, REVISION, controller_of, deep_copy, drop_zero, now_text,
                                                    ns_name, owner_ref, revision_of, scaled_value, set_condition,
                                                    strip_hash, template_hash)
@@ -157,9 +157,7 @@ class DeploymentController:
               "spec": spec}
         try:
             created = self.ctx.store.create(R.REPLICASET, rs)
-        except ApiError as e:
-            if e.code != 409:
-                raise
+        except ConflictError:
             existing = self.ctx.store.get(R.REPLICASET, ns, f"{name}-{h}")
             if (controller_of(existing) or {}).get("uid") == d["metadata"]["uid"]:
                 return

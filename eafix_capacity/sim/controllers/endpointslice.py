@@ -15,7 +15,7 @@ from typing import Any, Mapping, Sequence
 
 from eafix_capacity.kobject import selector_matches
 from eafix_capacity.sim import resources as R
-from eafix_capacity.sim.apierror import ApiError
+from eafix_capacity.sim.apierror import NotFoundError, StaleError
 from eafix_capacity.sim.controllers.common import controller_of, is_ready, ns_name, random_suffix
 from eafix_capacity.sim.controllers.context import Context, Snapshot
 
@@ -145,9 +145,8 @@ class EndpointSliceController:
             try:
                 self._sync_slices(svc, pods, zones, slices_by_svc.get(svc["metadata"]["uid"], []))
                 self._sync_endpoints(svc, pods)
-            except ApiError as e:
-                if e.code not in (404, 409):
-                    raise
+            except StaleError:
+                pass
 
     def _sync_slices(self, svc: Mapping, pods: list[dict], zones: Mapping[str, str], existing: list[dict]) -> None:
         ns, name = ns_name(svc)
@@ -177,9 +176,7 @@ class EndpointSliceController:
         labels = dict(svc["metadata"].get("labels") or {})
         try:
             current = self.ctx.store.get(R.ENDPOINTS, ns, name)
-        except ApiError as e:
-            if e.code != 404:
-                raise
+        except NotFoundError:
             body: dict[str, Any] = {"apiVersion": "v1", "kind": "Endpoints",
                                     "metadata": {"name": name, "namespace": ns, "labels": labels}}
             if subsets:

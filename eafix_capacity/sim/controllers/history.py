@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Mapping
 
 from eafix_capacity.sim import resources as R
-from eafix_capacity.sim.apierror import ApiError
+from eafix_capacity.sim.apierror import ConflictError
 from eafix_capacity.sim.controllers.common import controller_of, deep_copy, ns_name, owner_ref, semantic
 from eafix_capacity.sim.controllers.context import Context, Snapshot
 
@@ -36,9 +36,8 @@ def sync_revisions(ctx: Context, owner: Mapping, kind: str, current: str, snap: 
                 "revision": top + 1}
         try:
             ctx.store.create(R.CONTROLLERREVISION, body)
-        except ApiError as e:
-            if e.code != 409:
-                raise
+        except ConflictError:
+            pass
     elif int(mine.get("revision") or 0) < top:
         bumped = deep_copy(mine)
         bumped["revision"] = top + 1

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Mapping, Sequence
 
 from eafix_capacity.sim import resources as R
-from eafix_capacity.sim.apierror import ApiError
+from eafix_capacity.sim.apierror import StaleError
 from eafix_capacity.sim.controllers.common import is_active, now_text, ns_name, qos_class
 from eafix_capacity.sim.controllers import podrefs
 from eafix_capacity.sim.clock import SimClock, rfc3339
@@ -144,10 +144,8 @@ class Kubelet:
             return True
         try:
             self.ctx.update_status(R.POD, pod, status)
-        except ApiError as e:
-            if e.code in (404, 409):
-                return True
-            raise
+        except StaleError:
+            return True
         if mount:
             self.ctx.event(pod, reason="FailedMount", etype="Warning", component="kubelet", host=node_name,
                            message=mount)
@@ -223,10 +221,8 @@ class Kubelet:
             status["initContainerStatuses"] = [container_status(c, True) for c in spec["initContainers"]]
         try:
             self.ctx.update_status(R.POD, pod, status)
-        except ApiError as e:
-            if e.code in (404, 409):
-                return
-            raise
+        except StaleError:
+            return
         if self.kubelet_events or (self.kubelet_events is None and self._pod_count < KUBELET_EVENTS_MAX_PODS):
             for c in spec.get("containers") or []:
                 path = f"spec.containers{{{c.get('name')}}}"
@@ -453,10 +449,8 @@ class _StateMachine:
             return
         try:
             self.ctx.update_status(R.POD, pod, status)
-        except ApiError as e:
-            if e.code in (404, 409):
-                return
-            raise
+        except StaleError:
+            return
         self._events(pod, node_name, old, states, by_name, pod_ip, plan)
 
     def _container_status(self, c: Mapping, st: ContainerState, uid: str, start: float, *,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from eafix_capacity.sim import resources as R
-from eafix_capacity.sim.apierror import ApiError
+from eafix_capacity.sim.apierror import ConflictError, NotFoundError
 from eafix_capacity.sim.resources import ResourceType
 
 CLUSTER_IP = "10.96.0.1"
@@ -48,9 +48,7 @@ def kubernetes_endpoint_slice(address: str, port: int) -> dict:
 def _put(store: Any, rt: ResourceType, want: dict, fields: tuple[str, ...]) -> None:
     try:
         live = store.get(rt, "default", "kubernetes")
-    except ApiError as e:
-        if e.code != 404:
-            raise
+    except NotFoundError:
         store.create(rt, want)
         return
     if any(live.get(f) != want[f] for f in fields):
@@ -62,8 +60,7 @@ def ensure(store: Any, *, address: str, port: int) -> None:
     if not store.exists(R.SERVICE, "default", "kubernetes"):
         try:
             store.create(R.SERVICE, kubernetes_service())
-        except ApiError as e:
-            if e.code != 409:
-                raise
+        except ConflictError:
+            pass
     _put(store, R.ENDPOINTS, kubernetes_endpoints(address, port), ("subsets",))
     _put(store, R.ENDPOINTSLICE, kubernetes_endpoint_slice(address, port), ("addressType", "endpoints", "ports"))

@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from eafix_capacity.errors import ClusterError
 from eafix_capacity.sim import resources as R
-from eafix_capacity.sim.apierror import ApiError
+from eafix_capacity.sim.apierror import StaleError
 from eafix_capacity.sim.clock import SimClock
 from eafix_capacity.sim.controllers.context import Context, Snapshot
 from eafix_capacity.sim.controllers.containerexit import ContainerExits
@@ -257,9 +257,8 @@ class ControllerManager:
         """Run one object's sync; lost races with other writers are retried next pass."""
         try:
             fn(obj, snap)
-        except ApiError as e:
-            if e.code not in (404, 409):
-                raise
+        except StaleError:
+            pass
 
     # --- what the API server delegates to controllers ---------------------------------------
 

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Mapping, Sequence
 
 from eafix_capacity.sim import resources as R
-from eafix_capacity.sim.apierror import ApiError
+from eafix_capacity.sim.apierror import StaleError
 from eafix_capacity.sim.controllers.common import UNSCHEDULABLE_TAINT, deep_copy, is_active, now_text, set_condition
 from eafix_capacity.sim.controllers.context import Context, Snapshot
 
@@ -152,9 +152,7 @@ class NodeLifecycleController:
             new.setdefault("spec", {}).pop("taints", None)
         try:
             updated = self.ctx.update(R.NODE, new)
-        except ApiError as e:
-            if e.code not in (404, 409):
-                raise
+        except StaleError:
             return None
         name = node["metadata"]["name"]
         was_cordoned = (UNSCHEDULABLE_TAINT, "NoSchedule") in have
@@ -202,9 +200,7 @@ class NodeLifecycleController:
                                 for c in conds]
         try:
             self.ctx.update_status(R.POD, pod, status)
-        except ApiError as e:
-            if e.code not in (404, 409):
-                raise
+        except StaleError:
             return
         self.ctx.event(pod, reason="NodeNotReady", etype="Warning", component="node-controller",
                        message="Node is not ready")
@@ -219,9 +215,7 @@ class NodeLifecycleController:
         try:
             self.ctx.update_status(R.POD, pod, status)
             pod = self.ctx.store.get(R.POD, pod["metadata"].get("namespace"), pod["metadata"]["name"])
-        except ApiError as e:
-            if e.code not in (404, 409):
-                raise
+        except StaleError:
             return
         if self.ctx.delete(R.POD, pod):
             meta = pod["metadata"]

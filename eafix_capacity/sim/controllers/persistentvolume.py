@@ -16,7 +16,7 @@ from typing import Any, Iterable, Mapping
 
 from eafix_capacity.sim import resources as R
 from eafix_capacity.sim import storage as S
-from eafix_capacity.sim.apierror import ApiError
+from eafix_capacity.sim.apierror import ConflictError, NotFoundError, StaleError
 from eafix_capacity.sim.controllers.common import deep_copy, ns_name
 from eafix_capacity.sim.controllers.context import Context, Snapshot
 
@@ -52,16 +52,14 @@ class PersistentVolumeController:
         for claim in claims:
             try:
                 self._sync_claim(claim, classes, volumes, provisioners, snap.nodes, waiting.get(ns_name(claim), []))
-            except ApiError as e:
-                if e.code not in (404, 409):
-                    raise
+            except StaleError:
+                pass
         live = {(c["metadata"].get("namespace"), c["metadata"]["name"]): c["metadata"].get("uid") for c in claims}
         for pv in self.ctx.list(R.PV):
             try:
                 self._sync_volume(pv, live)
-            except ApiError as e:
-                if e.code not in (404, 409):
-                    raise
+            except StaleError:
+                pass
 
     def _sync_claim(self, claim: dict, classes: Mapping[str, Mapping], volumes: dict[str, dict],
                     provisioners: frozenset[str], nodes: list[dict], waiting_pods: list[str]) -> bool:
@@ -108,17 +106,14 @@ class PersistentVolumeController:
         ns, cname = ns_name(claim)
         try:
             return self.ctx.store.get(R.PV, None, name)  # provisioned before, bind it
-        except ApiError as e:
-            if e.code != 404:
-                raise
+        except NotFoundError:
+            pass
         self.ctx.event(claim, reason="Provisioning", component=source,
                        message=f'External provisioner is provisioning volume for claim "{ns}/{cname}"')
         pv["status"] = {"phase": "Bound"}
         try:
             created = self.ctx.store.create(R.PV, pv)
-        except ApiError as e:
-            if e.code != 409:
-                raise
+        except ConflictError:
             return None
         self.ctx.event(claim, reason="ProvisioningSucceeded", component=source,
                        message=f"Successfully provisioned volume {name}")
@@ -207,9 +202,7 @@ class PersistentVolumeController:
                     new["metadata"].setdefault("annotations", {})[S.ANN_SELECTED_NODE] = node
                     claim = self.ctx.update(R.PVC, new)
                 all_bound &= self._sync_claim(claim, classes, volumes, provisioners, nodes, [])
-            except ApiError as e:
-                if e.code not in (404, 409):
-                    raise
+            except StaleError:
                 all_bound = False
         return all_bound
 

@@ -12,7 +12,7 @@ from typing import Mapping, Sequence
 from eafix_capacity.kobject import selector_matches
 from eafix_capacity.sim import metrics as M
 from eafix_capacity.sim import resources as R
-from eafix_capacity.sim.apierror import ApiError
+from eafix_capacity.sim.apierror import ApiError, StaleError
 from eafix_capacity.sim.controllers.common import (cpu_m_text, deep_copy, is_active, is_ready, now_text, ns_name,
                                                    set_condition)
 from eafix_capacity.sim.controllers.context import Context
@@ -105,9 +105,8 @@ class HorizontalController:
             self._last[uid] = elapsed
             try:
                 self.sync(hpa, elapsed)
-            except ApiError as e:
-                if e.code not in (404, 409):
-                    raise
+            except StaleError:
+                pass
 
     def sync(self, hpa: dict, elapsed: float) -> None:
         ns, name = ns_name(hpa)

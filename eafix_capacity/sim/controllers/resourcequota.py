@@ -12,7 +12,7 @@ from typing import Any
 
 from eafix_capacity.sim import resources as R
 from eafix_capacity.sim.admission import quota_status
-from eafix_capacity.sim.apierror import ApiError
+from eafix_capacity.sim.apierror import ApiError, StaleError
 
 
 class ResourceQuotaController:
@@ -36,6 +36,5 @@ class ResourceQuotaController:
                         "status": status}
                 try:
                     self.store.update(R.RESOURCEQUOTA, body, subresource="status")
-                except ApiError as e:
-                    if e.code not in (404, 409):
-                        raise
+                except StaleError:
+                    pass

@@ -12,7 +12,7 @@ from typing import Any, Iterable, Mapping
 
 from eafix_capacity.sim import resources as R
 from eafix_capacity.sim.admission import ROOT_CA_CONFIGMAP
-from eafix_capacity.sim.apierror import ApiError
+from eafix_capacity.sim.apierror import ForbiddenError, NotFoundError, StaleError
 from eafix_capacity.sim.controllers.serviceaccounts import active
 
 DESCRIPTION = ("Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints "
@@ -35,9 +35,7 @@ def ensure(store: Any, namespace: str) -> bool:
     want = root_ca_configmap(namespace)
     try:
         live = store.get(R.CONFIGMAP, namespace, ROOT_CA_CONFIGMAP)
-    except ApiError as e:
-        if e.code != 404:
-            raise
+    except NotFoundError:
         live = None
     try:
         if live is None:
@@ -49,10 +47,8 @@ def ensure(store: Any, namespace: str) -> bool:
             live["metadata"].setdefault("annotations", {})["kubernetes.io/description"] = DESCRIPTION
             store.update(R.CONFIGMAP, live)
             return True
-    except ApiError as e:
-        if e.code in (403, 404, 409):
-            return False
-        raise
+    except (ForbiddenError, StaleError):  # the namespace is terminating or gone, or a race
+        return False
     return False
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Mapping
 
 from eafix_capacity.sim import resources as R
-from eafix_capacity.sim.apierror import ApiError
+from eafix_capacity.sim.apierror import StaleError
 from eafix_capacity.sim.controllers.common import deep_copy, is_active, now_text, ns_name
 from eafix_capacity.sim.controllers import podrefs
 from eafix_capacity.sim.controllers.context import Context, Snapshot
@@ -150,10 +150,8 @@ class SchedulingStep:
             # Sharing the snapshot's unchanged parts: a pass binding 10,000 pods keeps every
             # bound pod until the kubelet step, and full decoded copies would double its memory.
             bound = compact(self.ctx.update(R.POD, new), pod)
-        except ApiError as e:
-            if e.code in (404, 409):
-                return None
-            raise
+        except StaleError:
+            return None
         ns, name = ns_name(pod)
         self.ctx.event(pod, reason="Scheduled", component="default-scheduler", action="Binding",
                        message=f"Successfully assigned {ns}/{name} to {node}")
@@ -172,9 +170,7 @@ class SchedulingStep:
             status["phase"] = "Pending"
             try:
                 self.ctx.update_status(R.POD, pod, status)
-            except ApiError as e:
-                if e.code not in (404, 409):
-                    raise
+            except StaleError:
                 return
         self.ctx.event(pod, reason="FailedScheduling", etype="Warning", component="default-scheduler",
                        action="Scheduling", message=message)

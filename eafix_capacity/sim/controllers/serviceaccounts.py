@@ -11,7 +11,7 @@ from typing import Any, Iterable, Mapping
 
 from eafix_capacity.sim import resources as R
 from eafix_capacity.sim.admission import DEFAULT_SERVICE_ACCOUNT
-from eafix_capacity.sim.apierror import ApiError
+from eafix_capacity.sim.apierror import ForbiddenError, StaleError
 
 
 def default_service_account(namespace: str) -> dict:
@@ -25,10 +25,8 @@ def ensure(store: Any, namespace: str) -> bool:
         return False
     try:
         store.create(R.SERVICEACCOUNT, default_service_account(namespace))
-    except ApiError as e:
-        if e.code in (403, 404, 409):  # terminating, gone, or created meanwhile
-            return False
-        raise
+    except (ForbiddenError, StaleError):  # terminating, gone, or created meanwhile
+        return False
     return True
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Mapping
 
 from eafix_capacity.sim import admission, resources as R
-from eafix_capacity.sim.apierror import ApiError
+from eafix_capacity.sim.apierror import ApiError, ConflictError, ForbiddenError
 from eafix_capacity.sim.controllers.common import (STS_REVISION_LABEL, deep_copy, drop_zero, is_ready, ns_name,
                                                    ordinal_of, template_hash)
 from eafix_capacity.sim.controllers.context import Context, Snapshot
@@ -102,15 +102,13 @@ class StatefulSetController:
                    "spec": spec, "status": {"phase": "Pending"}}
             try:
                 admission.create(self.ctx.store, R.PVC, pvc)
-            except ApiError as e:
-                if e.code == 409:
-                    continue
-                if e.code == 403:  # refused by quota or a LimitRange, as stateful_pod_control records it
-                    self.ctx.event(sts, reason="FailedCreate", etype="Warning", component="statefulset-controller",
-                                   message=f"create Claim {claim} for Pod {name}-{i} in StatefulSet {name} failed "
-                                           f"error: {e.message}")
-                    return False
-                raise
+            except ConflictError:
+                continue
+            except ForbiddenError as e:  # refused by quota or a LimitRange, as stateful_pod_control records it
+                self.ctx.event(sts, reason="FailedCreate", etype="Warning", component="statefulset-controller",
+                               message=f"create Claim {claim} for Pod {name}-{i} in StatefulSet {name} failed "
+                                       f"error: {e.message}")
+                return False
             self.ctx.event(sts, reason="SuccessfulCreate", component="statefulset-controller",
                            message=f"create Claim {claim} Pod {name}-{i} in StatefulSet {name} success")
         return True

@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from typing import Mapping
 
 from eafix_capacity.sim import resources as R
-from eafix_capacity.sim.apierror import ApiError
+from eafix_capacity.sim.apierror import StaleError
 from eafix_capacity.sim.controllers.common import deep_copy, now_text
 from eafix_capacity.sim.controllers.context import Context, Snapshot
 from eafix_capacity.sim.controllers.nodelifecycle import ready_status
@@ -73,6 +73,5 @@ class PodTermination:
                                                               now=now_text(self.ctx.clock)))
             self.ctx.store.delete(R.POD, meta.get("namespace"), meta["name"], grace_period_seconds=0,
                                   preconditions={"uid": meta["uid"]})
-        except ApiError as e:
-            if e.code not in (404, 409):
-                raise
+        except StaleError:
+            pass
