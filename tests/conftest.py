@@ -92,6 +92,6 @@ def _fast_run_starts_nothing(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         from eafix_capacity.sim.cluster import SimCluster
 
         monkeypatch.setattr(SimCluster, "start", _refuse("starts a sim cluster", "sim"))
-        monkeypatch.setattr(launcher, "launch_kernel", _refuse("starts a Jupyter kernel", "kernel"))
-        monkeypatch.setattr(local_provisioner, "launch_kernel", _refuse("starts a Jupyter kernel", "kernel"))
+        for module in (launcher, local_provisioner):
+            monkeypatch.setattr(module, "launch_kernel", _refuse("starts a Jupyter kernel", "notebook' or 'kernel"))
     yield

@@ -42,6 +42,22 @@ def run_kubectl(sim: SimCluster, *args: str, cache_dir: str | Path, stdin: str |
     return result
 
 
+@pytest.fixture(scope="module")
+def frozen_sim_module(sim_cluster_module: SimCluster) -> Iterator[SimCluster]:
+    """``sim_cluster_module`` with its clock frozen: only ``clock.advance`` moves sim time."""
+    assert sim_cluster_module.clock is not None
+    sim_cluster_module.clock.set_speed(0)
+    yield sim_cluster_module
+
+
+def kubectl_on(sim: SimCluster, *args: str, ok: bool = True, stdin: str | None = None,
+               timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """The real ``kubectl`` against ``sim``, its discovery cache beside the kubeconfig (shared by a
+    module's tests); ``ok=False`` returns a failed run instead of raising."""
+    return run_kubectl(sim, *args, cache_dir=Path(str(sim.kubeconfig)).parent / "kube-cache", check=ok,
+                       stdin=stdin, timeout=timeout)
+
+
 @pytest.fixture()
 def kubectl(sim_cluster: SimCluster, tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
     """``kubectl("get", "nodes")`` against the function-scoped ``sim_cluster``."""

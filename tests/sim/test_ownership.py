@@ -2,28 +2,21 @@
 from __future__ import annotations
 
 import json
-import subprocess
-from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 from eafix_capacity.sim.cluster import SimCluster
-from eafix_capacity.sim.testing import run_kubectl
+from eafix_capacity.sim.testing import kubectl_on
 
 pytestmark = [pytest.mark.sim, pytest.mark.kubectl]
 
 
 @pytest.fixture(scope="module")
-def sim(sim_cluster_module: SimCluster) -> Iterator[SimCluster]:
-    assert sim_cluster_module.clock is not None
-    sim_cluster_module.clock.set_speed(0)
-    yield sim_cluster_module
+def sim(frozen_sim_module: SimCluster) -> SimCluster:
+    return frozen_sim_module
 
 
-def kubectl(sim: SimCluster, *args: str, ok: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return run_kubectl(sim, *args, cache_dir=Path(str(sim.kubeconfig)).parent / "kube-cache", check=ok,
-                       stdin=stdin)
+kubectl = kubectl_on
 
 
 def deployment(ns: str, replicas: int | None) -> str:
