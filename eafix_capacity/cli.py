@@ -167,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--fail-on-gate", action="store_true", help="exit 1 when a gate fails")
     r.set_defaults(func=_cmd_report)
 
-    for module in ("eafix_capacity.manifests.cli", "eafix_capacity.sim.cli"):
+    for module in ("eafix_capacity.manifests.cli", "eafix_capacity.sim.cli", "eafix_capacity.cluster.verifycmd"):
         try:
             mod = __import__(module, fromlist=["add_parser"])
         except ImportError:
