@@ -404,3 +404,20 @@ def test_replicaset_creates_at_most_a_burst_of_pods_per_pass(env, monkeypatch):
     assert len(pods(store)) == 2
     cm.run_once()
     assert [p["status"]["phase"] for p in pods(store)] == ["Running"] * 5
+
+
+def test_a_deleted_hpa_or_cronjob_leaves_no_state_behind(env):
+    store, cm, _ = env
+    store.create(R.DEPLOYMENT, deployment())
+    store.create(R.HPA, {"metadata": {"name": "web", "namespace": "default"},
+                         "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+                                  "minReplicas": 1, "maxReplicas": 5}})
+    store.create(R.CRONJOB, {"metadata": {"name": "tick", "namespace": "default"},
+                             "spec": {"schedule": "*/5 * * * *", "jobTemplate": {"spec": {"template": {"spec": {
+                                 "restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox:1"}]}}}}}})
+    cm.run_once()
+    assert cm.autoscaler._last and cm.cronjobs._created
+    store.delete(R.HPA, "default", "web")
+    store.delete(R.CRONJOB, "default", "tick")
+    cm.run_once()
+    assert not cm.autoscaler._last and not cm.autoscaler._history and not cm.cronjobs._created

@@ -167,6 +167,21 @@ class Context:
         pod["status"] = {"phase": "Pending", "qosClass": qos_class(pod)}
         return pod
 
+    def create_owned_pod(self, owner: Mapping, pod: dict, *, prefix: str | None,
+                         component: str) -> tuple[dict | None, str | None]:
+        """Create a controller's pod and record what PodControl records: ``SuccessfulCreate``, or
+        ``FailedCreate`` with the admission refusal. Returns (the pod or None, the refusal or None)."""
+        try:
+            created = self.create_pod(pod, prefix=prefix)
+        except ApiError as e:
+            self.event(owner, reason="FailedCreate", etype="Warning", component=component,
+                       message=f"Error creating: {e.message}")
+            return None, e.message
+        if created is not None:
+            self.event(owner, reason="SuccessfulCreate", component=component,
+                       message=f"Created pod: {created['metadata']['name']}")
+        return created, None
+
     def create_pod(self, pod: dict, *, prefix: str | None = None) -> dict | None:
         """Create through admission, as a controller's client does: a refusal (403 for quota, a
         LimitRange or a missing ServiceAccount) is raised for the caller's FailedCreate event."""

@@ -43,6 +43,9 @@ class CronJobController:
 
     def sync_all(self) -> None:
         cronjobs = self.ctx.list(R.CRONJOB)
+        live = {cj["metadata"]["uid"] for cj in cronjobs}
+        for gone in set(self._created) - live:
+            del self._created[gone]
         if not cronjobs:
             return
         jobs = self.ctx.list(R.JOB)

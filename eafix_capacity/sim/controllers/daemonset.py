@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections import defaultdict
 
 from eafix_capacity.sim import resources as R
-from eafix_capacity.sim.apierror import ApiError
 from eafix_capacity.sim.controllers.common import (STS_REVISION_LABEL, UNSCHEDULABLE_TAINT, daemon_pod_node, deep_copy,
                                                    drop_zero, is_ready, ns_name, template_hash)
 from eafix_capacity.sim.controllers.context import Context, Snapshot
@@ -64,15 +63,7 @@ class DaemonSetController:
                 pod["spec"]["affinity"] = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
                     "nodeSelectorTerms": [{"matchFields": [{"key": "metadata.name", "operator": "In",
                                                             "values": [node_name]}]}]}}}
-                try:
-                    created = self.ctx.create_pod(pod, prefix=f"{name}-")
-                except ApiError as e:  # refused by admission, as the daemonset controller records it
-                    self.ctx.event(ds, reason="FailedCreate", etype="Warning", component="daemonset-controller",
-                                   message=f"Error creating: {e.message}")
-                    continue
-                if created is not None:
-                    self.ctx.event(ds, reason="SuccessfulCreate", component="daemonset-controller",
-                                   message=f"Created pod: {created['metadata']['name']}")
+                self.ctx.create_owned_pod(ds, pod, prefix=f"{name}-", component="daemonset-controller")
         for node_name, pods in by_node.items():
             extra = pods if node_name not in keep else sorted(pods, key=lambda p: p["metadata"]["name"])[1:]
             for p in extra:

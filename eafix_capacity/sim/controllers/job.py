@@ -14,7 +14,6 @@ from collections import defaultdict
 from typing import Mapping, Sequence
 
 from eafix_capacity.sim import resources as R
-from eafix_capacity.sim.apierror import ApiError
 from eafix_capacity.sim.controllers.common import (controller_of, deep_copy, drop_zero, is_active, is_ready,
                                                    now_text, set_condition)
 from eafix_capacity.sim.batch import CONTROLLER_UID, JOB_NAME, LEGACY_LABELS
@@ -151,16 +150,9 @@ class JobController:
             labels.update({CONTROLLER_UID: job["metadata"]["uid"], JOB_NAME: name,
                            LEGACY_LABELS[0]: job["metadata"]["uid"], LEGACY_LABELS[1]: name})
             pod["spec"]["restartPolicy"] = ((template.get("spec") or {}).get("restartPolicy") or "Never")
-            try:
-                created = self.ctx.create_pod(pod, prefix=f"{name}-")
-            except ApiError as e:  # refused by admission (quota, LimitRange, ServiceAccount), as PodControl records it
-                self.ctx.event(job, reason="FailedCreate", etype="Warning", component="job-controller",
-                               message=f"Error creating: {e.message}")
-                return
+            created, _ = self.ctx.create_owned_pod(job, pod, prefix=f"{name}-", component="job-controller")
             if created is None:
                 return
-            self.ctx.event(job, reason="SuccessfulCreate", component="job-controller",
-                           message=f"Created pod: {created['metadata']['name']}")
 
 
 def _condition(conditions: list[dict], ctype: str, reason: str, message: str, *, now: str,

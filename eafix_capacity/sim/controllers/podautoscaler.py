@@ -97,6 +97,10 @@ class HorizontalController:
     def sync_due(self, hpas: list[dict]) -> None:
         """Sync every HPA whose last sync is :data:`HPA_SYNC_SECONDS` of sim time ago."""
         elapsed = self.ctx.clock.elapsed()
+        live = {h["metadata"]["uid"] for h in hpas}
+        for gone in (set(self._last) | set(self._history)) - live:  # a deleted HPA's history goes with it
+            self._last.pop(gone, None)
+            self._history.pop(gone, None)
         for hpa in hpas:
             uid = hpa["metadata"]["uid"]
             last = self._last.get(uid)

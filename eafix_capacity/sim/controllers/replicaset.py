@@ -10,7 +10,6 @@ from datetime import datetime, timedelta, timezone
 from typing import Mapping
 
 from eafix_capacity.sim import resources as R
-from eafix_capacity.sim.apierror import ApiError
 from eafix_capacity.sim.controllers.common import drop_zero, is_ready, newest_first, now_text
 from eafix_capacity.sim.controllers.context import Context, Snapshot
 
@@ -36,17 +35,10 @@ class ReplicaSetController:
             template = (rs.get("spec") or {}).get("template") or {}
             for _ in range(min(-diff, BURST_REPLICAS)):
                 pod = self.ctx.pod_from_template(rs, "ReplicaSet", template)
-                try:
-                    created = self.ctx.create_pod(pod, prefix=f"{rs['metadata']['name']}-")
-                except ApiError as e:  # refused by admission (quota, LimitRange, ServiceAccount)
-                    failure = e.message
-                    self.ctx.event(rs, reason="FailedCreate", etype="Warning", component="replicaset-controller",
-                                   message=f"Error creating: {e.message}")
-                    break
+                created, failure = self.ctx.create_owned_pod(rs, pod, prefix=f"{rs['metadata']['name']}-",
+                                                             component="replicaset-controller")
                 if created is None:
                     break
-                self.ctx.event(rs, reason="SuccessfulCreate", component="replicaset-controller",
-                               message=f"Created pod: {created['metadata']['name']}")
         elif diff > 0:
             def rank(p: Mapping) -> tuple:
                 phase_rank = {"Pending": 0, "Unknown": 1, "Running": 2}.get((p.get("status") or {}).get("phase", ""), 0)
