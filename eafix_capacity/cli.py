@@ -167,12 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--fail-on-gate", action="store_true", help="exit 1 when a gate fails")
     r.set_defaults(func=_cmd_report)
 
-    for module in ("eafix_capacity.manifests.cli", "eafix_capacity.sim.cli", "eafix_capacity.cluster.verifycmd"):
-        try:
-            mod = __import__(module, fromlist=["add_parser"])
-        except ImportError:
-            continue
-        mod.add_parser(sub)
+    for module in ("eafix_capacity.manifests.cli", "eafix_capacity.sim.cli", "eafix_capacity.cluster.verifycmd",
+                   "eafix_capacity.cluster.applycmd"):
+        __import__(module, fromlist=["add_parser"]).add_parser(sub)
     return parser
 
 

@@ -12,8 +12,11 @@ owns, a kind whose CRD is missing, a namespace being deleted, a quota, a validat
 reported against its file and document; the rest of its phase is still tried, and nothing of
 a later phase is sent (:class:`~eafix_capacity.cluster.applyerrors.ApplyFailed`).
 
-Waiting for rollouts and the secrets options are not here: ``after_phase`` is the hook a
-caller waits in (the ``infrastructure`` phase has ``wait_after``).
+The template Secret's placeholders are filled, or the External Secrets variant chosen, by
+:mod:`eafix_capacity.cluster.secrets` before the first request; ``--prune`` is
+:mod:`eafix_capacity.cluster.prune`. Waiting for rollouts is not here: ``after_phase`` is the
+hook a caller waits in (:func:`eafix_capacity.cluster.rollout.waiter`; the ``infrastructure``
+phase has ``wait_after``).
 """
 from __future__ import annotations
 
@@ -23,36 +26,14 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
 from eafix_capacity.cluster.applyerrors import CATEGORY_CLASSES, ApplyFailed, ObjectFailure, field_conflicts
-from eafix_capacity.cluster.context import Target, require_write
+from eafix_capacity.cluster.context import Target, load_target, require_write
 from eafix_capacity.cluster.errors import classify
-from eafix_capacity.cluster.order import Phase, SourcedObject, phases
+from eafix_capacity.cluster.order import Phase, SourcedObject, phase_of, phases, sourced
+from eafix_capacity.cluster.records import ApplyRecord, FieldChange, masked
 
 FIELD_MANAGER = "eafix-capacity"
 _VOLATILE_METADATA = ("managedFields", "resourceVersion", "generation", "creationTimestamp", "deletionTimestamp",
                       "deletionGracePeriodSeconds", "selfLink")
-
-
-@dataclass(frozen=True)
-class ApplyRecord:
-    phase: str
-    file: str
-    document: int | None
-    kind: str
-    api_version: str
-    namespace: str | None
-    name: str
-    outcome: str
-    """``created``, ``changed`` or ``unchanged``."""
-    diff: tuple[str, ...] = ()
-    """The paths (``.spec.replicas``) that differ between the live object and the applied one,
-    compared without managedFields, resourceVersion, generation, timestamps and status."""
-    resource_version: str | None = None
-    """The stored object's resourceVersion (a real apply only)."""
-    dry_run: bool = True
-    note: str = ""
-
-    def as_dict(self) -> dict[str, Any]:
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
 
 
 @dataclass(frozen=True)
@@ -75,21 +56,31 @@ def normalized(obj: Mapping[str, Any] | None) -> dict[str, Any]:
     return out
 
 
-def changed_paths(before: Any, after: Any, path: str = "") -> list[str]:
-    """The field paths where ``before`` and ``after`` differ (pure): ``.spec.replicas``,
-    ``.spec.template.spec.containers[0].image``; an added or removed key is its own path."""
+def field_changes(before: Any, after: Any, path: str = "", *, kind: str = "") -> list[FieldChange]:
+    """Where ``before`` and ``after`` differ (pure), path by path: ``.spec.replicas``,
+    ``.spec.template.spec.containers[0].image``; an added or removed key is its own path (its
+    value ``None`` on the side that lacks it). A Secret's values are masked (``kind``)."""
     if isinstance(before, Mapping) and isinstance(after, Mapping):
-        out: list[str] = []
+        out: list[FieldChange] = []
         for key in sorted(set(before) | set(after), key=str):
             sub = f"{path}.{key}"
             if key not in before or key not in after:
-                out.append(sub)
+                out.append(FieldChange(sub, masked(kind, sub, before.get(key)), masked(kind, sub, after.get(key))))
             else:
-                out.extend(changed_paths(before[key], after[key], sub))
+                out.extend(field_changes(before[key], after[key], sub, kind=kind))
         return out
     if isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
-        return [p for i, (b, a) in enumerate(zip(before, after)) for p in changed_paths(b, a, f"{path}[{i}]")]
-    return [] if before == after else [path or "."]
+        return [c for i, (b, a) in enumerate(zip(before, after))
+                for c in field_changes(b, a, f"{path}[{i}]", kind=kind)]
+    if before == after:
+        return []
+    where = path or "."
+    return [FieldChange(where, masked(kind, where, before), masked(kind, where, after))]
+
+
+def changed_paths(before: Any, after: Any, path: str = "") -> list[str]:
+    """The field paths where ``before`` and ``after`` differ (pure): see :func:`field_changes`."""
+    return [c.path for c in field_changes(before, after, path)]
 
 
 def _status_body(exc: Any) -> dict[str, Any]:
@@ -139,23 +130,77 @@ def build_requests(objects: Iterable[Any]) -> list[_Request]:
 
 # --- sending ---------------------------------------------------------------------------------------
 
-def apply(objects: Iterable[Any], *, api_client: Any, target: Target, dry_run: bool = True,
-          field_manager: str = FIELD_MANAGER, force_conflicts: bool = False, context_given: bool = False,
+def apply(objects: Iterable[Any], *, context: str | None = None, kubeconfig: str | None = None,
+          target: Target | None = None, api_client: Any = None, dry_run: bool = True,
+          field_manager: str = FIELD_MANAGER, force_conflicts: bool = False, prune: bool = False,
+          secrets: Any = None, external_secrets: bool = False, context_given: bool | None = None,
           yes: bool = False, confirm: Callable[[str], bool] | None = None,
           after_phase: Callable[[Phase, list[ApplyRecord]], None] | None = None) -> list[ApplyRecord]:
-    """Apply ``objects`` (mappings, or ``LoadedObject`` s that keep file and document) to the
-    cluster of ``target`` through ``api_client``, phase by phase; return one record per object.
+    """Apply ``objects`` (mappings, or ``LoadedObject`` s that keep file and document) phase by
+    phase to the cluster of ``context`` (loaded from ``kubeconfig`` as kubectl finds it), or of
+    ``target`` through ``api_client`` when a caller has loaded them; return one record per object.
 
-    A real apply (``dry_run=False``) first passes :func:`~eafix_capacity.cluster.context.require_write`
-    with ``context_given``, ``yes`` and ``confirm`` (an explicit context, and ``--yes`` or a
-    confirmation for a cluster that is not the sim); a dry run needs none. ``after_phase`` is
-    called after each phase that succeeded (the rollout wait goes there). Raises an
-    :class:`ApplyFailed` subclass for a refused phase, a ``TargetError`` when the cluster
-    cannot be reached."""
+    A real apply (``dry_run=False``) first passes :func:`~eafix_capacity.cluster.context.require_write`:
+    an explicit context (``context``, or ``context_given=True`` with a ``target``), and ``yes`` or
+    ``confirm`` for a cluster that is not the sim; a dry run needs none. Secrets
+    (:mod:`eafix_capacity.cluster.secrets`): the template's placeholders are filled from
+    ``secrets`` (``read_secret_values``), the External Secrets variant replaces the template when
+    ``external_secrets``; a placeholder left is refused on a cluster that is not the sim
+    (``SecretsNotSupplied``; a dry run there skips that Secret and says why). ``after_phase`` is
+    called after each phase that succeeded (the rollout wait goes there); ``prune`` then deletes
+    what an earlier apply made and this one no longer has (:mod:`eafix_capacity.cluster.prune`).
+    Raises an :class:`ApplyFailed` subclass for a refused phase, a ``TargetError`` when the
+    cluster cannot be reached."""
+    if (target is None) != (api_client is None):
+        raise TypeError("give target and api_client together, or neither (context= loads them)")
+    if target is not None and context is not None and context != target.context:
+        raise ValueError(f'context "{context}" is not the target\'s context "{target.context}"')
+    given = context is not None if context_given is None else context_given
+    items = [sourced(o) for o in objects]
+    build_requests(items)  # a malformed object is refused before the cluster is even contacted
+    if target is None:
+        target, api_client = load_target(kubeconfig=kubeconfig, context=context)
+        try:
+            return _apply(items, api_client=api_client, target=target, dry_run=dry_run, field_manager=field_manager,
+                          force_conflicts=force_conflicts, prune=prune, secrets=secrets,
+                          external_secrets=external_secrets, context_given=given, yes=yes, confirm=confirm,
+                          after_phase=after_phase)
+        finally:
+            api_client.close()
+    return _apply(items, api_client=api_client, target=target, dry_run=dry_run, field_manager=field_manager,
+                  force_conflicts=force_conflicts, prune=prune, secrets=secrets, external_secrets=external_secrets,
+                  context_given=given, yes=yes, confirm=confirm, after_phase=after_phase)
+
+
+def _skipped(item: SourcedObject, note: str, *, dry_run: bool) -> ApplyRecord:
+    return ApplyRecord(phase=phase_of(item), file=item.source.file, document=item.source.document, kind=item.kind,
+                       api_version=item.api_version, namespace=item.namespace, name=item.name, outcome="skipped",
+                       dry_run=dry_run, note=note)
+
+
+def _apply(items: list[SourcedObject], *, api_client: Any, target: Target, dry_run: bool, field_manager: str,
+           force_conflicts: bool, prune: bool, secrets: Any, external_secrets: bool, context_given: bool, yes: bool,
+           confirm: Callable[[str], bool] | None,
+           after_phase: Callable[[Phase, list[ApplyRecord]], None] | None) -> list[ApplyRecord]:
     from kubernetes.dynamic import DynamicClient
     from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
-    requests = build_requests(objects)
+    from eafix_capacity.cluster import secrets as secret_values
+
+    # a dry run against a real cluster shows everything else; the Secret a real apply would refuse is skipped
+    prepared = secret_values.prepare(items, is_sim=target.is_sim or dry_run, values=secrets,
+                                     external=external_secrets)
+    skipped = [_skipped(item, reason, dry_run=dry_run) for item, reason in prepared.skipped]
+    kept = []
+    for item in prepared.objects:
+        held = secret_values.placeholders([item]) if dry_run and not target.is_sim else []
+        if not held:
+            kept.append(item)
+            continue
+        skipped.append(_skipped(item, f"holds placeholders for {', '.join(sorted(p.key for p in held))}: a real "
+                                      "apply to a cluster that is not the sim refuses it without --secrets-from or "
+                                      "--external-secrets", dry_run=dry_run))
+    requests = build_requests(kept)
     if not dry_run:
         require_write(target, context_given=context_given, yes=yes, confirm=confirm)
     try:
@@ -167,7 +212,7 @@ def apply(objects: Iterable[Any], *, api_client: Any, target: Target, dry_run: b
     # cannot be checked by the server, and are reported as created without its check
     new_namespaces: set[str] = set()
     new_kinds: set[tuple[str, str]] = set()
-    records: list[ApplyRecord] = []
+    records: list[ApplyRecord] = list(skipped)
     by_phase: dict[str, list[_Request]] = {}
     for request in requests:
         by_phase.setdefault(request.phase.name, []).append(request)
@@ -180,11 +225,11 @@ def apply(objects: Iterable[Any], *, api_client: Any, target: Target, dry_run: b
             source = str(item.source)
 
             def record(outcome: str, diff: tuple[str, ...] = (), rv: str | None = None, note: str = "",
-                       namespace: str | None = item.namespace) -> ApplyRecord:
+                       namespace: str | None = item.namespace, changes: tuple[FieldChange, ...] = ()) -> ApplyRecord:
                 return ApplyRecord(phase=name, file=item.source.file, document=item.source.document, kind=item.kind,
                                    api_version=item.api_version, namespace=namespace, name=item.name,
                                    outcome=outcome, diff=diff, resource_version=None if dry_run else rv,
-                                   dry_run=dry_run, note=note)
+                                   dry_run=dry_run, note=note, changes=changes)
 
             try:
                 resource = client.resources.get(api_version=item.api_version, kind=item.kind)
@@ -238,13 +283,19 @@ def apply(objects: Iterable[Any], *, api_client: Any, target: Target, dry_run: b
                     spec = body.get("spec") or {}
                     new_kinds.add((str(spec.get("group") or ""), str((spec.get("names") or {}).get("kind") or "")))
             else:
-                diff = tuple(changed_paths(normalized(before), normalized(live)))
-                records.append(record("changed" if diff else "unchanged", diff, rv, namespace=namespace))
+                changes = tuple(field_changes(normalized(before), normalized(live), kind=item.kind))
+                records.append(record("changed" if changes else "unchanged", tuple(c.path for c in changes), rv,
+                                      namespace=namespace, changes=changes))
         if failures:
             cls = CATEGORY_CLASSES[failures[0].category]
             raise cls(name, failures, records, context=target.context, dry_run=dry_run)
         if after_phase is not None:
             after_phase(phase, records[start:])
+    if prune:
+        from eafix_capacity.cluster.prune import prune as prune_objects
+
+        records.extend(prune_objects(records, api_client=api_client, target=target, dry_run=dry_run,
+                                     field_manager=field_manager))
     return records
 
 

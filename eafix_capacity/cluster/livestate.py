@@ -303,6 +303,9 @@ def from_objects(lists_by_kind: Mapping[str, list[dict[str, Any]]]) -> LiveState
 
 # -- reading (the only I/O here) --------------------------------------------------------------
 
+LIST_TIMEOUT = 60.0
+"""Seconds per list call, to connect and again to answer: a list of 10,000 pods is megabytes."""
+
 def list_calls(api_client: Any) -> dict[str, Any]:
     """The one list call per kind, through the official client (cluster-wide)."""
     from kubernetes import client  # deferred: the pure part needs no client
@@ -321,20 +324,21 @@ def list_calls(api_client: Any) -> dict[str, Any]:
     }
 
 
-def read_lists(api_client: Any) -> dict[str, list[dict[str, Any]]]:
+def read_lists(api_client: Any, *, timeout: float = LIST_TIMEOUT) -> dict[str, list[dict[str, Any]]]:
     """The items of each kind as plain dicts (``_preload_content=False``: the client's model
-    classes would rename every field to snake_case and drop what they do not know)."""
+    classes would rename every field to snake_case and drop what they do not know). Each call
+    waits ``timeout`` seconds to connect and again for its answer, then fails (``Timeout``)."""
     out: dict[str, list[dict[str, Any]]] = {}
     for kind, call in list_calls(api_client).items():
-        response = call(_preload_content=False)
+        response = call(_preload_content=False, _request_timeout=(timeout, timeout))
         out[kind] = list(json.loads(response.data).get("items") or [])
     return out
 
 
-def read_live_state(api_client: Any) -> LiveState:
+def read_live_state(api_client: Any, *, timeout: float = LIST_TIMEOUT) -> LiveState:
     """One list call per kind (no per-pod requests), then ``from_objects``. Errors from the
     client (``ApiException``, urllib3's) propagate for the caller to translate."""
-    return from_objects(read_lists(api_client))
+    return from_objects(read_lists(api_client, timeout=timeout))
 
 
 __all__ = ["LiveState", "Node", "Pod", "Workload", "HPA", "PDB", "PVC", "Quota", "ContainerSpec",

@@ -15,9 +15,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from eafix_capacity.cluster.livestate import LIST_TIMEOUT
 from eafix_capacity.errors import ClusterError
 
-KINDS = ("Deployment", "StatefulSet", "DaemonSet")
+KINDS = ("Deployment", "StatefulSet", "DaemonSet", "CustomResourceDefinition")
 _IMAGE_PULL = ("ImagePullBackOff", "ErrImagePull")
 
 
@@ -91,8 +92,20 @@ def daemonset_ready(obj: Mapping[str, Any]) -> bool:
             and (st.get("updatedNumberScheduled") or 0) == want)
 
 
+def _crd_condition(obj: Mapping[str, Any], kind: str) -> Mapping[str, Any]:
+    return next((c for c in (obj.get("status") or {}).get("conditions") or [] if c.get("type") == kind), {})
+
+
+def crd_established(obj: Mapping[str, Any]) -> bool:
+    """A CRD is served once its names are accepted and it is Established (the apiextensions
+    server sets both; a custom resource sent before gets ``no matches for kind``), as
+    ``kubectl wait --for condition=established`` waits for."""
+    return all(_crd_condition(obj, kind).get("status") == "True" for kind in ("NamesAccepted", "Established"))
+
+
 _READY: dict[str, Callable[[Mapping[str, Any]], bool]] = {
-    "Deployment": deployment_ready, "StatefulSet": statefulset_ready, "DaemonSet": daemonset_ready}
+    "Deployment": deployment_ready, "StatefulSet": statefulset_ready, "DaemonSet": daemonset_ready,
+    "CustomResourceDefinition": crd_established}
 
 
 def is_ready(obj: Mapping[str, Any]) -> bool:
@@ -107,6 +120,10 @@ def is_ready(obj: Mapping[str, Any]) -> bool:
 
 def _counts(obj: Mapping[str, Any]) -> str:
     st, kind = obj.get("status") or {}, obj.get("kind")
+    if kind == "CustomResourceDefinition":
+        said = [f"{k} {c.get('status')}: {c.get('message') or c.get('reason') or ''}".rstrip(": ")
+                for k in ("NamesAccepted", "Established") if (c := _crd_condition(obj, k)).get("status") != "True"]
+        return "not served yet: " + ("; ".join(said) if said else "no conditions")
     if kind == "DaemonSet":
         text = (f"{st.get('numberReady') or 0}/{st.get('desiredNumberScheduled') or 0} ready, "
                 f"{st.get('updatedNumberScheduled') or 0} updated")
@@ -228,7 +245,8 @@ def _list_calls(api_client: Any) -> dict[str, Callable[..., Any]]:
     from kubernetes import client  # deferred: the pure part needs no client
 
     apps, core = client.AppsV1Api(api_client), client.CoreV1Api(api_client)
-    return {"Deployment": apps.list_deployment_for_all_namespaces,
+    return {"CustomResourceDefinition": client.ApiextensionsV1Api(api_client).list_custom_resource_definition,
+            "Deployment": apps.list_deployment_for_all_namespaces,
             "StatefulSet": apps.list_stateful_set_for_all_namespaces,
             "DaemonSet": apps.list_daemon_set_for_all_namespaces,
             "Pod": core.list_pod_for_all_namespaces,
@@ -237,7 +255,8 @@ def _list_calls(api_client: Any) -> dict[str, Callable[..., Any]]:
 
 def _items(call: Callable[..., Any], kind: str) -> list[dict[str, Any]]:
     # _preload_content=False: plain JSON, as livestate reads it (the models rename fields)
-    items = list(json.loads(call(_preload_content=False).data).get("items") or [])
+    items = list(json.loads(call(_preload_content=False, _request_timeout=(LIST_TIMEOUT, LIST_TIMEOUT)).data)
+                 .get("items") or [])
     for item in items:
         item.setdefault("kind", kind)  # list items carry no kind
     return items

@@ -506,12 +506,24 @@ def _apply_merge(live: Any, applied: Any, node: Node) -> Any:
 
 
 def _dotted(path: Path) -> str:
+    """A managed-fields path as the API server writes it in a conflict's ``field``:
+    structured-merge-diff's ``PathElement.String()`` (``.spec.template.spec.containers[name="app"].image``:
+    key fields sorted, ``name=value`` with strings quoted; ``[="v"]`` for a set member)."""
     parts = []
     for p in path:
         if p.startswith("f:"):
             parts.append("." + p[2:])
         elif p.startswith("k:"):
-            parts.append(f"[{p[2:]}]")
+            try:
+                key = json.loads(p[2:])
+            except ValueError:
+                key = None
+            if isinstance(key, dict):
+                parts.append("[" + ",".join(sorted(f"{k}={json.dumps(v)}" for k, v in key.items())) + "]")
+            else:
+                parts.append(f"[{p[2:]}]")
         elif p.startswith("v:"):
             parts.append(f"[={p[2:]}]")
+        elif p.startswith("i:"):
+            parts.append(f"[{p[2:]}]")
     return "".join(parts)

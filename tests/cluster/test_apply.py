@@ -29,7 +29,7 @@ def _load(name: str, *, external_secrets: bool = False) -> list[LoadedObject]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         objects = load_manifests(ROOT / "manifests" / name).objects
-    # the External Secrets variant needs the operator's CRDs (the secrets options are not this module's)
+    # the External Secrets variant needs the operator's CRDs (apply's own choice of variant: test_apply_cmd.py)
     return [o for o in objects if external_secrets or "external-secrets" not in o.file]
 
 
@@ -227,7 +227,8 @@ def test_a_conflict_with_another_manager_is_named_per_field_and_forced_only_when
 def test_a_missing_crd_stops_the_apply_in_its_phase(live):
     _, target, api = live
     with pytest.raises(MissingKind) as e:
-        apply(_load("recommended-istio", external_secrets=True), api_client=api, target=target, dry_run=True)
+        apply(_load("recommended-istio", external_secrets=True), api_client=api, target=target, dry_run=True,
+              external_secrets=True)
     assert e.value.phase == "secrets"
     assert {f.ref for f in e.value.failures} == {"SecretStore eafix-trading/eafix-vault",
                                                  "ExternalSecret eafix-trading/trading-secrets"}

@@ -76,6 +76,20 @@ def test_a_daemonset_is_ready_when_every_scheduled_pod_is_ready_and_updated():
     assert not is_ready({**ds, "status": {**ds["status"], "observedGeneration": 2}})
 
 
+def test_a_crd_is_ready_once_its_names_are_accepted_and_it_is_established():
+    crd = {"kind": "CustomResourceDefinition", "metadata": {"name": "gateways.networking.istio.io"},
+           "status": {"conditions": [{"type": "NamesAccepted", "status": "True", "reason": "NoConflicts"},
+                                     {"type": "Established", "status": "False", "reason": "Installing",
+                                      "message": "the initial names have not been accepted"}]}}
+    assert not is_ready(crd)
+    assert why_not_ready(crd, [], []) == (
+        "CustomResourceDefinition default/gateways.networking.istio.io: not served yet: "
+        "Established False: the initial names have not been accepted")
+    crd["status"]["conditions"][1].update(status="True", reason="InitialNamesAccepted", message="")
+    assert is_ready(crd)
+    assert not is_ready({"kind": "CustomResourceDefinition", "metadata": {"name": "x"}})
+
+
 def test_a_kind_without_a_rule_is_refused():
     with pytest.raises(ValueError, match="no readiness rule for kind 'Service'"):
         is_ready({"kind": "Service"})

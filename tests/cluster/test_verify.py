@@ -233,6 +233,15 @@ def test_hpa_bounds_current_and_presence():
     hpa["status"]["currentReplicas"] = 11
     c = _one(_checks(doc), "hpa", "Deployment/signal-generator")
     assert c.status == "FAIL" and c.evidence == "currentReplicas 11 outside 2..10"
+    # just after a rollout the HPA may not have synced: its stale count is a warning while the workload is inside
+    hpa["status"]["currentReplicas"] = 1
+    c = _one(_checks(doc), "hpa", "Deployment/signal-generator")
+    assert c.status == "WARN" and c.evidence == (
+        "currentReplicas 1 outside 2..10 while the workload runs 2: the HPA has not synced since the rollout; "
+        "verify again after its sync period (15 s)")
+    _workload(doc, "signal-generator")["status"]["replicas"] = 1
+    _workload(doc, "signal-generator")["status"]["readyReplicas"] = 1
+    assert _one(_checks(doc), "hpa", "Deployment/signal-generator").status == "FAIL"
     doc["horizontalpodautoscalers"] = []
     c = _one(_checks(doc), "hpa", "Deployment/signal-generator")
     assert (c.status, c.actual) == ("FAIL", "missing")
