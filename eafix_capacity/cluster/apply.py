@@ -27,6 +27,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from eafix_capacity.cluster.applyerrors import CATEGORY_CLASSES, ApplyFailed, ObjectFailure, field_conflicts
 from eafix_capacity.cluster.context import Target, load_target, require_write
+from eafix_capacity.cluster.dynamic import dynamic_client
 from eafix_capacity.cluster.errors import classify
 from eafix_capacity.cluster.order import Phase, SourcedObject, phase_of, phases, sourced
 from eafix_capacity.cluster.records import ApplyRecord, FieldChange, masked
@@ -182,7 +183,6 @@ def _apply(items: list[SourcedObject], *, api_client: Any, target: Target, dry_r
            force_conflicts: bool, prune: bool, secrets: Any, external_secrets: bool, context_given: bool, yes: bool,
            confirm: Callable[[str], bool] | None,
            after_phase: Callable[[Phase, list[ApplyRecord]], None] | None) -> list[ApplyRecord]:
-    from kubernetes.dynamic import DynamicClient
     from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
     from eafix_capacity.cluster import secrets as secret_values
@@ -204,7 +204,7 @@ def _apply(items: list[SourcedObject], *, api_client: Any, target: Target, dry_r
     if not dry_run:
         require_write(target, context_given=context_given, yes=yes, confirm=confirm)
     try:
-        client = DynamicClient(api_client)
+        client = dynamic_client(api_client)
     except Exception as e:
         raise classify(e, context=target.context, server=target.server, user=target.user or None,
                        auth=target.auth, cluster=target.cluster) from e

@@ -204,10 +204,9 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def _confirm(prompt: str) -> bool:
-    try:
-        answer = input(prompt)
-    except EOFError:
-        return False
+    """Ask on the terminal (the prompt on stderr: stdout carries the records)."""
+    print(prompt, end="", file=sys.stderr, flush=True)
+    answer = sys.stdin.readline()
     return answer.strip().lower() in ("y", "yes")
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence, Union
 
 from eafix_capacity.cluster.context import Target
+from eafix_capacity.cluster.dynamic import dynamic_client
 from eafix_capacity.cluster.errors import classify
 from eafix_capacity.cluster.records import ApplyRecord
 
@@ -239,7 +240,6 @@ def prune(applied: Sequence[ApplyRecord], *, api_client: Any, target: Target, dr
     serve is skipped; a 404 on a DELETE is someone else's deletion. Any other failure raises a
     ``TargetError`` (:func:`~eafix_capacity.cluster.errors.classify`). The write guard is the
     caller's (:func:`~eafix_capacity.cluster.apply.apply` passed it before the records exist)."""
-    from kubernetes.dynamic import DynamicClient
     from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
     def failed(e: BaseException) -> Exception:
@@ -248,7 +248,7 @@ def prune(applied: Sequence[ApplyRecord], *, api_client: Any, target: Target, dr
 
     namespaces = sorted(touched_namespaces(applied))
     try:
-        client = DynamicClient(api_client)
+        client = dynamic_client(api_client)
     except Exception as e:
         raise failed(e) from e
     live: list[dict[str, Any]] = []

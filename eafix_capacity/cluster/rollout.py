@@ -18,6 +18,8 @@ from typing import Any
 from eafix_capacity.cluster.livestate import LIST_TIMEOUT
 from eafix_capacity.errors import ClusterError
 
+FIRST_POLL = 0.1
+"""Seconds before the second look; the wait doubles up to ``poll_interval``."""
 KINDS = ("Deployment", "StatefulSet", "DaemonSet", "CustomResourceDefinition")
 _IMAGE_PULL = ("ImagePullBackOff", "ErrImagePull")
 
@@ -277,6 +279,8 @@ def wait_for(api_client: Any, refs: Iterable[WorkloadRef], *, timeout: float, pr
     calls = _list_calls(api_client)
     kinds = sorted({r.kind for r in wanted})
     deadline = clock() + timeout
+    # the first rounds come quickly (a rollout that is nearly done is seen at once), then every poll_interval
+    interval = min(FIRST_POLL, poll_interval)
     with tqdm(total=len(wanted), desc=desc, unit="workload", disable=not progress) as bar:
         while True:
             live = {ref_of(o): o for kind in kinds for o in _items(calls[kind], kind)}
@@ -288,7 +292,8 @@ def wait_for(api_client: Any, refs: Iterable[WorkloadRef], *, timeout: float, pr
             left = deadline - clock()
             if left <= 0:
                 break
-            sleep(min(poll_interval, left))
+            sleep(min(interval, left))
+            interval = min(poll_interval, interval * 2)
     pods, events = _items(calls["Pod"], "Pod"), _items(calls["Event"], "Event")
     lines = [not_found_line(r) if r not in live else (why_not_ready(live[r], pods, events) or f"{r}: ready")
              for r in pending]

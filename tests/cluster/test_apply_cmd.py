@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import io
 import json
 import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -349,3 +351,34 @@ def test_prune_deletes_what_an_earlier_apply_made_and_the_directory_dropped(sim,
     assert gone.returncode == 1 and "not found" in gone.stderr
     # only the namespaces the apply touched are looked in: the rendering's own objects are all there
     assert kubectl_on(sim, "get", "configmap", "redis-config", "-n", NS, ok=False).returncode == 0
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.sim
+@pytest.mark.kubectl
+@pytest.mark.parametrize(("answer", "code"), [("n\n", 2), ("", 2), ("y\n", 0)])
+def test_a_cluster_that_is_not_the_sim_is_written_only_after_confirming_its_identity(sim, capsys, tmp_path,
+                                                                                    monkeypatch, answer, code):
+    kubeconfig = _other_context(sim, tmp_path)
+    monkeypatch.setattr("sys.stdin", _Terminal(answer))
+    got, out, err = _run(capsys, "apply", f"{RECOMMENDED}/configmaps", "--context", "prod-like", "--kubeconfig",
+                         kubeconfig, "--quiet")
+    identity = json.loads(kubectl_on(sim, "get", "namespace", "kube-system", "-o", "json").stdout)["metadata"]["uid"]
+    assert f'Write to context "prod-like" (cluster "eafix-sim" at {sim.url}' in err
+    assert f"kube-system uid {identity})? This is not the sim. [y/N] " in err
+    assert got == code, err
+    if code:
+        assert f"the write to kube-system uid {identity} was not confirmed" in _one_error(err.split("[y/N] ")[-1])
+    else:
+        assert out.splitlines()[-1] == "3 objects: 3 unchanged"
+
+
+@pytest.mark.sim
+def test_discovery_is_not_cached_where_another_cluster_at_the_same_url_would_read_it(sim):
+    # the official client's default: /tmp/osrcp-<md5 of the URL>.json, reused by any later process
+    default = Path(tempfile.gettempdir()) / f"osrcp-{hashlib.md5(sim.url.encode()).hexdigest()}.json"
+    assert not default.exists()

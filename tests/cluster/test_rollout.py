@@ -226,3 +226,31 @@ def test_a_deployment_too_big_for_the_nodes_times_out_with_the_schedulers_messag
     assert f"Deployment {NS}/too-big: 0/1 ready" in lines[0]
     assert "Pending: Unschedulable: 0/2 nodes are available: 2 Insufficient cpu." in lines[0]
     assert lines[1] == f"Deployment {NS}/never-applied: not found"
+
+
+def test_the_wait_looks_again_soon_then_backs_off_to_the_poll_interval(monkeypatch):
+    import json as jsonlib
+    from types import SimpleNamespace
+
+    from eafix_capacity.cluster import rollout
+
+    rounds = {"n": 0}
+    ready = {"kind": "Deployment", "metadata": {"name": "x", "namespace": NS, "generation": 1},
+             "spec": {"replicas": 1}, "status": {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1,
+                                                 "readyReplicas": 1, "availableReplicas": 1}}
+
+    def deployments(**_: Any) -> SimpleNamespace:
+        rounds["n"] += 1
+        item = ready if rounds["n"] > 5 else {**ready, "status": {}}
+        return SimpleNamespace(data=jsonlib.dumps({"items": [item]}))
+
+    monkeypatch.setattr(rollout, "_list_calls", lambda _: {"Deployment": deployments})
+    now, slept = [0.0], []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    wait_for(object(), [WorkloadRef("Deployment", NS, "x")], timeout=60, progress=False, poll_interval=0.5,
+             clock=lambda: now[0], sleep=sleep)
+    assert slept == [0.1, 0.2, 0.4, 0.5, 0.5] and rounds["n"] == 6
