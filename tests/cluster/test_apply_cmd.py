@@ -179,6 +179,11 @@ def test_apply_waits_for_the_rollouts_and_then_verify_passes(applied, capsys):
     sim.settle()
     code, out, err = _run(capsys, "verify", "--context", "eafix-sim", *_kc(sim), "--profile", "recommended")
     assert code == 0 and out.rstrip().endswith("overall: PASS"), out
+    # or against the rendered directory itself, imported as the plan's catalogue
+    code, out2, err = _run(capsys, "verify", "--context", "eafix-sim", *_kc(sim), "--profile", "recommended",
+                           "--manifests", RECOMMENDED, "--format", "json")
+    assert code == 0, err
+    assert json.loads(out2)["result"] == "PASS" and len(json.loads(out2)["checks"]) == len(out.splitlines()) - 3
 
 
 @pytest.mark.sim
