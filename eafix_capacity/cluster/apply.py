@@ -23,7 +23,7 @@ from __future__ import annotations
 import copy
 import json
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 from eafix_capacity.cluster.applyerrors import CATEGORY_CLASSES, ApplyFailed, ObjectFailure, field_conflicts
 from eafix_capacity.cluster.context import Target, load_target, require_write
@@ -31,6 +31,9 @@ from eafix_capacity.cluster.dynamic import dynamic_client
 from eafix_capacity.cluster.errors import classify
 from eafix_capacity.cluster.order import Phase, SourcedObject, phase_of, phases, sourced
 from eafix_capacity.cluster.records import ApplyRecord, FieldChange, masked
+
+if TYPE_CHECKING:
+    from eafix_capacity.cluster.secrets import SecretValues
 
 FIELD_MANAGER = "eafix-capacity"
 _VOLATILE_METADATA = ("managedFields", "resourceVersion", "generation", "creationTimestamp", "deletionTimestamp",
@@ -134,7 +137,7 @@ def build_requests(objects: Iterable[Any]) -> list[_Request]:
 def apply(objects: Iterable[Any], *, context: str | None = None, kubeconfig: str | None = None,
           target: Target | None = None, api_client: Any = None, dry_run: bool = True,
           field_manager: str = FIELD_MANAGER, force_conflicts: bool = False, prune: bool = False,
-          secrets: Any = None, external_secrets: bool = False, context_given: bool | None = None,
+          secrets: SecretValues | None = None, external_secrets: bool = False, context_given: bool | None = None,
           yes: bool = False, confirm: Callable[[str], bool] | None = None,
           after_phase: Callable[[Phase, list[ApplyRecord]], None] | None = None) -> list[ApplyRecord]:
     """Apply ``objects`` (mappings, or ``LoadedObject`` s that keep file and document) phase by
@@ -159,18 +162,17 @@ def apply(objects: Iterable[Any], *, context: str | None = None, kubeconfig: str
     given = context is not None if context_given is None else context_given
     items = [sourced(o) for o in objects]
     build_requests(items)  # a malformed object is refused before the cluster is even contacted
+    loaded = target is None
     if target is None:
         target, api_client = load_target(kubeconfig=kubeconfig, context=context)
-        try:
-            return _apply(items, api_client=api_client, target=target, dry_run=dry_run, field_manager=field_manager,
-                          force_conflicts=force_conflicts, prune=prune, secrets=secrets,
-                          external_secrets=external_secrets, context_given=given, yes=yes, confirm=confirm,
-                          after_phase=after_phase)
-        finally:
+    try:
+        return _apply(items, api_client=api_client, target=target, dry_run=dry_run, field_manager=field_manager,
+                      force_conflicts=force_conflicts, prune=prune, secrets=secrets,
+                      external_secrets=external_secrets, context_given=given, yes=yes, confirm=confirm,
+                      after_phase=after_phase)
+    finally:
+        if loaded:
             api_client.close()
-    return _apply(items, api_client=api_client, target=target, dry_run=dry_run, field_manager=field_manager,
-                  force_conflicts=force_conflicts, prune=prune, secrets=secrets, external_secrets=external_secrets,
-                  context_given=given, yes=yes, confirm=confirm, after_phase=after_phase)
 
 
 def _skipped(item: SourcedObject, note: str, *, dry_run: bool) -> ApplyRecord:
@@ -180,7 +182,8 @@ def _skipped(item: SourcedObject, note: str, *, dry_run: bool) -> ApplyRecord:
 
 
 def _apply(items: list[SourcedObject], *, api_client: Any, target: Target, dry_run: bool, field_manager: str,
-           force_conflicts: bool, prune: bool, secrets: Any, external_secrets: bool, context_given: bool, yes: bool,
+           force_conflicts: bool, prune: bool, secrets: SecretValues | None, external_secrets: bool,
+           context_given: bool, yes: bool,
            confirm: Callable[[str], bool] | None,
            after_phase: Callable[[Phase, list[ApplyRecord]], None] | None) -> list[ApplyRecord]:
     from kubernetes.dynamic.exceptions import ResourceNotFoundError

@@ -142,10 +142,21 @@ def test_dry_run_changes_nothing(live):
 
 @pytest.mark.sim
 @pytest.mark.kubectl
-def test_a_real_apply_needs_an_explicit_context(live):
+def test_a_real_apply_needs_an_explicit_context(live, monkeypatch):
     sim, target, api = live
     with pytest.raises(WriteNotConfirmed, match="explicit context"):
         apply([_cm("guarded")], api_client=api, target=target, dry_run=False)
+    # by context name, loaded as kubectl finds it: the current context is read, never written to by default
+    monkeypatch.setenv("KUBECONFIG", str(sim.kubeconfig))
+    with pytest.raises(WriteNotConfirmed, match="explicit context"):
+        apply([_cm("guarded", "default")], dry_run=False)
+    [record] = apply([_cm("guarded", "default")], context="eafix-sim", dry_run=False)
+    assert (record.outcome, record.namespace, record.dry_run) == ("created", "default", False)
+    assert "configmap/guarded" in kubectl_on(sim, "get", "configmap", "-n", "default", "-o", "name").stdout
+    with pytest.raises(TypeError, match="give target and api_client together"):
+        apply([_cm("guarded")], target=target)
+    with pytest.raises(ValueError, match='context "prod" is not the target\'s context "eafix-sim"'):
+        apply([_cm("guarded")], target=target, api_client=api, context="prod")
 
 
 @pytest.mark.sim
