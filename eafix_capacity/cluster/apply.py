@@ -272,6 +272,10 @@ def _apply(items: list[SourcedObject], *, api_client: Any, target: Target, dry_r
                                                "this apply"))
                     continue
                 category = categorize(status, said)
+                if status == 401 or (status == 403 and category == "refused"):
+                    # who the user is, not what the object is: RBAC (or an expired credential) refuses every write
+                    raise classify(e, context=target.context, server=target.server, user=target.user or None,
+                                   auth=target.auth, cluster=target.cluster) from e
                 failures.append(ObjectFailure(category, source, item.ref(), status,
                                               str(said.get("message") or e),
                                               tuple(field_conflicts(said)) if category == "conflict" else ()))

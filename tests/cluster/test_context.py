@@ -505,3 +505,27 @@ def test_the_guard_on_a_loaded_non_sim_context(sim: SimCluster, tmp_path: Path) 
         require_write(target, context_given=True, yes=False, confirm=no)
     assert asked == [f'Write to context "prod" (cluster "prod" at {sim.url}, kube-system uid {identity(sim)})? This '
                      "is not the sim. [y/N] "]
+
+
+@pytest.mark.sim
+def test_a_reader_that_rbac_refuses_a_write_is_forbidden_with_the_user_named(sim: SimCluster, tmp_path: Path,
+                                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from eafix_capacity.cli import main
+
+    assert sim.store is not None
+    binding = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+               "metadata": {"name": "reader-view"},
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+               "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "reader"}]}
+    sim.store.create(R.CLUSTERROLEBINDING, binding)
+    kubeconfig = write(tmp_path / "kc", with_token(sim_doc(sim), sim.issue_token("reader")))
+    manifest = write(tmp_path / "cm.yaml", {"apiVersion": "v1", "kind": "ConfigMap",
+                                            "metadata": {"name": "x", "namespace": "default"}, "data": {"k": "v"}})
+    code = main(["apply", str(manifest), "--context", "eafix-sim", "--kubeconfig", str(kubeconfig)])
+    out, err = capsys.readouterr()
+    lines = err.splitlines()
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert lines[-1] == (f'eafix-capacity: error: context "eafix-sim": {sim.url}: 403 Forbidden: configmaps "x" is '
+                         'forbidden: User "reader" cannot patch resource "configmaps" in API group "" in the namespace '
+                         '"default"; user "eafix-sim" is authenticated but RBAC does not allow this; ask for a binding '
+                         "that does (kubectl auth can-i --list shows what it may do)")
