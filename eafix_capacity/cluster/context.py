@@ -282,26 +282,13 @@ def _check_exec_plugin(docs: Sequence[tuple[str, Mapping[str, Any]]], entry: Con
 
 def _read_identity_namespace(client: Any, *, timeout: float) -> dict[str, Any]:
     """GET the kube-system namespace as JSON; the client's own exceptions propagate."""
-    path = f"/api/v1/namespaces/{IDENTITY_NAMESPACE}"
-    if hasattr(client, "param_serialize"):
-        # the client's newer generator (the one the dynamic client uses): a plain request, without importing
-        # CoreV1Api, whose pydantic models take about a second to build in every process
-        request = client.param_serialize("GET", path, header_params={"Accept": "application/json"},
-                                         auth_settings=["BearerToken"])
-        response = client.call_api(*request, _request_timeout=(timeout, timeout))
-        response.read()
-        if not 200 <= response.status <= 299:
-            client.response_deserialize(response, {})  # raises ApiException with the server's Status body
-        try:
-            answer = json.loads(response.data)
-        except ValueError:  # not an API server's answer: reported as a namespace without a uid
-            return {}
-        return answer if isinstance(answer, dict) else {}
-    import kubernetes.client
+    from eafix_capacity.cluster.rest import get_json
 
-    namespace = kubernetes.client.CoreV1Api(client).read_namespace(IDENTITY_NAMESPACE,
-                                                                  _request_timeout=(timeout, timeout))
-    return dict(client.sanitize_for_serialization(namespace))
+    try:
+        answer = get_json(client, f"/api/v1/namespaces/{IDENTITY_NAMESPACE}", timeout=timeout)
+    except ValueError:  # not an API server's answer: reported as a namespace without a uid
+        return {}
+    return answer if isinstance(answer, dict) else {}
 
 
 # --- telling the user, guarding writes (pure) -------------------------------------------------------

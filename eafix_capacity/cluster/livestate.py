@@ -9,7 +9,6 @@ compared as values by the checks.
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -306,33 +305,25 @@ def from_objects(lists_by_kind: Mapping[str, list[dict[str, Any]]]) -> LiveState
 LIST_TIMEOUT = 60.0
 """Seconds per list call, to connect and again to answer: a list of 10,000 pods is megabytes."""
 
-def list_calls(api_client: Any) -> dict[str, Any]:
-    """The one list call per kind, through the official client (cluster-wide)."""
-    from kubernetes import client  # deferred: the pure part needs no client
-
-    core, apps = client.CoreV1Api(api_client), client.AppsV1Api(api_client)
-    return {
-        "nodes": core.list_node,
-        "pods": core.list_pod_for_all_namespaces,
-        "deployments": apps.list_deployment_for_all_namespaces,
-        "statefulsets": apps.list_stateful_set_for_all_namespaces,
-        "horizontalpodautoscalers":
-            client.AutoscalingV2Api(api_client).list_horizontal_pod_autoscaler_for_all_namespaces,
-        "poddisruptionbudgets": client.PolicyV1Api(api_client).list_pod_disruption_budget_for_all_namespaces,
-        "persistentvolumeclaims": core.list_persistent_volume_claim_for_all_namespaces,
-        "resourcequotas": core.list_resource_quota_for_all_namespaces,
-    }
+LIST_PATHS: dict[str, tuple[str, str]] = {
+    "nodes": ("/api/v1/nodes", "Node"),
+    "pods": ("/api/v1/pods", "Pod"),
+    "deployments": ("/apis/apps/v1/deployments", "Deployment"),
+    "statefulsets": ("/apis/apps/v1/statefulsets", "StatefulSet"),
+    "horizontalpodautoscalers": ("/apis/autoscaling/v2/horizontalpodautoscalers", "HorizontalPodAutoscaler"),
+    "poddisruptionbudgets": ("/apis/policy/v1/poddisruptionbudgets", "PodDisruptionBudget"),
+    "persistentvolumeclaims": ("/api/v1/persistentvolumeclaims", "PersistentVolumeClaim"),
+    "resourcequotas": ("/api/v1/resourcequotas", "ResourceQuota"),
+}
+"""The one list call per kind (cluster-wide), and the kind its items are."""
 
 
 def read_lists(api_client: Any, *, timeout: float = LIST_TIMEOUT) -> dict[str, list[dict[str, Any]]]:
-    """The items of each kind as plain dicts (``_preload_content=False``: the client's model
-    classes would rename every field to snake_case and drop what they do not know). Each call
-    waits ``timeout`` seconds to connect and again for its answer, then fails (``Timeout``)."""
-    out: dict[str, list[dict[str, Any]]] = {}
-    for kind, call in list_calls(api_client).items():
-        response = call(_preload_content=False, _request_timeout=(timeout, timeout))
-        out[kind] = list(json.loads(response.data).get("items") or [])
-    return out
+    """The items of each kind as plain dicts (:func:`~eafix_capacity.cluster.rest.list_items`).
+    Each call waits ``timeout`` seconds to connect and again for its answer, then fails (``Timeout``)."""
+    from .rest import list_items
+
+    return {key: list_items(api_client, path, kind, timeout=timeout) for key, (path, kind) in LIST_PATHS.items()}
 
 
 def read_live_state(api_client: Any, *, timeout: float = LIST_TIMEOUT) -> LiveState:

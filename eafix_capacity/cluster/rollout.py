@@ -9,7 +9,6 @@ client, and pods and events read once, when the timeout is reached, to explain i
 """
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -243,25 +242,18 @@ def not_found_line(ref: WorkloadRef) -> str:
 
 # -- waiting (I/O) ----------------------------------------------------------------------------
 
-def _list_calls(api_client: Any) -> dict[str, Callable[..., Any]]:
-    from kubernetes import client  # deferred: the pure part needs no client
-
-    apps, core = client.AppsV1Api(api_client), client.CoreV1Api(api_client)
-    return {"CustomResourceDefinition": client.ApiextensionsV1Api(api_client).list_custom_resource_definition,
-            "Deployment": apps.list_deployment_for_all_namespaces,
-            "StatefulSet": apps.list_stateful_set_for_all_namespaces,
-            "DaemonSet": apps.list_daemon_set_for_all_namespaces,
-            "Pod": core.list_pod_for_all_namespaces,
-            "Event": core.list_event_for_all_namespaces}
+LIST_PATHS = {"CustomResourceDefinition": "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+              "Deployment": "/apis/apps/v1/deployments", "StatefulSet": "/apis/apps/v1/statefulsets",
+              "DaemonSet": "/apis/apps/v1/daemonsets", "Pod": "/api/v1/pods", "Event": "/api/v1/events"}
 
 
-def _items(call: Callable[..., Any], kind: str) -> list[dict[str, Any]]:
-    # _preload_content=False: plain JSON, as livestate reads it (the models rename fields)
-    items = list(json.loads(call(_preload_content=False, _request_timeout=(LIST_TIMEOUT, LIST_TIMEOUT)).data)
-                 .get("items") or [])
-    for item in items:
-        item.setdefault("kind", kind)  # list items carry no kind
-    return items
+def _list_calls(api_client: Any) -> dict[str, Callable[[], list[dict[str, Any]]]]:
+    """Per kind, the one call that lists it cluster-wide (items with their kind)."""
+    from functools import partial
+
+    from eafix_capacity.cluster.rest import list_items
+
+    return {kind: partial(list_items, api_client, path, kind, timeout=LIST_TIMEOUT) for kind, path in LIST_PATHS.items()}
 
 
 def wait_for(api_client: Any, refs: Iterable[WorkloadRef], *, timeout: float, progress: bool = True,
@@ -283,7 +275,7 @@ def wait_for(api_client: Any, refs: Iterable[WorkloadRef], *, timeout: float, pr
     interval = min(FIRST_POLL, poll_interval)
     with tqdm(total=len(wanted), desc=desc, unit="workload", disable=not progress) as bar:
         while True:
-            live = {ref_of(o): o for kind in kinds for o in _items(calls[kind], kind)}
+            live = {ref_of(o): o for kind in kinds for o in calls[kind]()}
             pending = [r for r in wanted if r not in live or not is_ready(live[r])]
             if len(wanted) - len(pending) != bar.n:  # redraw only on a change: a log gets one bar per change
                 bar.update(len(wanted) - len(pending) - bar.n)
@@ -294,7 +286,7 @@ def wait_for(api_client: Any, refs: Iterable[WorkloadRef], *, timeout: float, pr
                 break
             sleep(min(interval, left))
             interval = min(poll_interval, interval * 2)
-    pods, events = _items(calls["Pod"], "Pod"), _items(calls["Event"], "Event")
+    pods, events = calls["Pod"](), calls["Event"]()
     lines = [not_found_line(r) if r not in live else (why_not_ready(live[r], pods, events) or f"{r}: ready")
              for r in pending]
     raise RolloutTimeout(lines, timeout=timeout)

@@ -229,9 +229,6 @@ def test_a_deployment_too_big_for_the_nodes_times_out_with_the_schedulers_messag
 
 
 def test_the_wait_looks_again_soon_then_backs_off_to_the_poll_interval(monkeypatch):
-    import json as jsonlib
-    from types import SimpleNamespace
-
     from eafix_capacity.cluster import rollout
 
     rounds = {"n": 0}
@@ -239,10 +236,9 @@ def test_the_wait_looks_again_soon_then_backs_off_to_the_poll_interval(monkeypat
              "spec": {"replicas": 1}, "status": {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1,
                                                  "readyReplicas": 1, "availableReplicas": 1}}
 
-    def deployments(**_: Any) -> SimpleNamespace:
+    def deployments() -> list[dict[str, Any]]:
         rounds["n"] += 1
-        item = ready if rounds["n"] > 5 else {**ready, "status": {}}
-        return SimpleNamespace(data=jsonlib.dumps({"items": [item]}))
+        return [ready if rounds["n"] > 5 else {**ready, "status": {}}]
 
     monkeypatch.setattr(rollout, "_list_calls", lambda _: {"Deployment": deployments})
     now, slept = [0.0], []
