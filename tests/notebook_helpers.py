@@ -12,23 +12,26 @@ ROOT = Path(__file__).resolve().parent.parent
 SANITIZE = ROOT / "tests" / "nbval_sanitize.cfg"
 
 
-def run_nbval(notebook: Path, *, timeout: int = 600) -> subprocess.CompletedProcess:
+def run_nbval(notebook: Path, *, timeout: int = 600, root: Path | None = None) -> subprocess.CompletedProcess:
     """nbval over a committed notebook in a separate pytest process (its own kernel).
 
     nbval runs the notebook with its default parameters, whose output_dir is relative
-    (``../reports/<notebook>``), so it runs a copy in ``<tmp>/notebooks/``: the outputs land
-    in ``<tmp>/reports/``, not in the checkout, and the cells see the same relative paths.
+    (``../reports/<notebook>``), so it runs a copy in ``<root>/notebooks/``: the outputs land
+    in ``<root>/reports/``, not in the checkout, and the cells see the same relative paths.
+    ``root`` (default: a temporary directory removed afterwards) keeps them for the caller.
     """
-    with tempfile.TemporaryDirectory(prefix="eafix-nbval-") as tmp:
-        workdir = Path(tmp) / "notebooks"
-        workdir.mkdir()
-        copy = Path(shutil.copy2(notebook, workdir / notebook.name))
-        return subprocess.run(
-            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval", str(copy),
-             "--nbval-sanitize-with", str(SANITIZE), "--nbval-kernel-name", "eafix-capacity",
-             "--nbval-cell-timeout", "300", "--rootdir", str(workdir), "-o", "addopts="],
-            cwd=workdir, capture_output=True, text=True, timeout=timeout,
-        )
+    if root is None:
+        with tempfile.TemporaryDirectory(prefix="eafix-nbval-") as tmp:
+            return run_nbval(notebook, timeout=timeout, root=Path(tmp))
+    workdir = root / "notebooks"
+    workdir.mkdir(parents=True, exist_ok=True)
+    copy = Path(shutil.copy2(notebook, workdir / notebook.name))
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval", str(copy),
+         "--nbval-sanitize-with", str(SANITIZE), "--nbval-kernel-name", "eafix-capacity",
+         "--nbval-cell-timeout", "300", "--rootdir", str(workdir), "-o", "addopts="],
+        cwd=workdir, capture_output=True, text=True, timeout=timeout,
+    )
 
 
 def run_papermill(notebook: Path, out_dir: Path, parameters: dict) -> dict:

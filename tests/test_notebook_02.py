@@ -1,9 +1,6 @@
 """Notebook 02 (generate manifests): nbval over the committed notebook, papermill matrix."""
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
 
 import pytest
 
@@ -14,7 +11,7 @@ from eafix_capacity.manifests.layout import read_tree
 from eafix_capacity.manifests.notebook import NotebookParams
 from eafix_capacity.manifests.workflow import build_profile, committed_dir
 from eafix_capacity.paths import NOTEBOOKS_DIR
-from notebook_helpers import ROOT, SANITIZE, run_papermill
+from notebook_helpers import ROOT, run_nbval, run_papermill
 
 NOTEBOOK = NOTEBOOKS_DIR / "02_generate_manifests.ipynb"
 
@@ -22,15 +19,7 @@ pytestmark = pytest.mark.notebook
 
 
 def test_committed_notebook_matches_its_outputs(tmp_path):
-    # a copy in tmp_path/notebooks, so the default output_dir (../reports/...) is in tmp_path
-    (tmp_path / "notebooks").mkdir()
-    copy = tmp_path / "notebooks" / NOTEBOOK.name
-    shutil.copy(NOTEBOOK, copy)
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval", str(copy),
-         "--nbval-sanitize-with", str(SANITIZE), "--nbval-kernel-name", "eafix-capacity",
-         "--nbval-cell-timeout", "300", "--rootdir", str(tmp_path), "-o", "addopts="],
-        cwd=tmp_path / "notebooks", capture_output=True, text=True, timeout=600)
+    result = run_nbval(NOTEBOOK, root=tmp_path)   # outputs in tmp_path/reports
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert " passed" in result.stdout
     out = tmp_path / "reports" / "02_generate_manifests"

@@ -1,0 +1,145 @@
+"""Notebook 03 (apply and verify): nbval over the committed notebook, papermill over a matrix.
+
+Each run starts its own sim in the kernel (the notebook's default). The matrix covers both
+profiles, the mesh on and off and a cluster too small for the plan with the fewest kernel
+runs: nbval runs (recommended, no mesh); papermill runs (minimum, istio) and (recommended,
+one e2-standard-4 node, where the baseline needs three: one n2-standard-8 node holds the
+whole baseline without the plan's headroom, so it would pass) with a 2 s rollout timeout.
+"""
+from __future__ import annotations
+
+import json
+
+import nbformat
+import pytest
+
+from eafix_capacity.cluster import notebook as nb
+from eafix_capacity.cluster.order import phases
+from eafix_capacity.errors import InputError
+from eafix_capacity.paths import NOTEBOOKS_DIR
+from notebook_helpers import ROOT, run_nbval, run_papermill
+
+NOTEBOOK = NOTEBOOKS_DIR / "03_apply_and_verify.ipynb"
+PARAMETERS = ["context", "kubeconfig", "yes", "profile", "provider", "node_type", "nodes", "mesh", "dry_run",
+              "external_secrets", "timeout", "output_dir"]
+
+pytestmark = [pytest.mark.notebook, pytest.mark.sim]
+
+
+def _refs_in_phase_order(objects: list) -> list[tuple[str, str, str]]:
+    return [(p.name, o.kind, o.name) for p in phases(objects) for o in p.objects]
+
+
+def _assert_matches_the_library(summary: dict, params: nb.NotebookParams) -> None:
+    """The records are the library's rendering in apply order, the checks cover the plan."""
+    plan = nb.make_plan(params)
+    objects = nb.render_objects(params)
+    assert summary["objects"] == len(objects)
+    assert summary["plan"] == {"profile": plan.profile.name, "provider": plan.options.provider,
+                               "node_type": plan.node_type.name, "nodes": plan.nodes, "mesh": plan.options.mesh}
+    dry = [(r["phase"], r["kind"], r["name"]) for r in summary["dry_run"]["records"]]
+    assert dry == _refs_in_phase_order(objects)
+    assert {r["outcome"] for r in summary["dry_run"]["records"]} == {"created"}
+    assert all(r["dry_run"] and r["resource_version"] is None for r in summary["dry_run"]["records"])
+    names = {c["name"] for c in summary["checks"]}
+    assert names >= {"node-count", "node-allocatable", "replicas-ready", "resources", "pdb", "pod-pending",
+                     "node-requests", "claim", "quota"}
+    workloads = {c["subject"] for c in summary["checks"] if c["name"] == "replicas-desired"}
+    assert workloads == {f"{s.kind}/{s.name}" for s in plan.catalog.services}
+    nodes = [c for c in summary["checks"] if c["name"] == "node-instance-type"]
+    assert len(nodes) == plan.nodes and {c["status"] for c in nodes} == {"PASS"}
+    counts = {s: sum(c["status"] == s for c in summary["checks"]) for s in ("PASS", "WARN", "FAIL")}
+    assert summary["counts"] == counts
+    assert summary["target"]["is_sim"] and summary["target"]["started_sim"]
+    assert summary["target"]["context"] == "eafix-sim" and len(summary["target"]["identity"]) == 36
+
+
+def _no_secret_values(*texts: str) -> None:
+    # the rendered Secret holds REPLACE_ME placeholders; no record holds a value, so none is shown
+    for text in texts:
+        assert "REPLACE_ME" not in text
+
+
+def test_committed_notebook_matches_its_outputs(tmp_path):
+    result = run_nbval(NOTEBOOK, root=tmp_path)   # outputs in tmp_path/reports
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert " passed" in result.stdout
+    summary_path = tmp_path / "reports" / "03_apply_and_verify" / "summary.json"
+    summary = json.loads(summary_path.read_text())
+    _assert_matches_the_library(summary, nb.NotebookParams())
+    assert summary["result"] == "PASS" and summary["counts"]["FAIL"] == summary["counts"]["WARN"] == 0
+    assert summary["rollout"]["outcome"] == "ready"
+    assert summary["rollout"]["phases"] == ["infrastructure", "workloads"]
+    applied = summary["apply"]["records"]
+    assert [(r["phase"], r["kind"], r["name"]) for r in applied] == \
+        [(r["phase"], r["kind"], r["name"]) for r in summary["dry_run"]["records"]]
+    assert all(r["outcome"] == "created" and r["resource_version"] and not r["dry_run"] for r in applied)
+    _no_secret_values(NOTEBOOK.read_text(), summary_path.read_text())
+
+
+def test_minimum_profile_with_the_mesh_applies_and_passes(tmp_path):
+    summary = run_papermill(NOTEBOOK, tmp_path, {"profile": "minimum", "mesh": "istio"})
+    params = nb.NotebookParams.from_notebook(profile="minimum", mesh="istio")
+    _assert_matches_the_library(summary, params)
+    assert summary["result"] == "PASS", [c for c in summary["checks"] if c["status"] != "PASS"]
+    assert summary["apply"]["status"] == "done" and summary["rollout"]["outcome"] == "ready"
+    mesh = [r for r in summary["apply"]["records"] if r["phase"] == "custom-resources"]
+    assert {r["kind"] for r in mesh} == {"Gateway", "VirtualService", "DestinationRule", "PeerAuthentication",
+                                         "AuthorizationPolicy"}
+    assert {r["outcome"] for r in mesh} == {"created"}
+    _no_secret_values((tmp_path / NOTEBOOK.name).read_text())
+
+
+def test_too_few_nodes_time_out_and_fail_with_the_schedulers_reason(tmp_path):
+    values = {"node_type": "e2-standard-4", "nodes": 1, "timeout": 2.0}
+    summary = run_papermill(NOTEBOOK, tmp_path, values)
+    params = nb.NotebookParams.from_notebook(**values)
+    plan = nb.make_plan(params)
+    assert plan.scenarios["baseline"].nodes_needed > 1   # the plan says so too
+    _assert_matches_the_library(summary, params)
+    rollout = summary["rollout"]
+    assert (rollout["outcome"], rollout["phase"], rollout["timeout_s"]) == ("timeout", "workloads", 2.0)
+    # one line per workload not ready; those with a Pending pod quote the scheduler
+    assert rollout["lines"] and all(line.startswith("Deployment eafix-trading/") for line in rollout["lines"])
+    assert any("Pending: Unschedulable: 0/1 nodes are available: 1 Insufficient cpu." in line
+               for line in rollout["lines"])
+    assert summary["apply"]["status"] == "rollout-timeout"
+    # nothing after the phase that timed out was sent
+    assert summary["apply"]["not_sent"] == nb.not_sent(nb.render_objects(params), "workloads")
+    assert {r["phase"] for r in summary["apply"]["records"]} == {
+        "namespaces", "storage", "secrets", "configmaps", "infrastructure", "workloads"}
+    pending = [c for c in summary["checks"] if c["name"] == "pod-pending"]
+    assert pending and {c["status"] for c in pending} == {"FAIL"}
+    unschedulable = [c for c in pending if c["evidence"].startswith("Unschedulable")]
+    assert unschedulable and all("Unschedulable: 0/1 nodes are available: 1 Insufficient cpu." in c["evidence"]
+                                 for c in unschedulable)
+    assert summary["result"] == "FAIL" and summary["counts"]["FAIL"] >= len(pending)
+    executed = (tmp_path / NOTEBOOK.name).read_text()
+    assert "stopped in phase workloads: rollout not finished within 2 s" in executed
+
+
+def test_a_bad_parameter_fails_in_the_validation_cell(tmp_path):
+    with pytest.raises(InputError, match=r"timeout: not a timeout in seconds 0; a number of seconds per phase"):
+        run_papermill(NOTEBOOK, tmp_path, {"timeout": 0})
+    assert not (tmp_path / "summary.json").exists()
+    executed = nbformat.read(str(tmp_path / NOTEBOOK.name), as_version=4)
+    code = [c for c in executed.cells if c.cell_type == "code"]
+    failed = [i for i, c in enumerate(code) if any(o.get("output_type") == "error" for o in c.get("outputs", []))]
+    assert failed == [2]   # the parameters cell, papermill's injected one, then the validation cell
+    assert "NotebookParams.from_notebook" in code[2].source
+    assert not any(c.get("execution_count") for c in code[3:])   # nothing after it ran: no sim started
+
+
+def test_notebook_has_the_conventions():
+    notebook = nbformat.read(str(NOTEBOOK), as_version=4)
+    assert notebook.metadata.kernelspec.name == "eafix-capacity"
+    code = [c for c in notebook.cells if c.cell_type == "code"]
+    assert code[0].metadata.tags == ["parameters"]
+    assert [line.split(":")[0] for line in code[0].source.splitlines()] == PARAMETERS
+    assert PARAMETERS == [f for f in nb.NotebookParams.__dataclass_fields__]
+    assert "NotebookParams.from_notebook" in code[1].source
+    assert all(c.get("outputs") for c in code[1:]), "committed executed"
+    text = NOTEBOOK.read_text()
+    assert str(ROOT) not in text and "/tmp/" not in text
+    assert "session.close()" in code[-1].source   # the sim the notebook started is stopped
+    assert NOTEBOOK.stem == nb.NOTEBOOK   # summary.json's "notebook" and the default output_dir
