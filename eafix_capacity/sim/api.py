@@ -31,7 +31,7 @@ from eafix_capacity.sim.resources import Registry, ResourceType
 from eafix_capacity.sim.routing import Query, ResourcePath, parse_path, parse_query
 from eafix_capacity.sim.schemas import Node, builtin_node, crd_node
 from eafix_capacity.sim.selectors import matcher
-from eafix_capacity.sim.store import Store, WatchEvent, encode
+from eafix_capacity.sim.store import Store, WatchEvent, encode, type_meta_prefix
 from eafix_capacity.sim.validation import validate
 
 MAX_BODY_BYTES = 3 * 1024 * 1024
@@ -78,6 +78,33 @@ _NO_CONTAINERS = ("exec", "attach", "portforward")
 def _no_containers(sub: str) -> ApiError:
     return ApiError(400, "BadRequest", f"pods/{sub} is not supported by the eafix sim cluster: its pods run no "
                                        "containers (exec, attach and port-forward need a real cluster)")
+
+
+def _builtin_list_body(head: bytes, raws: list[bytes], prefix: bytes) -> bytes:
+    """A list of a built-in type: ``head`` then the items without ``kind`` and ``apiVersion``.
+
+    As a real kube-apiserver: its items are typed objects whose TypeMeta only the list gets
+    (kubernetes/kubernetes#3030); lists of custom resources keep them in every item. A stored
+    built-in object starts with ``prefix`` (``Store`` keeps TypeMeta first), so each item is
+    that encoding past the prefix, sliced off (bytes, not memoryviews: those are objects the
+    garbage collector tracks, and 10,000 of them per list make it walk the whole store); one
+    that does not start with it is decoded and re-encoded instead."""
+    if not raws:
+        return head + b"]}"
+    n = len(prefix)
+    tails = [raw[n:] if raw.startswith(prefix) else _untyped(raw)[1:] for raw in raws]
+    # Each tail lacks its opening brace: the separator supplies it, and the first and last
+    # tails carry the list's head and end, so the body is joined in one copy.
+    tails[0] = head + b"{" + tails[0]
+    tails[-1] = tails[-1] + b"]}"
+    return b",{".join(tails)
+
+
+def _untyped(raw: bytes) -> bytes:
+    obj = json.loads(raw)
+    obj.pop("kind", None)
+    obj.pop("apiVersion", None)
+    return encode(obj)
 
 
 def _wants_table(accept: str) -> bool:
@@ -308,7 +335,10 @@ class Api:
         if cont:
             meta += f',"continue":"{cont}","remainingItemCount":{remaining}'
         head = f'{{"kind":"{rt.list_kind}","apiVersion":"{rt.api_version}","metadata":{{{meta}}},"items":['.encode()
-        return _json_response(200, head + b",".join(raws[start:end]) + b"]}")
+        page = raws[start:end]
+        if not self.registry.is_builtin(rt):
+            return _json_response(200, head + b",".join(page) + b"]}")
+        return _json_response(200, _builtin_list_body(head, page, type_meta_prefix(rt.kind, rt.api_version)))
 
     def _decode_continue(self, token: str, rt: ResourceType) -> tuple[tuple[str, str], str]:
         """The (namespace, name) a page ended at: the next page resumes after it, stable under changes."""
@@ -807,6 +837,8 @@ class Api:
             if rt == R.CRD and not dry_run:
                 for crd in deleted:
                     self._drop_crd(crd)
+            if self.registry.is_builtin(rt):  # the deleted items are a list like any other (see _builtin_list_body)
+                deleted = [{k: v for k, v in obj.items() if k not in ("kind", "apiVersion")} for obj in deleted]
             return _json_response(200, {"kind": rt.list_kind, "apiVersion": rt.api_version,
                                         "metadata": {"resourceVersion": str(self.store.resource_version)},
                                         "items": deleted})

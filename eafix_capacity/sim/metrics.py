@@ -137,12 +137,18 @@ def node_metrics(node: Mapping, usage: tuple[int, int], t: datetime) -> dict:
     }
 
 
+def list_item(obj: dict) -> dict:
+    """``obj`` as an item of a list: without kind and apiVersion, which only the list carries
+    (metrics-server's List returns items with an empty TypeMeta, as kube-apiserver's lists)."""
+    return {k: v for k, v in obj.items() if k not in ("kind", "apiVersion")}
+
+
 def pod_metrics_list(pods: Iterable[Mapping], model: UsageModel, t: datetime) -> dict:
     return {
         "kind": "PodMetricsList",
         "apiVersion": API_VERSION,
         "metadata": {},
-        "items": [pod_metrics(p, model, t) for p in pods if pod_is_measured(p, t)],
+        "items": [list_item(pod_metrics(p, model, t)) for p in pods if pod_is_measured(p, t)],
     }
 
 
@@ -156,5 +162,5 @@ def node_metrics_list(nodes: Iterable[Mapping], pods: Iterable[Mapping], model: 
         if not node_is_measured(n, t):
             continue
         name = n.get("metadata", {}).get("name", "")
-        items.append(node_metrics(n, node_usage(name, by_node.get(name, []), model, t), t))
+        items.append(list_item(node_metrics(n, node_usage(name, by_node.get(name, []), model, t), t)))
     return {"kind": "NodeMetricsList", "apiVersion": API_VERSION, "metadata": {}, "items": items}

@@ -31,7 +31,8 @@ from eafix_capacity.sim.clock import SimClock, rfc3339
 from eafix_capacity.sim.resources import Registry, ResourceType
 from eafix_capacity.sim.selectors import matcher
 
-__all__ = ["ApiError", "Store", "WatchEvent", "now_rfc3339", "encode", "compact"]
+__all__ = ["ApiError", "Store", "WatchEvent", "now_rfc3339", "encode", "compact", "server_order",
+           "type_meta_prefix"]
 
 Subscriber = Callable[[str, ResourceType, dict], None]
 Journal = Callable[[int, str, str, str, str, bytes], None]
@@ -56,6 +57,28 @@ def now_rfc3339() -> str:
 
 def encode(obj: object) -> bytes:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def server_order(obj: dict, *, builtin: bool) -> dict:
+    """``obj`` with its top-level keys in the order a real API server encodes them.
+
+    A built-in type is a Go struct: ``kind`` and ``apiVersion`` (the inlined TypeMeta) come
+    first, then ``metadata`` (as a real ``{"kind":"Pod","apiVersion":"v1","metadata":...``
+    response). A custom resource is an unstructured map, which encoding/json writes in sorted
+    key order. Lists of built-in types rely on the ``kind``-first prefix to drop it from items
+    without re-encoding them (see :func:`type_meta_prefix`). Only the top level is rebuilt:
+    nested values are shared with ``obj``.
+    """
+    if not builtin:
+        return dict(sorted(obj.items()))
+    ordered = {key: obj[key] for key in ("kind", "apiVersion", "metadata") if key in obj}
+    ordered.update(obj)  # the remaining keys in their own order; the three above keep their place
+    return ordered
+
+
+def type_meta_prefix(kind: str, api_version: str) -> bytes:
+    """How a stored built-in object's encoding starts: ``{"kind":...,"apiVersion":...,``."""
+    return b'{"kind":' + encode(kind) + b',"apiVersion":' + encode(api_version) + b","
 
 
 def compact(value: Any, like: Any = None) -> Any:
@@ -251,7 +274,7 @@ class Store:
                 obj["status"] = {"phase": "Active"}
             if dry_run:
                 meta["resourceVersion"] = str(self._rv)
-                return encode(obj)
+                return encode(server_order(obj, builtin=self.registry.is_builtin(rt)))
             return self._commit("ADDED", rt, ns, name, obj)
 
     def update(self, rt: ResourceType, obj: dict, *, subresource: str | None = None, dry_run: bool = False) -> dict:
@@ -306,7 +329,7 @@ class Store:
             if _same(new, old):
                 return entry.raw
             if dry_run:
-                return encode(new)
+                return encode(server_order(new, builtin=self.registry.is_builtin(rt)))
             return self._commit("MODIFIED", rt, ns, name, new)
 
     def delete(self, rt: ResourceType, namespace: str | None, name: str, *, dry_run: bool = False,
@@ -428,9 +451,12 @@ class Store:
             self._rv = int(state.get("resourceVersion", 0))
             for key, objs in (state.get("objects") or {}).items():
                 table = self._data.setdefault(key, {})
+                rt = self._resolve_key(key)
+                builtin = self.registry.is_builtin(rt) if rt is not None else any(b.key == key
+                                                                                 for b in R.BUILTIN_TYPES)
                 for obj in objs:
                     meta = obj["metadata"]
-                    stored = compact(obj)
+                    stored = compact(server_order(obj, builtin=builtin))  # state saved before the order was kept
                     table[(meta.get("namespace", ""), meta["name"])] = _Entry(stored, encode(stored))
                     self._index_owners(key, stored, add=True)
             # A namespace saved while Terminating would otherwise stay so forever: finish it.
@@ -459,6 +485,7 @@ class Store:
 
     def _commit(self, etype: str, rt: ResourceType, ns: str, name: str, obj: dict) -> bytes:
         rv = self._rv + 1
+        obj = server_order(obj, builtin=self.registry.is_builtin(rt))
         obj["metadata"]["resourceVersion"] = str(rv)
         raw = encode(obj)
         if self._journal is not None:

@@ -247,6 +247,7 @@ def test_pod_metrics_list_skips_pods_not_running(model):
                               model, at(10))
     assert body["kind"] == "PodMetricsList"
     assert [i["metadata"]["name"] for i in body["items"]] == ["a"]
+    assert [sorted(i) for i in body["items"]] == [["containers", "metadata", "timestamp", "window"]]
 
 
 def test_node_metrics_sum_pods_plus_overhead():
@@ -257,7 +258,8 @@ def test_node_metrics_sum_pods_plus_overhead():
     body = M.node_metrics_list(nodes, [pod("a"), pod("b"), pod("c", node="n2")], flat, at(10))
     assert body["kind"] == "NodeMetricsList"
     n1, n2 = body["items"]
-    assert n1["kind"] == "NodeMetrics" and n1["metadata"]["labels"] == {"kubernetes.io/hostname": "n1"}
+    # list items carry no kind or apiVersion (only the list does), as metrics-server's lists
+    assert "kind" not in n1 and "apiVersion" not in n1 and n1["metadata"]["labels"] == {"kubernetes.io/hostname": "n1"}
     # per pod 0.5 x (200m + 100m) = 150m; two pods plus 120m overhead
     assert n1["usage"]["cpu"] == "420m"
     assert n2["usage"]["cpu"] == "270m"

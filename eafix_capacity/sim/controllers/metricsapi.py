@@ -43,5 +43,7 @@ class MetricsApi:
                                    details={"name": name, "group": "metrics.k8s.io", "kind": "nodes"})
             pods, _, _ = self.ctx.store.list_objects(R.POD)
             body = M.node_metrics_list(nodes, pods, model, t)
-            return body["items"][0] if name is not None else body
+            if name is not None:  # one object: its kind and apiVersion back in front
+                return {"kind": "NodeMetrics", "apiVersion": M.API_VERSION, **body["items"][0]}
+            return body
         raise ApiError(404, "NotFound", f"the server could not find the requested resource ({kind})")
