@@ -147,9 +147,6 @@ def test_a_dry_run_reports_every_object_and_creates_nothing(fresh, capsys):
                for line in lines)
     gone = kubectl_on(sim, "get", "namespace", NS, ok=False)
     assert gone.returncode == 1 and f'namespaces "{NS}" not found' in gone.stderr
-    code, out, err = _run(capsys, "diff", RECOMMENDED, *_kc(sim), "--context", "eafix-sim")
-    assert code == 1, err
-    assert f"created deployment.apps/risk-manager -n {NS} ({RECOMMENDED}/deployments/trading-services.yml" in out
 
 
 @pytest.mark.sim
