@@ -112,6 +112,9 @@ def add_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]"
                     help="a sim faults file: pods (by namespace and label selector) whose image pull fails, "
                          "that crash-loop or never turn Ready (see eafix_capacity/sim/faults.py)")
     up.set_defaults(func=run_up)
+    from eafix_capacity.sim import history  # `sim history`: the usage model's past as OpenMetrics
+
+    history.add_parser(sim_sub)
     return sim
 
 
