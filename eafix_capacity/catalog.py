@@ -24,7 +24,7 @@ KINDS = ("Deployment", "StatefulSet")
 RUNTIMES = ("generic", "jvm", "redis", "postgres", "prometheus", "grafana")
 ACCESS_MODES = ("ReadWriteOnce", "ReadWriteOncePod", "ReadOnlyMany", "ReadWriteMany")
 SOURCE_KEYS = ("port", "replicas", "resources", "hpa", "storage")
-SOURCE_KINDS = ("seed", "assumed", "imported")
+SOURCE_KINDS = ("seed", "assumed", "imported", "recommended")   # recommended: usage/recommend.py
 SERVICE_KEYS = ("name", "description", "port", "tier", "kind", "replicas", "runtime", "image",
                 "mesh_inject", "containers", "hpa", "storage", "source")
 TOP_KEYS = ("services",)
@@ -411,7 +411,8 @@ def _sources(raw: Any, svc: Service, *, file: str) -> dict[str, str]:
         kind, _, reason = v.partition(":")
         if kind.strip() not in SOURCE_KINDS:
             raise f.fail(key, "invalid source", v,
-                         "`seed`, `assumed: <reason>` or `imported: <manifest file>`")
+                         "`seed`, `assumed: <reason>`, `imported: <manifest file>` or "
+                         "`recommended: <strategy>, <window>, <n> samples`")
         if kind.strip() != "seed" and not reason.strip():
             raise f.fail(key, f"{kind.strip()} figure without a reason", v,
                          f"`{kind.strip()}: <one-line reason>`")

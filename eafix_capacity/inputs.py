@@ -263,9 +263,14 @@ def load_inputs_catalog(params: PlanParams) -> Catalog:
     return catalog.with_replicas(params.replicas) if params.replicas else catalog
 
 
-def plan_from_params(params: PlanParams) -> Plan:
-    """Load the embedded (or given) data and make the plan."""
-    catalog = load_inputs_catalog(params)
+def plan_from_params(params: PlanParams, *, catalog: Catalog | None = None) -> Plan:
+    """Load the embedded (or given) data and make the plan; with ``catalog``, plan that
+    catalogue (its replicas overridden as the params say) instead of loading one (the
+    re-plan on recommended figures, usage/recommend.py)."""
+    if catalog is None:
+        catalog = load_inputs_catalog(params)
+    elif params.replicas:
+        catalog = catalog.with_replicas(params.replicas)
     profile = get_profile(params.profile, load_profiles(), file=str(data_file("profiles.yaml")))
     node_type = get_node_type(params.node_type, load_node_types(), file=str(DEFAULT_NODE_TYPES_PATH))
     storage = None if params.storage_gib is None else int(params.storage_gib * 2**30)
