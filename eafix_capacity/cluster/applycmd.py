@@ -13,12 +13,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 from collections import Counter
 from typing import TYPE_CHECKING, Any, Callable, Sequence, TextIO
 
-from ..errors import InputError
+from ..durations import parse_duration
 
 if TYPE_CHECKING:  # registered for every command: nothing heavy is imported until apply or diff runs
     from .records import ApplyRecord
@@ -28,29 +27,6 @@ EXIT_NO_DIFFERENCE = 0
 EXIT_DIFFERENCES = 1
 OUTCOMES = ("created", "changed", "unchanged", "pruned", "kept", "skipped")
 DIFFERENT = frozenset({"created", "changed", "pruned"})
-_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
-
-
-def parse_duration(text: str, *, flag: str = "--timeout") -> float:
-    """Seconds in a Go duration (``300s``, ``5m``, ``1h30m``, ``0``), as kubectl's ``--timeout``
-    reads it with ``time.ParseDuration`` (pure). A number without a unit is refused, as Go does."""
-    value = text.strip()
-    if value == "0":
-        return 0.0
-    pos, total = 0, 0.0
-    while pos < len(value):
-        m = _DURATION_PART.match(value, pos)
-        if m is None:
-            break
-        total += float(m.group(1)) * _UNITS[m.group(2)]
-        pos = m.end()
-    if not value or pos != len(value):
-        raise InputError(f"{flag}: invalid duration {text!r}: give a number with a unit (ns, us, ms, s, m, h), "
-                         "e.g. 300s, 5m or 1h30m")
-    return total
-
-
 def api_resource(record: ApplyRecord) -> str:
     """``deployment.apps``: kubectl's lower-case kind and group (pure)."""
     group = record.api_version.split("/", 1)[0] if "/" in record.api_version else ""
