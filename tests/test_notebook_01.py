@@ -1,6 +1,8 @@
 """Notebook 01: nbval over the committed notebook, papermill over a parameter matrix."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from eafix_capacity.inputs import PlanParams, plan_from_params
@@ -13,17 +15,19 @@ NOTEBOOK = NOTEBOOKS_DIR / "01_capacity_model.ipynb"
 pytestmark = pytest.mark.notebook
 
 
-def test_committed_notebook_matches_its_outputs():
-    result = run_nbval(NOTEBOOK)
+def test_committed_notebook_matches_its_outputs(tmp_path):
+    result = run_nbval(NOTEBOOK, root=tmp_path)   # outputs in tmp_path/reports
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert " passed" in result.stdout
+    # the default parameters' row of the matrix: (recommended, gke, n2-standard-8, none)
+    summary = json.loads((tmp_path / "reports" / "01_capacity_model" / "summary.json").read_text())
+    _assert_matches_the_library(summary, "recommended", "gke", "n2-standard-8", "none", "baseline")
 
 
-# Every profile, provider and mesh once (each kernel run costs seconds); the plan's own tests
-# cover every combination without a kernel.
+# Every profile, provider and mesh once (each kernel run costs seconds): the defaults are nbval's
+# run above; the plan's own tests cover every combination without a kernel.
 MATRIX = [
     ("minimum", "eks", "m5.2xlarge", "istio"),
-    ("recommended", "gke", "n2-standard-8", "none"),
 ]
 
 
@@ -32,13 +36,18 @@ def test_papermill_summary_matches_the_library(tmp_path, profile, provider, node
     params = {"profile": profile, "provider": provider, "node_type": node_type, "mesh": mesh,
               "scenario": "hpa-max"}
     summary = run_papermill(NOTEBOOK, tmp_path, params)
+    _assert_matches_the_library(summary, profile, provider, node_type, mesh, "hpa-max")
+
+
+def _assert_matches_the_library(summary: dict, profile: str, provider: str, node_type: str, mesh: str,
+                                scenario: str) -> None:
     expected = plan_from_params(PlanParams(profile=profile, provider=provider, node_type=node_type,
                                            mesh=mesh)).to_dict()
     assert summary["inputs"] == expected["inputs"]
     assert summary["totals"] == expected["totals"]
     assert summary["scenarios"] == expected["scenarios"]
     assert summary["gates"] == expected["gates"]
-    assert summary["scenario_shown"] == "hpa-max"
+    assert summary["scenario_shown"] == scenario
     assert summary["evidence"]["verdict"] == ("PASS" if expected["passed"] else "FAIL")
     assert summary["evidence"]["command"].startswith(
         f"eafix-capacity report --profile {profile} --provider {provider} --node-type {node_type}")
