@@ -30,28 +30,20 @@ from eafix_capacity.usage.charts import (  # noqa: E402
     usage_over_request,
     usage_over_request_ratios,
 )
-from eafix_capacity.usage.samples import FRAME_COLUMNS, NodeSample  # noqa: E402
+from eafix_capacity.usage.samples import NodeSample  # noqa: E402
 from eafix_capacity.usage.tables import Allocatable  # noqa: E402
+from usage.frames import typed_frame  # noqa: E402
 
 MI = 2**20
 GI = 2**30
 FRIDAY = datetime(2026, 1, 9, tzinfo=timezone.utc)
-NAMES = ("context", "namespace", "pod", "container", "service", "node", "source")
-INTS = ("memory_bytes", "cpu_request_m", "cpu_limit_m", "memory_request_bytes", "memory_limit_bytes")
 
 
 def samples(rows: list[dict[str, Any]]) -> pd.DataFrame:
     """A frame in the store's shape (FRAME_COLUMNS, UTC timestamps, Int64 figures, category names)."""
     full = [{"context": "sim", "namespace": "eafix-trading", "source": "test", "node": "node-a",
              "cpu_limit_m": None, "memory_limit_bytes": None, **r} for r in rows]
-    df = pd.DataFrame(full, columns=list(FRAME_COLUMNS))
-    df["timestamp"] = pd.to_datetime(df["timestamp"], utc=True)
-    df["cpu_m"] = pd.to_numeric(df["cpu_m"]).astype("float64")
-    for c in INTS:
-        df[c] = pd.array([None if v is None or v != v else int(v) for v in df[c]], dtype="Int64")
-    for c in NAMES:
-        df[c] = df[c].astype("category")
-    return df
+    return typed_frame(full)
 
 
 def series(service: str, pods: int, start: datetime, step: timedelta, count: int, *, container: str | None = None,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import subprocess
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone

@@ -10,28 +10,20 @@ import pandas as pd
 import pytest
 
 from eafix_capacity.errors import InputError
-from eafix_capacity.usage.samples import FRAME_COLUMNS, NodeSample
+from eafix_capacity.usage.samples import NodeSample
 from eafix_capacity.usage.tables import Allocatable, capacity_table
+from usage.frames import typed_frame
 
 MI = 2**20
 GI = 2**30
 T0 = datetime(2026, 1, 6, 9, 0, tzinfo=timezone.utc)  # a Tuesday
-NAMES = ("context", "namespace", "pod", "container", "service", "node", "source")
-INTS = ("memory_bytes", "cpu_request_m", "cpu_limit_m", "memory_request_bytes", "memory_limit_bytes")
 
 
 def samples(rows: list[dict[str, Any]]) -> pd.DataFrame:
     """A frame in the store's shape (FRAME_COLUMNS, UTC timestamps, Int64 figures, category names)."""
     full = [{"context": "sim", "namespace": "eafix-trading", "service": r.get("pod", "").rsplit("-", 1)[0],
              "source": "test", "cpu_limit_m": None, "memory_limit_bytes": None, **r} for r in rows]
-    df = pd.DataFrame(full, columns=list(FRAME_COLUMNS))
-    df["timestamp"] = pd.to_datetime(df["timestamp"], utc=True)
-    df["cpu_m"] = pd.to_numeric(df["cpu_m"]).astype("float64")
-    for c in INTS:
-        df[c] = pd.array([None if v is None or v != v else int(v) for v in df[c]], dtype="Int64")
-    for c in NAMES:
-        df[c] = df[c].astype("category")
-    return df
+    return typed_frame(full)
 
 
 def container(pod: str, name: str, node: str, *, minutes: range = range(3), cpu: Any = 100.0,
