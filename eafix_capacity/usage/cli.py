@@ -110,7 +110,33 @@ def _report(args: argparse.Namespace) -> int:
     print(service_summary(frame).to_string(index=False))
     if span:
         print(f"\n{len(frame)} samples from {span[0]:%Y-%m-%d %H:%M:%S}Z to {span[1]:%Y-%m-%d %H:%M:%S}Z")
+    if args.charts:
+        for path in write_charts(frame, Path(args.charts)):
+            print(f"wrote {path}", file=sys.stderr)
     return 0
+
+
+def write_charts(frame: pd.DataFrame, directory: Path) -> list[Path]:
+    """Each service's usage against its request and limit, and the usage/request distribution,
+    as PNG files in ``directory`` (made when missing); the paths written."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display is needed, or opened
+    import matplotlib.pyplot as plt
+
+    from . import charts
+
+    directory.mkdir(parents=True, exist_ok=True)
+    figures = [(f"service-{name or 'unlabelled'}.png", charts.service_usage(frame, name))
+               for name in sorted({str(s) for s in frame["service"].dropna().unique()})]
+    figures.append(("usage-over-request.png", charts.usage_over_request(frame)))
+    written = []
+    for name, figure in figures:
+        path = directory / name
+        figure.savefig(path, dpi=100, bbox_inches="tight")
+        plt.close(figure)
+        written.append(path)
+    return written
 
 
 def service_summary(frame: pd.DataFrame) -> pd.DataFrame:
@@ -199,6 +225,8 @@ def add_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]"
     r.add_argument("directory", metavar="DIR")
     r.add_argument("--containers", action="store_true", help="a row per container too")
     r.add_argument("--usage", default="latest", help="latest (default), max or pNN over the window")
+    r.add_argument("--charts", default=None, metavar="DIR",
+                   help="also write each service's usage chart and the usage/request distribution as PNGs")
     r.set_defaults(func=_report)
     c = sub.add_parser("recommend", help="requests and limits from the samples, and the node count they lead to")
     c.add_argument("directory", metavar="DIR", nargs="?", help="run directory (or --prometheus URL)")
@@ -228,4 +256,4 @@ def add_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]"
     return usage
 
 
-__all__ = ["add_parser", "default_run_directory", "service_summary"]
+__all__ = ["add_parser", "default_run_directory", "service_summary", "write_charts"]

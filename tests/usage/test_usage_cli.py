@@ -77,6 +77,19 @@ def test_write_catalog_is_a_services_file_whose_source_says_recommended(day, cap
     assert f"wrote {out_file}" in err and "risk-manager" in err   # the diff against the current catalogue
 
 
+def test_report_prints_the_table_and_writes_the_charts(day, capsys, tmp_path):
+    code, out, err = _run(capsys, "usage", "report", str(day), "--charts", str(tmp_path / "charts"))
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].split()[:3] == ["NODE", "NAMESPACE", "POD"]
+    summary = [line.split() for line in lines if line.startswith("risk-manager")]
+    # 400 samples; CPU p95 of 100..299 over both pods (each has every figure) 289.05; max 299; memory max 299 MiB
+    assert summary == [["risk-manager", "risk-manager", "400", "289.0", "299.0", "200", "299.0", "256.0", "512.0"]]
+    pngs = sorted(p.name for p in (tmp_path / "charts").iterdir())
+    assert pngs == ["service-risk-manager.png", "usage-over-request.png"]
+    assert all((tmp_path / "charts" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for name in pngs)
+
+
 def test_session_peak_reads_the_sessions_and_export_writes_the_columns(day, capsys, tmp_path):
     code, out, err = _run(capsys, "usage", "recommend", str(day), "--strategy", "session-peak", "--format", "csv")
     assert code == 0, err
