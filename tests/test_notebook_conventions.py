@@ -16,8 +16,8 @@ LINE = re.compile(r"^[a-z_][a-z0-9_]*: (str|int|float|bool) = \S.*  # \S.*$")
 
 
 def test_there_are_notebooks():
-    assert [p.name for p in NOTEBOOKS][:3] == ["01_capacity_model.ipynb", "02_generate_manifests.ipynb",
-                                              "03_apply_and_verify.ipynb"]
+    assert [p.name for p in NOTEBOOKS][:4] == ["01_capacity_model.ipynb", "02_generate_manifests.ipynb",
+                                              "03_apply_and_verify.ipynb", "04_utilisation.ipynb"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
