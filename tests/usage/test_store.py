@@ -295,7 +295,7 @@ WRITER = textwrap.dedent("""
                                        source="metrics-api") for i in range(PODS)])
             print(r, flush=True)
             state["round"] += 1
-            if mode == "pause" and r > K:
+            if mode == "pause" and r >= K:   # after the paused round, one round per line read
                 sys.stdin.readline()
 """)
 PODS = 400
@@ -371,6 +371,7 @@ def test_a_reader_sees_whole_rounds_while_a_writer_is_inside_one(tmp_path: Path)
             w.tell("go")
             assert w.line() == "3"
             assert _complete_rounds(reader.frame()) == 4
+            w.tell("go")
             assert w.line() == "4"
             assert _complete_rounds(reader.frame()) == 5 and reader.counts().samples == 5 * PODS
 
