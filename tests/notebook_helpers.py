@@ -41,3 +41,15 @@ def run_papermill(notebook: Path, out_dir: Path, parameters: dict) -> dict:
     execute_notebook(notebook, out_dir / notebook.name, {**parameters, "output_dir": str(out_dir)},
                      cwd=notebook.parent)
     return json.loads((out_dir / "summary.json").read_text())
+
+
+def assert_failed_in_the_validation_cell(executed: Path) -> None:
+    """The executed notebook at ``executed`` failed in its validation cell (the code cell after the
+    parameters cell and papermill's injected one) and ran nothing after it."""
+    import nbformat
+
+    code = [c for c in nbformat.read(str(executed), as_version=4).cells if c.cell_type == "code"]
+    failed = [i for i, c in enumerate(code) if any(o.get("output_type") == "error" for o in c.get("outputs", []))]
+    assert failed == [2]
+    assert "NotebookParams.from_notebook" in code[2].source
+    assert not any(c.get("execution_count") for c in code[3:])   # nothing after it ran: no sim started

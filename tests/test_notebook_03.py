@@ -18,7 +18,7 @@ from eafix_capacity.cluster import notebook as nb
 from eafix_capacity.cluster.order import phases
 from eafix_capacity.errors import InputError
 from eafix_capacity.paths import NOTEBOOKS_DIR
-from notebook_helpers import ROOT, run_nbval, run_papermill
+from notebook_helpers import ROOT, assert_failed_in_the_validation_cell, run_nbval, run_papermill
 
 NOTEBOOK = NOTEBOOKS_DIR / "03_apply_and_verify.ipynb"
 PARAMETERS = ["context", "kubeconfig", "yes", "profile", "provider", "node_type", "nodes", "mesh", "dry_run",
@@ -112,12 +112,7 @@ def test_a_bad_parameter_fails_in_the_validation_cell(tmp_path):
     with pytest.raises(InputError, match=r"timeout: not a timeout in seconds 0; a number of seconds per phase"):
         run_papermill(NOTEBOOK, tmp_path, {"timeout": 0})
     assert not (tmp_path / "summary.json").exists()
-    executed = nbformat.read(str(tmp_path / NOTEBOOK.name), as_version=4)
-    code = [c for c in executed.cells if c.cell_type == "code"]
-    failed = [i for i, c in enumerate(code) if any(o.get("output_type") == "error" for o in c.get("outputs", []))]
-    assert failed == [2]   # the parameters cell, papermill's injected one, then the validation cell
-    assert "NotebookParams.from_notebook" in code[2].source
-    assert not any(c.get("execution_count") for c in code[3:])   # nothing after it ran: no sim started
+    assert_failed_in_the_validation_cell(tmp_path / NOTEBOOK.name)
 
 
 def test_notebook_has_the_conventions():

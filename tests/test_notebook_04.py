@@ -21,7 +21,7 @@ from eafix_capacity.catalog import load_catalog
 from eafix_capacity.errors import InputError
 from eafix_capacity.paths import NOTEBOOKS_DIR, data_file
 from eafix_capacity.usage import notebook as nb
-from notebook_helpers import ROOT, run_nbval, run_papermill
+from notebook_helpers import ROOT, assert_failed_in_the_validation_cell, run_nbval, run_papermill
 
 NOTEBOOK = NOTEBOOKS_DIR / "04_utilisation.ipynb"
 PARAMETERS = ["context", "kubeconfig", "namespace", "source", "prometheus_url", "interval", "duration", "strategy",
@@ -108,12 +108,7 @@ def test_a_bad_parameter_fails_in_the_validation_cell(tmp_path):
     with pytest.raises(InputError, match=r"prometheus_url: source prometheus without a URL"):
         run_papermill(NOTEBOOK, tmp_path, {"source": "prometheus"})
     assert not (tmp_path / "summary.json").exists()
-    executed = nbformat.read(str(tmp_path / NOTEBOOK.name), as_version=4)
-    code = [c for c in executed.cells if c.cell_type == "code"]
-    failed = [i for i, c in enumerate(code) if any(o.get("output_type") == "error" for o in c.get("outputs", []))]
-    assert failed == [2]   # the parameters cell, papermill's injected one, then the validation cell
-    assert "NotebookParams.from_notebook" in code[2].source
-    assert not any(c.get("execution_count") for c in code[3:])   # nothing after it ran: no sim started
+    assert_failed_in_the_validation_cell(tmp_path / NOTEBOOK.name)
 
 
 def test_notebook_has_the_conventions():
