@@ -53,3 +53,20 @@ def assert_failed_in_the_validation_cell(executed: Path) -> None:
     assert failed == [2]
     assert "NotebookParams.from_notebook" in code[2].source
     assert not any(c.get("execution_count") for c in code[3:])   # nothing after it ran: no sim started
+
+
+def assert_committed_with_the_conventions(notebook: Path, parameters: list[str], params_cls: type) -> None:
+    """The committed notebook: the kit's kernel, a ``parameters`` cell declaring exactly
+    ``parameters`` (the fields of ``params_cls``, in order), the validation cell next, every code
+    cell executed, and the sim it started stopped in the last cell."""
+    import nbformat
+
+    nb = nbformat.read(str(notebook), as_version=4)
+    assert nb.metadata.kernelspec.name == "eafix-capacity"
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert code[0].metadata.tags == ["parameters"]
+    assert [line.split(":")[0] for line in code[0].source.splitlines()] == parameters
+    assert parameters == list(params_cls.__dataclass_fields__)
+    assert "NotebookParams.from_notebook" in code[1].source
+    assert all(c.get("outputs") for c in code[1:]), "committed executed"
+    assert "session.close()" in code[-1].source   # the sim the notebook started is stopped

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import json
 
-import nbformat
 import pytest
 
 from eafix_capacity.cluster import notebook as nb
 from eafix_capacity.cluster.order import phases
 from eafix_capacity.errors import InputError
 from eafix_capacity.paths import NOTEBOOKS_DIR
-from notebook_helpers import ROOT, assert_failed_in_the_validation_cell, run_nbval, run_papermill
+from notebook_helpers import (ROOT, assert_committed_with_the_conventions, assert_failed_in_the_validation_cell, run_nbval,
+                              run_papermill)
 
 NOTEBOOK = NOTEBOOKS_DIR / "03_apply_and_verify.ipynb"
 PARAMETERS = ["context", "kubeconfig", "yes", "profile", "provider", "node_type", "nodes", "mesh", "dry_run",
@@ -116,15 +116,7 @@ def test_a_bad_parameter_fails_in_the_validation_cell(tmp_path):
 
 
 def test_notebook_has_the_conventions():
-    notebook = nbformat.read(str(NOTEBOOK), as_version=4)
-    assert notebook.metadata.kernelspec.name == "eafix-capacity"
-    code = [c for c in notebook.cells if c.cell_type == "code"]
-    assert code[0].metadata.tags == ["parameters"]
-    assert [line.split(":")[0] for line in code[0].source.splitlines()] == PARAMETERS
-    assert PARAMETERS == [f for f in nb.NotebookParams.__dataclass_fields__]
-    assert "NotebookParams.from_notebook" in code[1].source
-    assert all(c.get("outputs") for c in code[1:]), "committed executed"
+    assert_committed_with_the_conventions(NOTEBOOK, PARAMETERS, nb.NotebookParams)
     text = NOTEBOOK.read_text()
     assert str(ROOT) not in text and "/tmp/" not in text
-    assert "session.close()" in code[-1].source   # the sim the notebook started is stopped
     assert NOTEBOOK.stem == nb.NOTEBOOK   # summary.json's "notebook" and the default output_dir

@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import json
 
-import nbformat
 import pytest
 
 from eafix_capacity.catalog import load_catalog
 from eafix_capacity.errors import InputError
 from eafix_capacity.paths import NOTEBOOKS_DIR, data_file
 from eafix_capacity.usage import notebook as nb
-from notebook_helpers import ROOT, assert_failed_in_the_validation_cell, run_nbval, run_papermill
+from notebook_helpers import (ROOT, assert_committed_with_the_conventions, assert_failed_in_the_validation_cell, run_nbval,
+                              run_papermill)
 
 NOTEBOOK = NOTEBOOKS_DIR / "04_utilisation.ipynb"
 PARAMETERS = ["context", "kubeconfig", "namespace", "source", "prometheus_url", "interval", "duration", "strategy",
@@ -112,13 +112,5 @@ def test_a_bad_parameter_fails_in_the_validation_cell(tmp_path):
 
 
 def test_notebook_has_the_conventions():
-    notebook = nbformat.read(str(NOTEBOOK), as_version=4)
-    assert notebook.metadata.kernelspec.name == "eafix-capacity"
-    code = [c for c in notebook.cells if c.cell_type == "code"]
-    assert code[0].metadata.tags == ["parameters"]
-    assert [line.split(":")[0] for line in code[0].source.splitlines()] == PARAMETERS
-    assert PARAMETERS == [f for f in nb.NotebookParams.__dataclass_fields__]
-    assert "NotebookParams.from_notebook" in code[1].source
-    assert all(c.get("outputs") for c in code[1:]), "committed executed"
-    assert "session.close()" in code[-1].source   # the sim the notebook started is stopped
+    assert_committed_with_the_conventions(NOTEBOOK, PARAMETERS, nb.NotebookParams)
     assert NOTEBOOK.stem == nb.NOTEBOOK

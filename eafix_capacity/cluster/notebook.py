@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 from ..errors import InputError
+from ..notebookparams import check_names_and_types
 
 if TYPE_CHECKING:  # the heavy parts (the client, the sim, pandas) load when a step runs
     import pandas as pd
@@ -72,22 +73,7 @@ class NotebookParams:
     def from_notebook(cls, **values: Any) -> NotebookParams:
         """Check the notebook's parameters; a bad one raises an ``InputError`` whose one line
         names the parameter, the value and what is valid."""
-        known = [f.name for f in fields(cls)]
-        for name in values:
-            if name not in known:
-                raise InputError("unknown parameter", file="notebook parameters", field=name,
-                                 valid="one of: " + ", ".join(known))
-        for f in fields(cls):
-            if f.name not in values:
-                continue
-            v = values[f.name]
-            want = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
-            if want == "bool" and not isinstance(v, bool):
-                raise InputError("not True or False", file="notebook parameters", field=f.name, value=v,
-                                 valid="True or False")
-            if want == "str" and not isinstance(v, str):
-                raise InputError("not a string", file="notebook parameters", field=f.name, value=v,
-                                 valid=f'a string such as "{f.default}"' if f.default else 'a string ("" for none)')
+        check_names_and_types(cls, values)
         params = cls(**values)
         params._check()
         return params

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from ..errors import InputError
+from ..notebookparams import check_names_and_types
 
 if TYPE_CHECKING:  # the heavy parts (the client, the sim, pandas) load when a step runs
     import pandas as pd
@@ -65,14 +66,7 @@ class NotebookParams:
     def from_notebook(cls, **values: Any) -> NotebookParams:
         """Check the notebook's parameters; a bad one raises an ``InputError`` whose one line
         names the parameter, the value and what is valid."""
-        known = [f.name for f in fields(cls)]
-        for name in values:
-            if name not in known:
-                raise InputError("unknown parameter", file=WHERE, field=name, valid="one of: " + ", ".join(known))
-        for f in fields(cls):
-            if f.name in values and f.type == "str" and not isinstance(values[f.name], str):
-                raise InputError("not a string", file=WHERE, field=f.name, value=values[f.name],
-                                 valid=f'a string such as "{f.default}"' if f.default else 'a string ("" for none)')
+        check_names_and_types(cls, values, where=WHERE)
         params = cls(**values)
         params._check()
         return params
