@@ -381,6 +381,20 @@ def test_a_cluster_that_is_not_the_sim_is_written_only_after_confirming_its_iden
 
 @pytest.mark.sim
 def test_discovery_is_not_cached_where_another_cluster_at_the_same_url_would_read_it(sim):
+    from kubernetes.dynamic import DynamicClient
+
+    from eafix_capacity.cluster.context import load_target
+    from eafix_capacity.cluster.dynamic import dynamic_client
+
     # the official client's default: /tmp/osrcp-<md5 of the URL>.json, reused by any later process
     default = Path(tempfile.gettempdir()) / f"osrcp-{hashlib.md5(sim.url.encode()).hexdigest()}.json"
-    assert not default.exists()
+    assert not default.exists()   # the applies of the `applied` fixture wrote none
+    _, api = load_target(kubeconfig=sim.kubeconfig, context="eafix-sim")
+    try:
+        dynamic_client(api).resources.get(api_version="v1", kind="ConfigMap")
+        assert not default.exists()
+        DynamicClient(api)   # the default, to show the path above is the one it writes
+        assert default.exists()
+    finally:
+        default.unlink(missing_ok=True)
+        api.close()
