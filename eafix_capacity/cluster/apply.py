@@ -114,22 +114,26 @@ def categorize(status: int, body: Mapping[str, Any]) -> str:
     return "refused"
 
 
+def check_buildable(objects: Iterable[Any]) -> None:
+    """Raise :class:`ApplyFailed` (phase ``build``) for objects that cannot be applied: no
+    apiVersion, kind or name (pure)."""
+    failures = []
+    for item in map(sourced, objects):
+        missing = [f for f, v in (("apiVersion", item.api_version), ("kind", item.kind),
+                                  ("metadata.name", item.name)) if not v]
+        if missing:
+            failures.append(ObjectFailure("invalid", str(item.source), item.ref(), None,
+                                          f"missing {', '.join(missing)}: cannot be applied"))
+    if failures:
+        raise ApplyFailed("build", failures, [])
+
+
 def build_requests(objects: Iterable[Any]) -> list[_Request]:
     """Every request of the apply, in phase order; a malformed object raises
     :class:`ApplyFailed` (phase ``build``) before anything is sent (pure)."""
-    requests, failures = [], []
-    for phase in phases(objects):
-        for item in phase.objects:
-            missing = [f for f, v in (("apiVersion", item.api_version), ("kind", item.kind),
-                                      ("metadata.name", item.name)) if not v]
-            if missing:
-                failures.append(ObjectFailure("invalid", str(item.source), item.ref(), None,
-                                              f"missing {', '.join(missing)}: cannot be applied"))
-                continue
-            requests.append(_Request(phase, item, copy.deepcopy(dict(item.obj))))
-    if failures:
-        raise ApplyFailed("build", failures, [])
-    return requests
+    items = [sourced(o) for o in objects]
+    check_buildable(items)
+    return [_Request(phase, item, copy.deepcopy(dict(item.obj))) for phase in phases(items) for item in phase.objects]
 
 
 # --- sending ---------------------------------------------------------------------------------------
@@ -161,7 +165,7 @@ def apply(objects: Iterable[Any], *, context: str | None = None, kubeconfig: str
         raise ValueError(f'context "{context}" is not the target\'s context "{target.context}"')
     given = context is not None if context_given is None else context_given
     items = [sourced(o) for o in objects]
-    build_requests(items)  # a malformed object is refused before the cluster is even contacted
+    check_buildable(items)  # a malformed object is refused before the cluster is even contacted
     loaded = target is None
     if target is None:
         target, api_client = load_target(kubeconfig=kubeconfig, context=context)
