@@ -21,7 +21,7 @@ from urllib.parse import parse_qs
 import yaml
 
 from eafix_capacity.yamlio import LimitedSafeLoader
-from eafix_capacity.sim import admission, crds, defaults, openapi, proto, resources as R, scrape, tables
+from eafix_capacity.sim import admission, crds, defaults, openapi, proto, resources as R, tables
 from eafix_capacity.sim.controllers import rootcacertpublisher, serviceaccounts
 from eafix_capacity.sim.auth import Auth, UserInfo
 from eafix_capacity.sim.apierror import ApiError, NotFoundError, bad_request, invalid
@@ -191,9 +191,12 @@ class Api:
         fixed = self._fixed(method, path)
         if fixed is not None:
             return fixed
-        scraped = scrape.serve(self, method, path) if "/proxy/" in path else None  # cAdvisor, kube-state-metrics
-        if scraped is not None:
-            return Response(*scraped)
+        if "/proxy/" in path:  # cAdvisor, kube-state-metrics: imported on the first scrape, not at start-up
+            from eafix_capacity.sim import scrape
+
+            scraped = scrape.serve(self, method, path)
+            if scraped is not None:
+                return Response(*scraped)
         rp = parse_path(path)
         if rp is None:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
