@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from ..errors import InputError
 from ..notebookparams import check_names_and_types
@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # the heavy parts (the client, the sim, pandas) load when a s
     from ..cluster.notebook import Session
     from ..inputs import PlanParams
     from ..plan import Plan
+    from ..sim.hooks import ClockHooks
     from .kubectltop import Round, SampleRun
     from .recommend import Recommendation, Replan, SessionWindow
     from .samples import NodeSample, Termination
@@ -269,40 +270,12 @@ def run_directory(params: NotebookParams) -> Path:
     return Path(params.output_dir) / "samples"
 
 
-@dataclass(frozen=True)
-class ClockHooks:
-    """The sampler's ``clock`` and ``sleep``."""
-
-    clock: Callable[[], datetime]
-    sleep: Callable[[float], object]
-
-
-def wall_clock_hooks() -> ClockHooks:
-    """A real cluster: the wall clock, and a real sleep."""
-    import time
-
-    from .kubectltop import utc_now
-
-    return ClockHooks(utc_now, time.sleep)
-
-
 def sim_clock_hooks(session: Session) -> ClockHooks:
-    """``clock`` and ``sleep`` for a sampler on the sim: its clock, and a sleep that moves the
-    clock on and lets the controllers (the kubelet's OOM kills, the HPA) catch up."""
-    from ..errors import ClusterError
+    """``clock`` and ``sleep`` for a sampler on the sim the session started."""
+    from ..sim.hooks import sim_clock_hooks as hooks
 
-    sim = session.sim
-    assert sim is not None and sim.clock is not None
-    clock = sim.clock
-
-    def sleep(seconds: float) -> None:
-        clock.advance(seconds)
-        try:
-            sim.settle()
-        except ClusterError:  # busy controllers (pods that fit nowhere are retried): sample as it is
-            pass
-
-    return ClockHooks(clock.now, sleep)
+    assert session.sim is not None
+    return hooks(session.sim)
 
 
 def sample(session: Session | None, params: NotebookParams, *, quiet: bool = False) -> Sampled:
@@ -323,6 +296,8 @@ def sample(session: Session | None, params: NotebookParams, *, quiet: bool = Fal
     if session.sim is not None:
         for suffix in ("", "-wal", "-shm"):
             (directory / (FILENAME + suffix)).unlink(missing_ok=True)
+    from ..sim.hooks import wall_clock_hooks
+
     hooks = sim_clock_hooks(session) if session.sim is not None else wall_clock_hooks()
     with UsageStore.open(directory, create=True) as store:
         def on_round(r: Round) -> None:
@@ -465,6 +440,6 @@ def write_summary(params: NotebookParams, data: Mapping[str, Any]) -> str:
     return str(write(params.output_dir, dict(data)))
 
 
-__all__ = ["ClockHooks", "NOTEBOOK", "NotebookParams", "Observed", "RightSized", "Sampled", "deploy", "describe", "load",
+__all__ = ["NOTEBOOK", "NotebookParams", "Observed", "RightSized", "Sampled", "deploy", "describe", "load",
            "make_plan", "oom_kills", "oom_line", "open_target", "right_size", "rounds_planned", "run_directory",
-           "sample", "sim_clock_hooks", "summary", "target_dict", "wall_clock_hooks", "write_summary"]
+           "sample", "sim_clock_hooks", "summary", "target_dict", "write_summary"]
