@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
@@ -53,6 +53,7 @@ class NotebookParams:
     namespace: str = "eafix-trading"
     source: str = "metrics-api"
     prometheus_url: str = ""
+    prometheus_end: str = ""
     interval: float = 840.0
     duration: float = 86400.0
     strategy: str = "simple"
@@ -83,6 +84,12 @@ class NotebookParams:
             raise InputError("a Prometheus URL is read only with source prometheus", file=WHERE,
                              field="prometheus_url", value=self.prometheus_url,
                              valid='set source = "prometheus", or leave prometheus_url empty ("")')
+        if self.prometheus_end:
+            if self.source != "prometheus":
+                raise InputError("a window's end is read only with source prometheus", file=WHERE,
+                                 field="prometheus_end", value=self.prometheus_end,
+                                 valid='set source = "prometheus", or leave prometheus_end empty ("")')
+            self.window_end()
         if self.strategy not in STRATEGIES:
             raise InputError("unknown strategy", file=WHERE, field="strategy", value=self.strategy,
                              valid="one of: " + ", ".join(STRATEGIES))
@@ -130,6 +137,20 @@ class NotebookParams:
         if self.service not in names:
             raise InputError("not a service of the catalogue", file=WHERE, field="service", value=self.service,
                              valid="one of: " + ", ".join(names))
+
+    def window_end(self) -> datetime | None:
+        """The end of the Prometheus window read (None: now), so a report can be re-run on the same
+        history; an ISO 8601 time with its UTC offset."""
+        if not self.prometheus_end:
+            return None
+        try:
+            end = datetime.fromisoformat(self.prometheus_end)
+        except ValueError:
+            end = None
+        if end is None or end.tzinfo is None:
+            raise InputError("not an ISO 8601 time with its UTC offset", file=WHERE, field="prometheus_end",
+                             value=self.prometheus_end, valid='e.g. "2026-01-14T16:00:00Z", or "" for now')
+        return end.astimezone(timezone.utc)
 
     @property
     def starts_sim(self) -> bool:
@@ -195,7 +216,9 @@ def open_target(params: NotebookParams, plan: Plan) -> Session | None:
 
 def describe(session: Session | None, params: NotebookParams) -> str:
     if session is None:
-        return (f"Prometheus {params.prometheus_url}: the last {params.duration:g} s of history "
+        end = params.window_end()
+        ending = f"ending {end:%Y-%m-%d %H:%M:%S} UTC" if end else "ending now"
+        return (f"Prometheus {params.prometheus_url}: {params.duration:g} s of history {ending} "
                 f"(namespace {params.namespace}); no cluster is contacted")
     return session.describe()
 
@@ -288,7 +311,7 @@ def sample(session: Session | None, params: NotebookParams, *, quiet: bool = Fal
         from .prometheus import read_prometheus
 
         result = read_prometheus(params.prometheus_url, window=timedelta(seconds=params.duration),
-                                 namespace=params.namespace)
+                                 end=params.window_end(), namespace=params.namespace)
         with UsageStore.open(directory, create=True) as store:
             store.append_round(result.samples, terminations=result.terminations)
         return Sampled(None, str(directory), (f"{len(result.samples)} samples from {params.prometheus_url}",

@@ -24,6 +24,11 @@ MiB = 2**20
     ({"source": "kubectl"}, r"source: unknown source 'kubectl'; one of: kubectl-top, metrics-api, prometheus"),
     ({"source": "prometheus"}, r"prometheus_url: source prometheus without a URL"),
     ({"prometheus_url": "http://127.0.0.1:9090"}, r"prometheus_url: a Prometheus URL is read only with source"),
+    ({"prometheus_end": "2026-01-14T10:00:00Z"}, r"prometheus_end: a window's end is read only with source prometheus"),
+    ({"source": "prometheus", "prometheus_url": "http://p:9090", "prometheus_end": "2026-01-14T10:00:00"},
+     r"prometheus_end: not an ISO 8601 time with its UTC offset '2026-01-14T10:00:00'"),
+    ({"source": "prometheus", "prometheus_url": "http://p:9090", "prometheus_end": "yesterday"},
+     r"prometheus_end: not an ISO 8601 time with its UTC offset 'yesterday'"),
     ({"strategy": "krr"}, r"strategy: unknown strategy 'krr'; one of: simple, session-peak, vpa"),
     ({"interval": 0.5}, r"interval: not a number of seconds 0.5; seconds from 1 to"),
     ({"interval": True}, r"interval: not a number of seconds True"),
@@ -52,6 +57,11 @@ def test_the_defaults_are_valid_and_plan_a_trading_day_of_rounds():
     assert nb.rounds_planned(nb.NotebookParams.from_notebook(interval=300.0)) == 288
     assert not nb.NotebookParams.from_notebook(source="prometheus", prometheus_url="http://p:9090").starts_sim
     assert nb.run_directory(params).as_posix() == "../reports/04_utilisation/samples"
+    assert params.window_end() is None
+    ended = nb.NotebookParams.from_notebook(source="prometheus", prometheus_url="http://p:9090",
+                                            prometheus_end="2026-01-14T11:00:00+01:00")
+    assert ended.window_end() == datetime(2026, 1, 14, 10, 0, tzinfo=timezone.utc)
+    assert "ending 2026-01-14 10:00:00 UTC" in nb.describe(None, ended)
 
 
 def _term(pod: str, reason: str, restarts: int, service: str = "execution-engine") -> Termination:
