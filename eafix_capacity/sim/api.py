@@ -24,6 +24,7 @@ from eafix_capacity.yamlio import LimitedSafeLoader
 from eafix_capacity.sim import admission, crds, defaults, openapi, proto, resources as R, tables
 from eafix_capacity.sim.controllers import rootcacertpublisher, serviceaccounts
 from eafix_capacity.sim.auth import Auth, UserInfo
+from eafix_capacity.sim.audit import AuditLog
 from eafix_capacity.sim.apierror import ApiError, NotFoundError, bad_request, invalid
 from eafix_capacity.sim.patch import (json_patch, merge_patch, record_update, server_side_apply,
                                       strategic_merge_patch)
@@ -164,9 +165,12 @@ def _decode(body: bytes, media: str) -> Any:
 class Api:
     """One API server's request semantics over a ``Store``."""
 
-    def __init__(self, store: Store, *, controllers: Controllers | None = None, auth: Auth | None = None) -> None:
+    def __init__(self, store: Store, *, controllers: Controllers | None = None, auth: Auth | None = None,
+                 audit: AuditLog | None = None) -> None:
         self.store = store
         self.auth = auth if auth is not None else Auth(store=store, enforce=False)
+        self.audit = audit
+        """kube-apiserver's ``--audit-log-path`` (sim/audit.py): one event per request, when given."""
         self.registry: Registry = store.registry
         self.controllers = controllers
         self.stopping = False
@@ -176,14 +180,30 @@ class Api:
     # --- entry point ---------------------------------------------------------------------------
 
     def handle(self, method: str, path: str, query_text: str, headers: dict[str, str], body: bytes) -> Response:
+        if self.audit is None:
+            return self._admitted(method, path, query_text, headers, body)[0]
+        received = self.audit.now()
+        try:
+            response, user = self._admitted(method, path, query_text, headers, body)
+        except Exception as e:  # the server answers 500 (sim/server.py): logged as such
+            self.audit.record(self.auth, method=method.upper(), path=path, query_text=query_text, headers=headers,
+                              response=error_response(ApiError(500, "InternalError", f"Internal error occurred: {e!r}")),
+                              user=None, received=received)
+            raise
+        return self.audit.record(self.auth, method=method.upper(), path=path, query_text=query_text, headers=headers,
+                                 response=response, user=user, received=received)
+
+    def _admitted(self, method: str, path: str, query_text: str, headers: dict[str, str],
+                  body: bytes) -> tuple[Response, UserInfo | None]:
+        user = None
         try:
             # as kube-apiserver's filters: authenticate, impersonate and authorise before routing
             user = self.auth.admit(method.upper(), path, query_text, headers) if self.auth.enforce else None
-            return self._route(method.upper(), path, query_text, headers, body, user)
+            return self._route(method.upper(), path, query_text, headers, body, user), user
         except ApiError as e:
-            return error_response(e)
+            return error_response(e), user
         except RecursionError:
-            return error_response(bad_request("the object is nested too deeply"))
+            return error_response(bad_request("the object is nested too deeply")), user
 
     def _route(self, method: str, path: str, query_text: str, headers: dict[str, str], body: bytes,
                user: UserInfo | None = None) -> Response:

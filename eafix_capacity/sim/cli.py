@@ -111,6 +111,20 @@ def add_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]"
     up.add_argument("--faults", default=None, metavar="FILE",
                     help="a sim faults file: pods (by namespace and label selector) whose image pull fails, "
                          "that crash-loop or never turn Ready (see eafix_capacity/sim/faults.py)")
+    up.add_argument("--audit-log", default=None, metavar="FILE",
+                    help="as kube-apiserver's --audit-log-path (Metadata level): append one audit.k8s.io/v1 Event "
+                         "JSON line per request to FILE (verb, requestURI, user, objectRef, responseStatus)")
+    up.add_argument("--from-context", default=None, metavar="NAME",
+                    help="serve a twin of this kubeconfig context: its nodes and --namespace's objects are read "
+                         "once, read-only (GET and LIST only), onto the sim; Secrets get placeholder values")
+    up.add_argument("--from-kubeconfig", default=None, metavar="FILE",
+                    help="with --from-context: the kubeconfig to read the context from (default KUBECONFIG, then "
+                         "~/.kube/config; --kubeconfig is where the sim writes its own)")
+    up.add_argument("--namespace", default=None, metavar="NS",
+                    help="with --from-context: the namespace copied (default eafix-trading)")
+    up.add_argument("--usage", default=None, metavar="DIR",
+                    help="with --from-context: a utilisation store (usage sample --out DIR); the twin's metrics "
+                         "follow its observed figures per service instead of the usage model")
     up.set_defaults(func=run_up)
     from eafix_capacity.sim import history  # `sim history`: the usage model's past as OpenMetrics
 
@@ -124,12 +138,58 @@ def _flag_text(args: argparse.Namespace, name: str) -> str:
     return f"--{name.replace('_', '-')} {getattr(args, name)}"
 
 
+def _twin_flags(args: argparse.Namespace) -> None:
+    """--from-context's companions without it, and the node and state flags with it, are refused."""
+    if args.from_context is None:
+        for name in ("from_kubeconfig", "namespace", "usage"):
+            if getattr(args, name) is not None:
+                raise InputError("given without --from-context:", field=f"--{name.replace('_', '-')}",
+                                 value=getattr(args, name), valid="it is read only with sim up --from-context NAME")
+        return
+    for name in ("node_type", "nodes", "zones", "state", "mesh", "provisioners", "faults", "token_auth_file"):
+        if getattr(args, name) is not None:
+            raise InputError("cannot be used with --from-context (the twin's nodes and objects are the context's):",
+                             field="--provisioner" if name == "provisioners" else f"--{name.replace('_', '-')}",
+                             value=_flag_value(getattr(args, name)), valid="leave it out, or drop --from-context")
+    if args.auth:
+        raise InputError("cannot be used with --from-context", field="--auth", value=True,
+                         valid="leave it out (the twin serves without authentication)")
+
+
+def _flag_value(value: object) -> str:
+    return ",".join(str(v) for v in value) if isinstance(value, (list, tuple)) else str(value)
+
+
 def run_up(args: argparse.Namespace) -> int:
+    _twin_flags(args)
+    if args.from_context is not None:
+        return _run_twin(args)
     sim = SimCluster(node_type=args.node_type, nodes=args.nodes,
                      zones=None if args.zones is None else tuple(args.zones), port=args.port,
                      kubeconfig=args.kubeconfig, state_file=args.state, speed=args.speed, mesh=args.mesh,
                      auth=args.auth, token_file=args.token_auth_file, faults=args.faults,
-                     provisioners=args.provisioners, clock_start=args.clock_start)
+                     provisioners=args.provisioners, clock_start=args.clock_start, audit_log=args.audit_log)
+    return _serve(sim, args)
+
+
+def _run_twin(args: argparse.Namespace) -> int:
+    """Read the context once, start its twin (created frozen), then serve it at --speed."""
+    print(f'reading context "{args.from_context}" (read-only) for its twin...', flush=True)
+    sim = SimCluster.from_context(args.from_context, kubeconfig=args.from_kubeconfig,
+                                  namespace=args.namespace or "eafix-trading", usage_store=args.usage,
+                                  clock_start=args.clock_start, twin_kubeconfig=args.kubeconfig, port=args.port,
+                                  audit_log=args.audit_log)
+    if sim.clock is not None:
+        sim.clock.set_speed(args.speed)
+    snapshot = sim.snapshot
+    counts = ", ".join(f"{n} {kind}" for kind, n in snapshot.counts().items() if kind != "Node")
+    print(f"twin of {snapshot.source}: {len(snapshot.nodes)} nodes; namespace {snapshot.namespace}: {counts}"
+          + (f"; usage from {args.usage}" if args.usage else ""), flush=True)
+    sim.run_forever(ready=lambda: _print_banner(sim, args), cancel=None)
+    return 0
+
+
+def _serve(sim: SimCluster, args: argparse.Namespace) -> int:
     interrupted = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: interrupted.set())
     try:
@@ -157,6 +217,8 @@ def _print_banner(sim: SimCluster, args: argparse.Namespace) -> None:
     print(f"  export KUBECONFIG={sim.kubeconfig}")
     print("  kubectl get nodes")
     print(f"  volume provisioners: {', '.join(sim.provisioners)}")
+    if sim.audit_log is not None:
+        print(f"  audit log: {sim.audit_log} (one audit.k8s.io/v1 Event per request, Metadata level)")
     if sim.auth is not None:
         print("  auth: HTTPS, tokens and RBAC; you are kubernetes-admin (system:masters); "
               "kubectl create token SERVICEACCOUNT -n NAMESPACE for others")

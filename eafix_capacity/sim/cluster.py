@@ -13,6 +13,7 @@ written) is refused before anything is served.
 from __future__ import annotations
 
 import base64
+import copy
 import json
 import re
 import signal
@@ -23,7 +24,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import yaml
 
@@ -37,6 +38,7 @@ from eafix_capacity.nodes import (CLOUD_OF_PROVIDER, Provider, allocatable, get_
 from eafix_capacity.sim import crds, defaults, resources as R, storage, system, wal
 from eafix_capacity.sim.apierror import NotFoundError
 from eafix_capacity.sim.api import KUBERNETES_VERSION, Api
+from eafix_capacity.sim.audit import AuditLog
 from eafix_capacity.sim.controllers import kubernetesservice, rootcacertpublisher, serviceaccounts
 from eafix_capacity.sim.clock import SimClock
 from eafix_capacity.sim.faults import load_faults
@@ -212,7 +214,8 @@ class SimCluster:
                  wal_compact_bytes: int = wal.COMPACT_MIN_BYTES, mesh: str | None = None,
                  system_pods: bool = True, auth: bool = False, token_file: str | Path | None = None,
                  clock_start: datetime | None = None, provisioners: Sequence[str] | None = None,
-                 faults: str | Path | None = None) -> None:
+                 faults: str | Path | None = None, audit_log: str | Path | None = None,
+                 node_objects: Sequence[Mapping[str, Any]] | None = None) -> None:
         self._given = {"nodes": nodes is not None, "node_type": node_type is not None, "zones": zones is not None}
         self.node_type = DEFAULT_NODE_TYPE if node_type is None else node_type
         self.nodes = DEFAULT_NODES if nodes is None else check_node_count(nodes)
@@ -255,6 +258,13 @@ class SimCluster:
         self.auth: Auth | None = None
         """With ``auth``: the authenticator and authoriser the API enforces (``sim up --auth``)."""
         self._tls: ServingCert | None = None
+        self.audit_log = Path(audit_log) if audit_log is not None else None
+        """kube-apiserver's ``--audit-log-path``: one ``audit.k8s.io/v1`` Event per request appended here."""
+        self._audit: AuditLog | None = None
+        self._node_objects = [copy.deepcopy(dict(n)) for n in node_objects] if node_objects is not None else None
+        """Nodes to serve instead of ``nodes`` x ``node_type`` (a twin's: :mod:`eafix_capacity.signoff.twin`)."""
+        self.snapshot: Any = None
+        """For a twin (:meth:`from_context`): the ``TwinSnapshot`` it was started from."""
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -268,6 +278,8 @@ class SimCluster:
             _check_parent_is_a_directory(self._kubeconfig_arg, what="the sim kubeconfig")
         loaded = wal.load_state(self.state_file) if self.state_file is not None else None
         self.clock = SimClock(start=self._clock_start, speed=self.speed)
+        if self.audit_log is not None:
+            self._audit = AuditLog(self.audit_log, now=self.clock.now)  # a bad path is refused before serving
         store = Store(seed=self.seed, clock=self.clock)
         self.controllers, self._running = None, True
         try:
@@ -307,7 +319,7 @@ class SimCluster:
             self.controllers = self._make_controllers(store)
             if self.controllers is not None and self._want_system:
                 self.controllers.run_once(cancel=cancel)  # the system pods run before the cluster is served
-            api = Api(store, controllers=self.controllers, auth=self._make_auth(store))
+            api = Api(store, controllers=self.controllers, auth=self._make_auth(store), audit=self._audit)
             try:
                 self._server = ApiServer(api, port=self.port,
                                          wait_durable=self.journal.wait_durable if self.journal else None,
@@ -349,10 +361,28 @@ class SimCluster:
             if self._tmpdir is not None:
                 self._tmpdir.cleanup()
                 self._tmpdir = None
+            if self._audit is not None:
+                self._audit.close()
+                self._audit = None
             self._running = False
 
     def __enter__(self) -> "SimCluster":
-        return self.start()
+        return self if self._running else self.start()  # from_context() hands back a started twin
+
+    @classmethod
+    def from_context(cls, context: str, *, kubeconfig: str | Path | None = None, namespace: str = "eafix-trading",
+                     usage_store: str | Path | None = None, usage_model: str | Path | None = None,
+                     clock_start: datetime | None = None, twin_kubeconfig: str | Path | None = None,
+                     port: int = 0, audit_log: str | Path | None = None) -> "SimCluster":
+        """The started twin of ``context``: its nodes and ``namespace``'s objects read once, read-only,
+        onto a frozen-clock sim (:mod:`eafix_capacity.signoff.twin`); ``twin.snapshot`` is what was read."""
+        from eafix_capacity.signoff.twin import twin_from_context  # the sign-off imports the sim, not back
+
+        sim, snapshot = twin_from_context(context, kubeconfig=kubeconfig, namespace=namespace,
+                                          usage_store=usage_store, usage_model=usage_model, clock_start=clock_start,
+                                          twin_kubeconfig=twin_kubeconfig, port=port, audit_log=audit_log)
+        sim.snapshot = snapshot
+        return sim
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
@@ -468,6 +498,11 @@ class SimCluster:
         return tuple(name for name in ("nodes", "node_type", "zones") if self._given[name] and differs[name])
 
     def _create_nodes(self, store: Store, cancel: threading.Event | None = None) -> None:
+        if self._node_objects is not None:
+            for node in self._node_objects:
+                _check_cancel(cancel)
+                store.create(R.NODE, copy.deepcopy(node))
+            return
         for node in node_objects(self.node_type, nodes=self.nodes, zones=self.zones, provider=self.provider,
                                  mesh=self.mesh, now=store.now_text()):
             _check_cancel(cancel)

@@ -136,10 +136,11 @@ class DisruptionController:
             if phase not in ("Succeeded", "Failed", "Pending") and is_active(pod):
                 pdbs = [p for p in self.ctx.store.list(R.PDB, namespace)[0]
                         if selector_matches((p.get("spec") or {}).get("selector"), pod["metadata"].get("labels") or {})]
-                if len(pdbs) > 1:
-                    raise ApiError(500, "InternalError",
-                                   "This pod has more than one PodDisruptionBudget, which the eviction subresource "
-                                   "does not support.")
+                if len(pdbs) > 1:  # apierrors.NewInternalError, as eviction.go guardPDB raises it
+                    why = ("This pod has more than one PodDisruptionBudget, which the eviction subresource "
+                           "does not support.")
+                    raise ApiError(500, "InternalError", f"Internal error occurred: {why}",
+                                   details={"causes": [{"message": why}]})
                 if pdbs:
                     pdb = pdbs[0]
                     pods, _, _ = self.ctx.store.list_objects(R.POD, namespace)

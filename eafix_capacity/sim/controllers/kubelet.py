@@ -25,6 +25,7 @@ from eafix_capacity.sim.controllers.common import same_status
 from eafix_capacity.sim.controllers.containers import (ContainerState, Fault, OomEpisode, Terminated,
                                                        container_state, normalized_image, pod_view)
 from eafix_capacity.sim.controllers.context import Context, Snapshot
+from eafix_capacity.sim.controllers.nodelifecycle import ready_status
 from eafix_capacity.sim.faults import FAULT_ANNOTATION, FaultRule, fault_of, faults_for
 from eafix_capacity.sim.usage_model import memory_bytes
 from eafix_capacity.sim.resources import ResourceType
@@ -63,11 +64,16 @@ class Kubelet:
             node_name = (current.get("spec") or {}).get("nodeName")
             if not node_name or not is_active(current) or node_name not in node_by_name:
                 continue
+            if ready_status(node_by_name[node_name]) == "Unknown":
+                # that node's kubelet stopped posting status: it writes no pod status either (the
+                # node lifecycle controller's MarkPodsNotReady is the last word, as on a real cluster)
+                continue
             # A pod without probes, faults or an OOM risk starts Running and Ready at once, and
             # is done; the others go through the container state machine on every pass.
             plan = self._machine.plan(current, self.faults)
             running = (current.get("status") or {}).get("phase") == "Running"
             if plan is None and running:
+                self._repost_ready(current)
                 continue
             if not running and podrefs.references(current):
                 if refs is None:
@@ -175,6 +181,23 @@ class Kubelet:
                 used.add(ip)
                 return ip
         return f"{base[0]}.{base[1]}.{base[2]}.254"
+
+    def _repost_ready(self, pod: Mapping) -> None:
+        """A kubelet back after its node was unreachable posts its running pods' Ready again
+        (status_manager's GeneratePodReadyCondition), undoing the node lifecycle controller's
+        MarkPodsNotReady; a pod that is Ready is left alone."""
+        conds = list((pod.get("status") or {}).get("conditions") or [])
+        ready = next((c for c in conds if c.get("type") == "Ready"), None)
+        if ready is None or ready.get("status") == "True":
+            return
+        now = now_text(self.ctx.clock)
+        status = dict(pod.get("status") or {})
+        status["conditions"] = [{"type": "Ready", "status": "True", "lastProbeTime": None, "lastTransitionTime": now}
+                                if c.get("type") == "Ready" else c for c in conds]
+        try:
+            self.ctx.update_status(R.POD, pod, status)
+        except StaleError:
+            return
 
     def _start_pod(self, pod: Mapping, node: Mapping, ips: dict[str, set[str]]) -> None:
         """The kubelet's part: containers start, the pod turns Running and Ready."""
