@@ -168,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=_cmd_report)
 
     for module in ("eafix_capacity.manifests.cli", "eafix_capacity.sim.cli", "eafix_capacity.cluster.verifycmd",
-                   "eafix_capacity.cluster.applycmd", "eafix_capacity.usage.cli"):
+                   "eafix_capacity.cluster.applycmd", "eafix_capacity.usage.cli", "eafix_capacity.signoff.cli"):
         __import__(module, fromlist=["add_parser"]).add_parser(sub)
     return parser
 

@@ -10,10 +10,11 @@ export without code cells and the ``summary.json`` the notebook wrote. The direc
 name is reserved exclusively (``os.mkdir``, another ``n`` on a clash), so runs started in
 the same second never share it. The run is assembled in a hidden sibling
 ``.<name>.partial`` that records its owner's pid and is renamed into place only when
-complete: a failed run leaves nothing behind, and the partial directory of a run that
-was killed is removed by the next run once its pid is gone. Parameters are checked (and
-the plan made once) before any kernel starts, so bad input fails fast with the kit's
-own error.
+complete: a failed run leaves nothing behind (a sign-off run keeps a notebook that failed,
+with ``error.txt``, as evidence: ``execute_run(keep_failed=True)``), and the partial
+directory of a run that was killed is removed by the next run once its pid is gone.
+Parameters are checked (and the plan made once) before any kernel starts, so bad input
+fails fast with the kit's own error.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ import time
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Mapping, NoReturn
 
 from .errors import EafixCapacityError, InputError, OutputError
 from .fsio import atomic_write_text
@@ -389,9 +390,47 @@ def reserve_run_dirs(root: Path, stamp: str) -> RunDirs:
     raise FileExistsError(errno.EEXIST, "no free report directory name", str(root / stamp))
 
 
-def run_report(params: PlanParams, *, out_root: str | Path = "reports",
-               notebook: Path = CAPACITY_NOTEBOOK, now: datetime | None = None) -> ReportResult:
-    plan_from_params(params)  # bad parameters fail here, before anything is written
+ERROR_FILE = "error.txt"           # in a kept failed run: the error's one line
+
+
+class NotebookFailed(ReportError):
+    """The notebook of a run that keeps its evidence failed: ``directory`` holds the executed
+    notebook (papermill writes it even on failure, the failing cell tagged
+    ``papermill-error-cell-tag``), its HTML export and ``error.txt``."""
+
+    def __init__(self, message: str, *, directory: Path) -> None:
+        super().__init__(message)
+        self.directory = directory
+
+
+def _keep_failed(work: Path, final: Path, executed: Path, error: Exception, *, title: str) -> NoReturn:
+    line = " ".join(str(error).splitlines())
+    try:
+        atomic_write_text(work / ERROR_FILE, line + "\n", mode=OUTPUT_MODE)
+        try:
+            export_html(executed, work / (executed.stem + ".html"), title=title)
+        except Exception:  # noqa: BLE001 - the executed notebook itself is the evidence
+            pass
+        (work / OWNER_FILE).unlink(missing_ok=True)
+        work.rename(final)
+    except (OSError, EafixCapacityError):
+        raise error from None          # nothing could be kept: the run is removed as any other
+    raise NotebookFailed(f"{line} (the executed notebook is kept as evidence: {final / executed.name})",
+                         directory=final) from None
+
+
+def execute_run(notebook: Path, parameters: Mapping[str, Any], *, out_root: str | Path = "reports",
+                now: datetime | None = None,
+                prepare: Callable[[Path], Mapping[str, Any]] | None = None,
+                finish: Callable[[RunDirs, Path, dict[str, Any]], None] | None = None,
+                keep_failed: bool = False, failed_title: str = f"{REPORT_TITLE}: ERROR") -> tuple[Path, dict[str, Any]]:
+    """Run ``notebook`` with ``parameters`` (plus ``output_dir``) into a new run directory under
+    ``out_root`` and return it with the ``summary.json`` the notebook wrote. ``prepare(work)``
+    writes inputs into the .partial directory and returns more parameters; ``finish(dirs,
+    executed, summary)`` writes the run's other files (the HTML ...) into it before it is renamed
+    into place. A failure removes the run, unless ``keep_failed``: then a notebook that failed
+    (or wrote no summary) is kept, renamed into place with ``error.txt``, and the error is a
+    :class:`NotebookFailed` that says where."""
     stamp = (now or datetime.now(timezone.utc)).strftime("%Y%m%dT%H%M%SZ")
     root = Path(out_root)
     try:
@@ -401,25 +440,48 @@ def run_report(params: PlanParams, *, out_root: str | Path = "reports",
     except OSError as e:
         raise OutputError(f"{root}: cannot create the report directory ({e.strerror or e})") from e
     final, work = dirs.final, dirs.work
+    executed = work / notebook.name
     try:
-        executed = work / notebook.name
-        execute_notebook(notebook, executed, {**params.notebook_parameters(), "output_dir": str(work.resolve())},
-                         cwd=notebook.parent)
-        summary = work / "summary.json"
-        if not summary.exists():
-            raise ReportError(f"{notebook.name} did not write summary.json")
-        data = json.loads(summary.read_text())
-        title = data.get("evidence", {}).get("title") or REPORT_TITLE
-        export_html(executed, work / (notebook.stem + ".html"), title=title)
+        if prepare is not None:
+            parameters = {**parameters, **prepare(work)}
+        try:
+            execute_notebook(notebook, executed, {**parameters, "output_dir": str(work.resolve())},
+                             cwd=notebook.parent)
+            summary = work / "summary.json"
+            if not summary.exists():
+                raise ReportError(f"{notebook.name} did not write summary.json")
+            try:
+                data = json.loads(summary.read_text())
+            except ValueError as e:
+                raise ReportError(f"{notebook.name} wrote a summary.json that is not JSON ({e})") from None
+        except (ReportError, InputError) as e:
+            if keep_failed and executed.exists():
+                _keep_failed(work, final, executed, e, title=failed_title)
+            raise
+        if finish is not None:
+            finish(dirs, executed, data)
         (work / OWNER_FILE).unlink(missing_ok=True)
         try:
             work.rename(final)
         except OSError as e:
             raise OutputError(f"{final}: cannot move the finished report into place "
                               f"({e.strerror or e})") from e
+    except NotebookFailed:
+        raise                          # kept: its .partial is already renamed into place
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
+    return final, data
+
+
+def run_report(params: PlanParams, *, out_root: str | Path = "reports",
+               notebook: Path = CAPACITY_NOTEBOOK, now: datetime | None = None) -> ReportResult:
+    plan_from_params(params)  # bad parameters fail here, before anything is written
+
+    def finish(dirs: RunDirs, executed: Path, data: dict[str, Any]) -> None:
+        title = data.get("evidence", {}).get("title") or REPORT_TITLE
+        export_html(executed, dirs.work / (notebook.stem + ".html"), title=title)
+    final, data = execute_run(notebook, params.notebook_parameters(), out_root=out_root, now=now, finish=finish)
     failed = tuple(g["name"] for g in data.get("gates", []) if not g["passed"])
     return ReportResult(final, final / notebook.name, final / (notebook.stem + ".html"),
                         final / "summary.json", not failed, failed)

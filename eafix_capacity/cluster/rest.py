@@ -33,3 +33,35 @@ def list_items(api_client: Any, path: str, kind: str, *, timeout: float) -> list
     for item in items:
         item.setdefault("kind", kind)
     return items
+
+
+def send_json(api_client: Any, method: str, path: str, body: Any, *, timeout: float,
+              content_type: str = "application/json") -> Any:
+    """``method`` (POST, PUT, PATCH, DELETE) ``body`` as JSON to ``path`` and return the answer's
+    JSON, as :func:`get_json` does (a refusal raises ``ApiException`` with the server's Status).
+    For a PATCH, ``content_type`` names the patch type (``application/merge-patch+json``,
+    ``application/strategic-merge-patch+json``)."""
+    request = api_client.param_serialize(method, path, header_params={"Accept": "application/json",
+                                                                      "Content-Type": content_type},
+                                         body=body, auth_settings=["BearerToken"])
+    response = api_client.call_api(*request, _request_timeout=(timeout, timeout))
+    response.read()
+    if not 200 <= response.status <= 299:
+        api_client.response_deserialize(response, {})
+    return json.loads(response.data) if response.data else None
+
+
+def post_json(api_client: Any, path: str, body: Any, *, timeout: float) -> Any:
+    """POST ``body`` to ``path`` (a create, or a subresource such as ``pods/NAME/eviction``)."""
+    return send_json(api_client, "POST", path, body, timeout=timeout)
+
+
+def patch_json(api_client: Any, path: str, patch: Any, *, timeout: float,
+               content_type: str = "application/strategic-merge-patch+json") -> Any:
+    """PATCH ``path`` with ``patch`` (by default a strategic merge patch, as ``kubectl cordon``)."""
+    return send_json(api_client, "PATCH", path, patch, timeout=timeout, content_type=content_type)
+
+
+def delete_json(api_client: Any, path: str, *, timeout: float, body: Any = None) -> Any:
+    """DELETE ``path`` (``body``: DeleteOptions, or None)."""
+    return send_json(api_client, "DELETE", path, body, timeout=timeout)

@@ -190,28 +190,14 @@ def open_target(params: NotebookParams, plan: Plan) -> Session | None:
     morning, the usage model of ``params.usage_model``); None for a Prometheus read."""
     from ..cluster.context import load_target
     from ..cluster.notebook import Session
+    from ..signoff.twin import start_plan_sim
 
     if params.source == "prometheus":
         return None
     if not params.starts_sim:
         target, api = load_target(kubeconfig=params.kubeconfig or None, context=params.context)
         return Session(target, api)
-    from ..sim.clock import TRADING_DAY_START
-    from ..sim.cluster import SimCluster
-
-    sim = SimCluster(node_type=plan.node_type.name, nodes=plan.nodes, provider=plan.options.provider, speed=0,
-                     clock_start=TRADING_DAY_START, usage_model_path=params.usage_model or None)
-    sim.start()
-    try:
-        target, api = load_target(kubeconfig=sim.kubeconfig, context="eafix-sim")
-        model = Path(params.usage_model).name if params.usage_model else "data/usage-model.yaml"
-        note = (f"sim started in-process: {plan.nodes} x {plan.node_type.name} ({plan.options.provider}), "
-                f"usage model {model}, clock from {TRADING_DAY_START:%Y-%m-%d %H:%M} UTC moved on by the "
-                "sampler; stopped at the end")
-        return Session(target, api, sim, (note,))
-    except BaseException:
-        sim.stop()
-        raise
+    return start_plan_sim(plan, usage_model=params.usage_model or None, clock_note="moved on by the sampler")
 
 
 def describe(session: Session | None, params: NotebookParams) -> str:
@@ -230,36 +216,19 @@ def deploy(session: Session, params: NotebookParams) -> str:
     the sim names pods from its seeded generator in the order they are made, and the usage
     model's noise is keyed by pod name, so the same plan gives the same pods and figures."""
     from collections import Counter
-    from typing import Iterable
 
     from ..cluster import notebook as nb03
-    from ..cluster.apply import apply
-    from ..cluster.order import phases
     from ..cluster.records import ApplyRecord
     from ..errors import ClusterError
+    from ..signoff.twin import deploy_objects
 
     sim = session.sim
     if sim is None or sim.clock is None:
         return "not the sim the notebook started: sampled as it runs"
     objects = nb03.render_objects(nb03.NotebookParams(profile=params.profile, node_type=params.node_type))
     records: list[ApplyRecord] = []
-
-    def send(batch: Iterable[Mapping[str, Any]]) -> None:
-        records.extend(apply(list(batch), api_client=session.api, target=session.target, dry_run=False,
-                             context_given=True))
-        sim.settle()
-
     try:
-        # at most one workload per call: the calls split the phase-ordered objects, so each
-        # call's own phase order is the seed's order
-        batch: list[Mapping[str, Any]] = []
-        for o in (o for phase in phases(objects) for o in phase.objects):
-            batch.append(o.obj)
-            if o.kind in nb03.ROLLOUT_KINDS:
-                send(batch)
-                batch = []
-        if batch:
-            send(batch)
+        deploy_objects(session, objects, records=records)  # the plan's twin, as the sign-off deploys it
         sim.clock.advance(SIM_SETTLE_SECONDS)
         sim.settle()
     except ClusterError as e:
