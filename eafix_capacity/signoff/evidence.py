@@ -113,11 +113,26 @@ def min_ready_table(rehearsal: Rehearsal) -> str:
             f"</thead><tbody>{rows}</tbody></table>")
 
 
+def plans_table(rows: Sequence[Mapping[str, Any]], *, changed_only: bool = True) -> str:
+    """A release's old and new plans side by side (``release.compare_plans`` rows): the figures
+    that change (every figure with ``changed_only=False``), or a line saying none does."""
+    chosen = [r for r in rows if r.get("changed") or not changed_only]
+    if not chosen:
+        return "<p>The old and new plans are the same in every figure (requests, limits, replicas, nodes).</p>"
+    body = "".join(f"<tr><td>{_e(r.get('section'))}</td><td>{_e(r.get('name'))}</td><td>{_e(r.get('field'))}</td>"
+                   f"<td>{_e(r.get('old'))}</td><td>{_e(r.get('new'))}</td></tr>" for r in chosen)
+    return ("<p>The old and new plans side by side, the figures that change:</p><table><thead><tr><th>section</th>"
+            f"<th>name</th><th>figure</th><th>old</th><th>new</th></tr></thead><tbody>{body}</tbody></table>")
+
+
 def rehearsal_section(signoff: Signoff, rehearsal: Rehearsal) -> str:
-    """A rehearsal's evidence: its gate's section, its settings, the lowest ready replicas per
-    service and every step (the charts follow it in the notebook)."""
+    """A rehearsal's evidence: its gate's section, a release's old and new plans side by side,
+    its settings, the lowest ready replicas per service and every step (the charts follow it in
+    the notebook)."""
     settings = figures_table({str(k): v for k, v in rehearsal.settings.items()})
+    plans = rehearsal.details.get("plans")
     body = (f"<p>{'Completed' if rehearsal.completed else 'Did not complete'}: {_e(rehearsal.reason)}</p>"
+            + (plans_table(plans) if isinstance(plans, list) else "") +
             f"<p>From {rehearsal.started:%Y-%m-%d %H:%M:%S} to {rehearsal.finished:%H:%M:%S} (sim time), "
             f"{len(rehearsal.observations)} steps.</p>{settings}{min_ready_table(rehearsal)}{steps_table(rehearsal)}")
     gate = rehearsal_gate(signoff, rehearsal)
@@ -126,5 +141,5 @@ def rehearsal_section(signoff: Signoff, rehearsal: Rehearsal) -> str:
     return gate_section(gate, body=body)
 
 
-__all__ = ["badge", "figures_table", "gate_section", "gates_table", "min_ready_table", "rehearsal_gate",
+__all__ = ["badge", "figures_table", "gate_section", "gates_table", "min_ready_table", "plans_table", "rehearsal_gate",
            "rehearsal_section", "sections", "steps_table", "verdict_html"]

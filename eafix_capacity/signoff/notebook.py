@@ -88,6 +88,9 @@ class NotebookParams:
         return params
 
     def _check(self) -> None:
+        from ..profiles import get_profile, load_profiles
+
+        get_profile(self.profile, load_profiles(), file=WHERE)
         self.plan_params()
         self.load_policy()
         if self.kubeconfig and not self.context:
