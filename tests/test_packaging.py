@@ -26,7 +26,7 @@ from eafix_capacity.kernels import FALLBACK_KERNEL
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = ("pyproject.toml", "README.md", "eafix_capacity", "data", "notebooks")
-EMBEDDED = ("services.yaml", "profiles.yaml", "node-types.csv", "usage-model.yaml")
+EMBEDDED = ("services.yaml", "profiles.yaml", "node-types.csv", "usage-model.yaml", "signoff-policy.yaml")
 
 pytestmark = pytest.mark.packaging
 
