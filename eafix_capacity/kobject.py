@@ -1,8 +1,12 @@
 """Small readers of Kubernetes objects as plain dicts, shared by the manifest checks,
-the importer and the sim cluster: nested lookups, leaf walks and label selectors."""
+the importer, the sim cluster and the sign-off: nested lookups, leaf walks, label selectors
+and IntOrString values scaled against a total."""
 from __future__ import annotations
 
+import math
 from typing import Any, Iterator, Mapping
+
+from .errors import InputError
 
 
 def get_in(node: Any, *keys: str) -> Any:
@@ -45,3 +49,21 @@ def selector_matches(selector: Mapping | None, labels: Mapping[str, str]) -> boo
         if op == "DoesNotExist" and key in labels:
             return False
     return True
+
+
+def scaled_value(value: object, total: int, *, round_up: bool, field: str = "value") -> int:
+    """An IntOrString against ``total``: ``3`` -> 3, ``"25%"`` of 10 -> 3 (round up) or 2 (down), as
+    apimachinery's intstr.GetScaledValueFromIntOrPercent; None is 0."""
+    if value is None:
+        return 0
+    if isinstance(value, bool):
+        raise InputError("must be an integer or a percentage", field=field, value=value)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.endswith("%"):
+        try:
+            pct = int(value[:-1])
+        except ValueError as e:
+            raise InputError("not a percentage", field=field, value=value, valid='e.g. "25%"') from e
+        return math.ceil(pct * total / 100) if round_up else (pct * total) // 100
+    raise InputError("must be an integer or a percentage", field=field, value=value, valid='e.g. 1 or "25%"')

@@ -11,12 +11,11 @@ controller resolves it.
 """
 from __future__ import annotations
 
-import math
 from datetime import datetime
 from typing import Any, Iterable, Mapping, Sequence
 
 from ..cluster.rest import list_items
-from ..errors import InputError
+from ..kobject import scaled_value
 from .records import BlockedEviction, Observation, PendingPod
 
 SERVICE_LABEL = "app.kubernetes.io/name"
@@ -154,31 +153,15 @@ def desired_replicas(workloads: Iterable[Mapping[str, Any]]) -> dict[str, int]:
     return dict(sorted(out.items()))
 
 
-def scaled_count(value: object, total: int, *, field: str) -> int:
-    """An IntOrString against ``total``, a percentage rounded up (intstr.GetScaledValueFromIntOrPercent
-    with roundUp true, as the disruption controller calls it)."""
-    if isinstance(value, bool):
-        raise InputError("must be an integer or a percentage", field=field, value=value, valid='e.g. 1 or "50%"')
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.endswith("%"):
-        try:
-            pct = int(value[:-1])
-        except ValueError as e:
-            raise InputError("not a percentage:", field=field, value=value, valid='e.g. "50%"') from e
-        return math.ceil(pct * total / 100)
-    raise InputError("must be an integer or a percentage", field=field, value=value, valid='e.g. 1 or "50%"')
-
-
 def pdb_desired_healthy(spec: Mapping[str, Any], *, expected: int) -> int:
     """A PDB's desiredHealthy as pkg/controller/disruption getExpectedPodCount computes it:
     ``maxUnavailable`` -> expected - ceil(value of expected), at least 0; ``minAvailable`` as a
     number -> that number; as a percentage -> ceil(value of expected); neither -> 0. ``expected``
     is the owning controllers' scale (the desired replicas)."""
     if spec.get("maxUnavailable") is not None:
-        return max(0, expected - scaled_count(spec["maxUnavailable"], expected, field="maxUnavailable"))
+        return max(0, expected - scaled_value(spec["maxUnavailable"], expected, round_up=True, field="maxUnavailable"))
     if spec.get("minAvailable") is not None:
-        return scaled_count(spec["minAvailable"], expected, field="minAvailable")
+        return scaled_value(spec["minAvailable"], expected, round_up=True, field="minAvailable")
     return 0
 
 

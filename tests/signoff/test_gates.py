@@ -24,8 +24,9 @@ from eafix_capacity.signoff.gates import (HpaPoint, NodeRoom, PodAsk, capacity_f
                                           plan_gates, rehearsal_gates, usage_gates)
 from eafix_capacity.signoff.policy import POLICY_FILE, Policy, policy_from_mapping
 from eafix_capacity.signoff.records import (BlockedEviction, GateResult, Observation, PendingPod, Rehearsal)
-from eafix_capacity.usage.samples import FRAME_COLUMNS, Termination
+from eafix_capacity.usage.samples import Termination
 from eafix_capacity.yamlio import load_yaml_file
+from usage.frames import typed_frame
 
 MI, GI = 2**20, 2**30
 T0 = datetime(2026, 1, 14, 8, 0, tzinfo=timezone.utc)
@@ -218,20 +219,9 @@ def test_live_gates_name_the_first_failing_checks_and_count_them():
 
 # --- observed usage ------------------------------------------------------------------------------
 
-NAMES = ("context", "namespace", "pod", "container", "service", "node", "source")
-INTS = ("memory_bytes", "cpu_request_m", "cpu_limit_m", "memory_request_bytes", "memory_limit_bytes")
-
-
 def frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """Rows in the store's shape (as tests/usage/frames.py): UTC timestamps, Int64 figures, categories."""
-    df = pd.DataFrame(rows, columns=list(FRAME_COLUMNS))
-    df["timestamp"] = pd.to_datetime(df["timestamp"], utc=True)
-    df["cpu_m"] = pd.to_numeric(df["cpu_m"]).astype("float64")
-    for c in INTS:
-        df[c] = pd.array([None if v is None or v != v else int(v) for v in df[c]], dtype="Int64")
-    for c in NAMES:
-        df[c] = df[c].astype("category")
-    return df
+    """Rows in the store's shape: UTC timestamps, Int64 figures, categories."""
+    return typed_frame(rows)
 
 
 def row(t: datetime, pod: str, cpu: float | None, mem: int | None, *, service: str = "risk-manager",

@@ -6,8 +6,9 @@ proposals) is re-exported here for tests and notebooks.
 """
 from __future__ import annotations
 
-from eafix_capacity.sim.controllers.common import (SAFE_ALPHABET, fnv32a, qos_class, random_suffix, safe_encode,
-                                                   scaled_value, semantic, template_hash)
+from eafix_capacity.kobject import scaled_value
+from eafix_capacity.sim.controllers.common import (SAFE_ALPHABET, fnv32a, qos_class, random_suffix, safe_encode, semantic,
+                                                   template_hash)
 from eafix_capacity.sim.controllers.deployment import new_rs_replicas, old_rs_scale_down, surge_and_unavailable
 from eafix_capacity.sim.controllers.disruption import EVICTION_REFUSED, Budget, pdb_budget
 from eafix_capacity.sim.controllers.manager import ControllerManager

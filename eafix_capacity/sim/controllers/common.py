@@ -6,13 +6,12 @@ apimachinery (``controller.IsPodActive``, ``podutil.IsPodReady``, ``ComputeHash`
 """
 from __future__ import annotations
 
+import functools
 import json
-import math
 import random
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 
-from eafix_capacity.errors import InputError
 from eafix_capacity.sim.clock import SimClock
 
 SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
@@ -44,10 +43,17 @@ def template_hash(template: Mapping, collision_count: int | None = None) -> str:
     the 32-bit sum safe-encoded: up to 10 characters of ``[bcdfghjklmnpqrstvwxz2456789]``
     (in practice only the 10 characters digits map to), 10 for sums of 10 digits.
     """
-    h = fnv32a(json.dumps(semantic(template), sort_keys=True, separators=(",", ":")).encode())
+    h = _text_hash(json.dumps(semantic(template), sort_keys=True, separators=(",", ":")))
     if collision_count:
         h = fnv32a((collision_count & 0xFFFFFFFF).to_bytes(4, "little"), h)
     return safe_encode(str(h))
+
+
+@functools.lru_cache(maxsize=1024)
+def _text_hash(text: str) -> int:
+    """``fnv32a`` of ``text``'s UTF-8, remembered: every controller pass hashes the same templates
+    again, and the byte loop costs more than the JSON that keys it."""
+    return fnv32a(text.encode())
 
 
 def semantic(obj: Any) -> Any:
@@ -63,23 +69,6 @@ def semantic(obj: Any) -> Any:
 def random_suffix(rand: random.Random, n: int = 5) -> str:
     """The ``generateName`` suffix: ``n`` characters of :data:`SAFE_ALPHABET`."""
     return "".join(rand.choice(SAFE_ALPHABET) for _ in range(n))
-
-
-def scaled_value(value: int | str | None, total: int, *, round_up: bool, field: str = "value") -> int:
-    """An IntOrString against ``total``: ``3`` -> 3, ``"25%"`` of 10 -> 3 (round up) or 2 (down)."""
-    if value is None:
-        return 0
-    if isinstance(value, bool):
-        raise InputError("must be an integer or a percentage", field=field, value=value)
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.endswith("%"):
-        try:
-            pct = int(value[:-1])
-        except ValueError as e:
-            raise InputError("not a percentage", field=field, value=value, valid='e.g. "25%"') from e
-        return math.ceil(pct * total / 100) if round_up else (pct * total) // 100
-    raise InputError("must be an integer or a percentage", field=field, value=value, valid='e.g. 1 or "25%"')
 
 
 def qos_class(pod: Mapping) -> str:

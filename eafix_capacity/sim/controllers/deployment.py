@@ -13,9 +13,10 @@ from typing import Mapping
 
 from eafix_capacity.sim import resources as R
 from eafix_capacity.sim.apierror import ConflictError
+from eafix_capacity.kobject import scaled_value
 from eafix_capacity.sim.controllers.common import (HASH_LABEL, REVISION, controller_of, deep_copy, drop_zero, now_text,
-                                                   ns_name, owner_ref, revision_of, scaled_value, set_condition,
-                                                   strip_hash, template_hash)
+                                                   ns_name, owner_ref, revision_of, set_condition, strip_hash,
+                                                   template_hash)
 from eafix_capacity.sim.controllers.context import Context, Snapshot
 
 

@@ -13,8 +13,9 @@ from typing import Iterable, Mapping, Sequence
 from eafix_capacity.kobject import selector_matches
 from eafix_capacity.sim import resources as R
 from eafix_capacity.sim.apierror import ApiError
-from eafix_capacity.sim.controllers.common import (controller_of, is_active, is_ready, now_text, scaled_value,
-                                                   set_condition, success_status)
+from eafix_capacity.kobject import scaled_value
+from eafix_capacity.sim.controllers.common import (controller_of, is_active, is_ready, now_text, set_condition,
+                                                   success_status)
 from eafix_capacity.sim.controllers.context import Context, Snapshot
 
 
