@@ -36,7 +36,8 @@ NOTEBOOK = NOTEBOOKS_DIR / "05_upgrade_signoff.ipynb"
 PARAMETERS = ["profile", "provider", "node_type", "nodes", "mesh", "headroom_pct", "cpu_limit_ratio",
               "memory_limit_ratio", "storage_gib", "max_pods", "replicas", "catalog", "manifests",
               "ignore_unknown_kinds", "context", "kubeconfig", "namespace", "usage", "policy", "upgrade_node_type",
-              "max_surge", "max_unavailable", "release_catalog", "release_manifests", "node_loss", "output_dir"]
+              "max_surge", "max_unavailable", "release_catalog", "release_manifests", "node_loss", "rehearsals",
+              "output_dir"]
 STUCK = ("volume node affinity conflict", "does not replace a pod until the old one is gone")
 
 pytestmark = [pytest.mark.notebook, pytest.mark.sim]
@@ -129,10 +130,10 @@ def test_signoff_judges_a_live_cluster_on_its_twin_and_writes_every_output(tmp_p
     session, store = live
     before = {k: _names(session.sim, k) for k in (R.NODE, R.POD)}
     params = tmp_path / "signoff.yaml"
-    # the node and zone losses judged but not required: their FAIL makes the sign-off a WARN
+    # the losses not rehearsed here (the default run's test rehearses them): a WARN each, never a PASS
     params.write_text("profile: recommended\nnode_type: n2-standard-8\nmax_surge: \"2\"\n"
-                      "policy:\n  required: [plan, capacity, live, usage, rehearsal:nodepool-upgrade,"
-                      " rehearsal:release-rollout]\n")
+                      "rehearsals: release-rollout,nodepool-upgrade\n"
+                      "policy:\n  required: [plan, capacity, live, usage, rehearsal]\n")
     out = tmp_path / "reports"
     code = cli_main(["signoff", "--params", str(params), "--context", session.target.context, "--kubeconfig",
                      str(session.sim.kubeconfig), "--usage", str(store), "--out", str(out)])
@@ -150,8 +151,10 @@ def test_signoff_judges_a_live_cluster_on_its_twin_and_writes_every_output(tmp_p
     assert any("not enough data" in g["reason"] or "samples" in g["reason"] for g in usage)
     (upgrade,) = _rehearsals(summary, "nodepool-upgrade")
     assert upgrade["completed"] and upgrade["settings"]["max_surge"] == 2
+    assert [r["kind"] for r in summary["rehearsals"]] == ["release-rollout", "nodepool-upgrade"]
+    assert gates["rehearsal:node-loss"]["verdict"] == "WARN" and "not rehearsed" in gates["rehearsal:node-loss"]["reason"]
     failing = [g for g in summary["gates"] if g["verdict"] == "FAIL"]
-    assert failing and all(not g["required"] for g in failing)
+    assert not [g["name"] for g in failing if g["required"]]
     # the live cluster was only read: its nodes and pods are as they were, though the twin's
     # nodes were all drained and replaced
     assert {k: _names(session.sim, k) for k in (R.NODE, R.POD)} == before

@@ -36,11 +36,12 @@ if TYPE_CHECKING:  # the client, the sim and pandas load when a step runs
 NOTEBOOK = "05_upgrade_signoff"
 WHERE = "notebook parameters"
 NODE_LOSS = ("largest", "each")
+REHEARSALS = ("node-loss", "zone-loss", "release-rollout", "nodepool-upgrade")
 PLAN_FIELDS = ("profile", "provider", "node_type", "nodes", "mesh", "headroom_pct", "cpu_limit_ratio",
                "memory_limit_ratio", "storage_gib", "max_pods", "replicas", "catalog", "manifests",
                "ignore_unknown_kinds")
 REHEARSAL_FIELDS = ("namespace", "upgrade_node_type", "max_surge", "max_unavailable", "release_catalog",
-                    "release_manifests", "node_loss")
+                    "release_manifests", "node_loss", "rehearsals")
 """The parameters a sign-off params file may set besides the plan's, the policy and the target."""
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 
@@ -76,6 +77,7 @@ class NotebookParams:
     release_catalog: str = ""
     release_manifests: str = ""
     node_loss: str = "largest"
+    rehearsals: str = ",".join(REHEARSALS)
     output_dir: str = "../reports/" + NOTEBOOK
 
     @classmethod
@@ -105,6 +107,7 @@ class NotebookParams:
         if self.node_loss not in NODE_LOSS:
             raise InputError("unknown node loss", file=WHERE, field="node_loss", value=self.node_loss,
                              valid="largest (the largest node) or each (every node in turn)")
+        self.chosen_rehearsals()
         if self.release_catalog and self.release_manifests:
             raise InputError("a release is a catalogue or a manifest directory, not both", file=WHERE,
                              field="release_manifests", value=self.release_manifests,
@@ -118,6 +121,16 @@ class NotebookParams:
         if self.output_dir == "":
             raise InputError("empty output directory", file=WHERE, field="output_dir",
                              valid="a directory for summary.json, e.g. .")
+
+    def chosen_rehearsals(self) -> tuple[str, ...]:
+        """The rehearsals to run, in their order; one left out is a WARN "not rehearsed" (a zone
+        loss only ever runs where the nodes have zones)."""
+        names = tuple(n.strip() for n in self.rehearsals.split(",") if n.strip())
+        for n in names:
+            if n not in REHEARSALS:
+                raise InputError("unknown rehearsal", file=WHERE, field="rehearsals", value=n,
+                                 valid="a comma-separated list of: " + ", ".join(REHEARSALS))
+        return tuple(n for n in REHEARSALS if n in names)
 
     def plan_params(self) -> PlanParams:
         from ..inputs import PlanParams
@@ -302,9 +315,9 @@ def restarted(objects: Sequence[Mapping[str, Any]], *, at: str) -> list[dict[str
 
 def rehearse(twin: Twin, params: NotebookParams, plan: Plan, *, policy: Policy,
              progress: Callable[[str], object] = print) -> list[Rehearsal]:
-    """Every rehearsal on the twin, in sim time: node loss (the largest node, or each in turn),
-    each zone lost (when the nodes have zones), the release, then the node-pool upgrade. Each
-    loss restores its nodes before the next rehearsal starts."""
+    """The chosen rehearsals on the twin, in sim time: node loss (the largest node, or each in
+    turn), each zone lost (when the nodes have zones), the release, then the node-pool upgrade.
+    Each loss restores its nodes before the next rehearsal starts."""
     from ..sim.hooks import sim_clock_hooks
     from .failures import largest_node, rehearse_each_node_loss, rehearse_each_zone_loss, rehearse_node_loss
     from .nodepool import rehearse_nodepool_upgrade
@@ -322,18 +335,22 @@ def rehearse(twin: Twin, params: NotebookParams, plan: Plan, *, policy: Policy,
             out.append(r)
             progress(f"{r.name}: {'completed' if r.completed else 'did not complete'} ({r.reason})")
 
-    if params.node_loss == "each":
+    chosen = params.chosen_rehearsals()
+    if "node-loss" in chosen and params.node_loss == "each":
         done(rehearse_each_node_loss(api, sim=sim, namespace=ns, clock=hooks.clock, sleep=hooks.sleep))
-    else:
+    elif "node-loss" in chosen:
         done([rehearse_node_loss(api, sim=sim, namespace=ns, node=largest_node(list_nodes(api)), clock=hooks.clock,
                                  sleep=hooks.sleep)])
-    done(rehearse_each_zone_loss(api, sim=sim, namespace=ns, clock=hooks.clock, sleep=hooks.sleep))
-    objects, new_plan, source = release_rendering(params, plan)
-    release = rehearse_release(api, sim=sim, target=session.target, objects=objects, old_plan=plan,
-                               new_plan=new_plan, namespace=ns, clock=hooks.clock, sleep=hooks.sleep)
-    done([_with_setting(release, "release", source)])
-    done([rehearse_nodepool_upgrade(session, namespace=ns, settings=params.upgrade_settings(policy),
-                                    clock=hooks.clock, sleep=hooks.sleep)])
+    if "zone-loss" in chosen:
+        done(rehearse_each_zone_loss(api, sim=sim, namespace=ns, clock=hooks.clock, sleep=hooks.sleep))
+    if "release-rollout" in chosen:
+        objects, new_plan, source = release_rendering(params, plan)
+        release = rehearse_release(api, sim=sim, target=session.target, objects=objects, old_plan=plan,
+                                   new_plan=new_plan, namespace=ns, clock=hooks.clock, sleep=hooks.sleep)
+        done([_with_setting(release, "release", source)])
+    if "nodepool-upgrade" in chosen:
+        done([rehearse_nodepool_upgrade(session, namespace=ns, settings=params.upgrade_settings(policy),
+                                        clock=hooks.clock, sleep=hooks.sleep)])
     return out
 
 
@@ -397,6 +414,6 @@ def write_summary(params: NotebookParams, data: Mapping[str, Any]) -> str:
     return str(write(params.output_dir, dict(data)))
 
 
-__all__ = ["NOTEBOOK", "NotebookParams", "PLAN_FIELDS", "REHEARSAL_FIELDS", "Result", "Twin", "Usage",
+__all__ = ["NOTEBOOK", "NotebookParams", "PLAN_FIELDS", "REHEARSALS", "REHEARSAL_FIELDS", "Result", "Twin", "Usage",
            "capacity_gates", "judge_all", "load_usage", "make_plan", "open_twin", "rehearse", "release_rendering",
            "restarted", "run", "summary", "write_summary"]

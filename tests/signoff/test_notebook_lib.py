@@ -25,6 +25,7 @@ from eafix_capacity.signoff import notebook as nb
     ({"output_dir": ""}, r"output_dir: empty output directory"),
     ({"nodes": "3"}, r"nodes"),
     ({"colour": "red"}, r"colour: unknown parameter"),
+    ({"rehearsals": "node-loss,chaos"}, r"rehearsals: unknown rehearsal 'chaos'; a comma-separated list of: node-loss"),
 ])
 def test_a_bad_parameter_is_one_line_naming_it(values, message):
     with pytest.raises(InputError, match=message) as e:
@@ -42,6 +43,9 @@ def test_the_defaults_sign_off_the_recommended_plan_with_the_providers_upgrade()
     two = nb.NotebookParams.from_notebook(max_surge="2", max_unavailable="1").upgrade_settings()
     assert (two.max_surge, two.max_unavailable) == (2, 1)
     assert params.inputs()["policy"] == "defaults" and params.inputs()["release"] == ""
+    assert params.chosen_rehearsals() == nb.REHEARSALS
+    assert nb.NotebookParams.from_notebook(rehearsals=" nodepool-upgrade, node-loss").chosen_rehearsals() == \
+        ("node-loss", "nodepool-upgrade")       # in the order they run
 
 
 def test_the_policy_drain_timeout_overrides_the_providers(tmp_path):
