@@ -258,7 +258,7 @@ def evidence_html(e: Evidence) -> str:
     the same in JupyterLab and in the exported HTML."""
     esc = html.escape
     colour = "#1b5e20" if e.verdict == "PASS" else "#b00020"
-    out = [f'<div class="eafix-evidence">',
+    out = ['<div class="eafix-evidence">',
            f'<p style="font-size:3em;font-weight:bold;margin:0.2em 0;color:{colour}" '
            f'class="eafix-verdict">{esc(e.verdict)}</p>',
            f'<p style="font-size:1.2em;margin:0 0 1em 0">{esc(e.title)}</p>']

@@ -12,7 +12,6 @@ interactive confirmation that repeats the context and the identity.
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from dataclasses import dataclass, field

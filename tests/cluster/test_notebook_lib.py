@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 
 from eafix_capacity.cluster import charts
 from eafix_capacity.cluster import notebook as nb
-from eafix_capacity.cluster.applyerrors import ApplyFailed, ObjectFailure, QuotaExceeded
+from eafix_capacity.cluster.applyerrors import ObjectFailure, QuotaExceeded
 from eafix_capacity.cluster.context import Target
 from eafix_capacity.cluster.livestate import LiveState, from_objects
 from eafix_capacity.cluster.order import Phase, phases
