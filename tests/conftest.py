@@ -10,10 +10,16 @@ during the run in the watched places do, and they fail the run.
 ``make test-fast`` deselects the tests marked ``sim``, ``notebook``, ``packaging`` and
 ``kernel`` and sets ``EAFIX_TEST_FAST=1``; then a test that starts a sim cluster or a Jupyter
 kernel anyway fails, naming the marker it lacks, so the fast run stays what it says.
+
+Under ``PYTHONDONTWRITEBYTECODE`` (set on some machines) every Python process the suite starts
+(xdist workers, kernels, nbval's pytest, the CLI) would compile the kit and the tests from
+source again, about half a second each, and pytest would rewrite the asserts of the tests and
+of Hypothesis again in each: the suite's processes write bytecode as Python does by default.
 """
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -28,6 +34,22 @@ CACHES = frozenset({".pytest_cache", ".hypothesis", ".mypy_cache", "__pycache__"
                     ".ipynb_checkpoints"})
 
 _SNAPSHOT = pytest.StashKey[frozenset[str]]()
+_DONT_WRITE_BYTECODE = pytest.StashKey[str]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Before xdist starts its workers (pytest_sessionstart): they and every process started
+    # later inherit the environment, and write the usual __pycache__ directories (gitignored,
+    # and CACHES above) as they would without the variable.
+    if "PYTHONDONTWRITEBYTECODE" in os.environ:
+        config.stash[_DONT_WRITE_BYTECODE] = os.environ.pop("PYTHONDONTWRITEBYTECODE")
+        sys.dont_write_bytecode = False
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    value = config.stash.get(_DONT_WRITE_BYTECODE, None)
+    if value is not None:
+        os.environ["PYTHONDONTWRITEBYTECODE"] = value
 
 
 def checkout_entries(root: Path) -> frozenset[str]:

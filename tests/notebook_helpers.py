@@ -19,6 +19,8 @@ def run_nbval(notebook: Path, *, timeout: int = 600, root: Path | None = None) -
     (``../reports/<notebook>``), so it runs a copy in ``<root>/notebooks/``: the outputs land
     in ``<root>/reports/``, not in the checkout, and the cells see the same relative paths.
     ``root`` (default: a temporary directory removed afterwards) keeps them for the caller.
+    The pytest plugins nbval does not need are not loaded: Hypothesis alone imports itself at
+    the end of every run, most of the start-up of a process that has no bytecode cache.
     """
     if root is None:
         with tempfile.TemporaryDirectory(prefix="eafix-nbval-") as tmp:
@@ -27,7 +29,8 @@ def run_nbval(notebook: Path, *, timeout: int = 600, root: Path | None = None) -
     workdir.mkdir(parents=True, exist_ok=True)
     copy = Path(shutil.copy2(notebook, workdir / notebook.name))
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval", str(copy),
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-p", "no:anyio",
+         "--nbval", str(copy),
          "--nbval-sanitize-with", str(SANITIZE), "--nbval-kernel-name", "eafix-capacity",
          "--nbval-cell-timeout", "300", "--rootdir", str(workdir), "-o", "addopts="],
         cwd=workdir, capture_output=True, text=True, timeout=timeout,

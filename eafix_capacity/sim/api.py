@@ -33,7 +33,7 @@ from eafix_capacity.sim.routing import Query, ResourcePath, parse_path, parse_qu
 from eafix_capacity.sim.schemas import Node, builtin_node, crd_node
 from eafix_capacity.sim.selectors import matcher
 from eafix_capacity.sim.store import Store, WatchEvent, encode, type_meta_prefix
-from eafix_capacity.sim.validation import validate
+from eafix_capacity.sim.validation import validate, validate_merged
 
 MAX_BODY_BYTES = 3 * 1024 * 1024
 KUBERNETES_VERSION = "v1.32.0"
@@ -720,7 +720,7 @@ class Api:
             live = None
         result = server_side_apply(live, applied, node, manager=manager, force=q.force)
         self.auth.check_rbac_write(rt, result)
-        validate(result, rt, self.registry, mode="Strict", old=live)  # the merged object must be a valid whole
+        validate_merged(result, rt, self.registry, old=live)  # the merged object must be a valid whole
         if self.registry.is_builtin(rt):
             defaults.apply_defaults(result, rt.group, rt.kind)
         if rt == R.SERVICE:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources as importlib_resources
 
 SCHEMA_VERSION = "1.32.0"
@@ -42,10 +42,16 @@ def builtin_definition_name(api_version: str, kind: str) -> str | None:
 
 @dataclass(frozen=True)
 class Node:
-    """One position in a schema; ``defs`` resolves ``#/$defs/...`` references."""
+    """One position in a schema; ``defs`` resolves ``#/$defs/...`` references.
+
+    A node keeps its resolved schema and the children asked for, so walking the same positions
+    again (every write walks its object several times: pruning, managed fields, patches) costs
+    lookups; ``builtin_node`` hands out one root per kind, so that tree is built once per process.
+    """
 
     schema: dict
     defs: dict | None = None
+    _children: dict[str, Node] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def _resolve(self, schema: dict) -> dict:
         seen = 0
@@ -55,22 +61,31 @@ class Node:
             seen += 1
         return schema if isinstance(schema, dict) else {}
 
-    @property
+    @functools.cached_property
     def resolved(self) -> dict:
         return self._resolve(self.schema)
 
     def child(self, key: str) -> Node:
-        s = self.resolved
-        props = s.get("properties") or {}
-        if key in props:
-            return Node(props[key], self.defs)
-        extra = s.get("additionalProperties")
-        if isinstance(extra, dict):
-            return Node(extra, self.defs)
-        return Node({}, self.defs)
+        props = self.resolved.get("properties") or {}
+        if key not in props:
+            return self._other
+        node = self._children.get(key)
+        if node is None:
+            node = self._children[key] = Node(props[key], self.defs)
+        return node
+
+    @functools.cached_property
+    def _other(self) -> Node:
+        """The node of every key that is not a declared property (one node: map keys are data)."""
+        extra = self.resolved.get("additionalProperties")
+        return Node(extra if isinstance(extra, dict) else {}, self.defs)
+
+    @functools.cached_property
+    def _items(self) -> Node:
+        return Node(self.resolved.get("items") or {}, self.defs)
 
     def items(self) -> Node:
-        return Node(self.resolved.get("items") or {}, self.defs)
+        return self._items
 
     @property
     def merge_key(self) -> str | None:
@@ -111,6 +126,7 @@ class Node:
         return bool(self.resolved)
 
 
+@functools.lru_cache(maxsize=512)
 def builtin_node(api_version: str, kind: str) -> Node | None:
     name = builtin_definition_name(api_version, kind)
     if name is None:

@@ -183,6 +183,29 @@ def test_pdb_with_min_available_and_max_unavailable_is_refused(api: client.ApiCl
     assert answer["message"] == f'PodDisruptionBudget.policy "both" is invalid: spec: {cause["message"]}'
 
 
+def test_a_server_side_apply_is_checked_as_the_object_it_makes(api: client.ApiClient) -> None:
+    # Each apply configuration is valid alone; the merged object is checked whole, as the real
+    # server's fieldmanager hands the merged object to validation: a missing required field
+    apply = "application/apply-patch+yaml"
+    pods = "/api/v1/namespaces/default/pods"
+    status, answer, _ = send(api, "PATCH", f"{pods}/bare", {"apiVersion": "v1", "kind": "Pod",
+                                                            "metadata": {"name": "bare"}, "spec": {}},
+                             query=[("fieldManager", "one")], ctype=apply)
+    assert status == 422
+    invalid_status(answer, "Pod", "bare", "spec.containers", "Required value")
+    # and two managers' fields that a semantic rule forbids together
+    pdbs = "/apis/policy/v1/namespaces/default/poddisruptionbudgets"
+    pdb = {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "two-managers"},
+           "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "web"}}}}
+    assert send(api, "PATCH", f"{pdbs}/two-managers", pdb, query=[("fieldManager", "one")], ctype=apply)[0] == 201
+    other = {**pdb, "spec": {"maxUnavailable": 1}}
+    status, answer, _ = send(api, "PATCH", f"{pdbs}/two-managers", other, query=[("fieldManager", "two")],
+                             ctype=apply)
+    assert status == 422 and answer["details"]["causes"][0]["message"].endswith(
+        "minAvailable and maxUnavailable cannot be both set")
+    assert "maxUnavailable" not in send(api, "GET", f"{pdbs}/two-managers")[1]["spec"]
+
+
 def test_ports_outside_1_to_65535_are_refused(api: client.ApiClient) -> None:
     bad_pod = pod("port", containers=[{"name": "main", "image": "nginx:1.25", "ports": [{"containerPort": 70000}]}])
     status, answer, _ = send(api, "POST", PODS, bad_pod)
