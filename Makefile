@@ -35,8 +35,10 @@ lab: $(STAMP)
 report: $(STAMP)
 	$(VENV)/bin/eafix-capacity report
 
+# Each test file runs on one worker, in its order: a module's sim is shared by its tests, which
+# are a sequence (apply, then change, then conflict ...); split across workers they would not be.
 test: $(STAMP)
-	$(PY) -m pytest -n auto --dist worksteal
+	$(PY) -m pytest -n auto --dist loadfile
 
 # The tests that start no sim cluster and no Jupyter kernel (tests/conftest.py fails one that does).
 test-fast: $(STAMP)

@@ -8,6 +8,7 @@ bytes, already rounded up the way Kubernetes rounds quantities. Everything downs
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -26,7 +27,7 @@ ACCESS_MODES = ("ReadWriteOnce", "ReadWriteOncePod", "ReadOnlyMany", "ReadWriteM
 SOURCE_KEYS = ("port", "replicas", "resources", "hpa", "storage")
 SOURCE_KINDS = ("seed", "assumed", "imported", "recommended")   # recommended: usage/recommend.py
 SERVICE_KEYS = ("name", "description", "port", "tier", "kind", "replicas", "runtime", "image",
-                "mesh_inject", "containers", "hpa", "storage", "source")
+                "mesh_inject", "containers", "hpa", "storage", "source", "growth_pct")
 TOP_KEYS = ("services",)
 CONTAINER_KEYS = ("name", "requests", "limits")
 # The resources the capacity model plans. Kubernetes also accepts ephemeral-storage,
@@ -118,6 +119,9 @@ class Service:
     description: str = ""
     mesh_inject: bool = True
     sources: Mapping[str, str] = field(default_factory=dict)
+    # demand growth per month in percent for the growth runway (growth.py); None: the
+    # plan's --growth figure. Read only when a runway is asked for.
+    growth_pct: float | None = None
 
     @property
     def pod_resources(self) -> Resources:
@@ -386,6 +390,32 @@ def _resources(f: _Fields) -> Resources:
     return r
 
 
+MAX_GROWTH_PCT = 1000.0
+
+
+def check_growth_pct(v: Any) -> str | None:
+    """Why ``v`` is not a monthly growth percentage (0 to 1000, finite), or None."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return "not a number"
+    if not math.isfinite(v):
+        return "not a finite number"
+    if v < 0:
+        return "negative growth"
+    if v > MAX_GROWTH_PCT:
+        return "growth above 1000% a month"
+    return None
+
+
+def _growth_pct(v: Any, f: _Fields) -> float | None:
+    if v is None:
+        return None
+    problem = check_growth_pct(v)
+    if problem:
+        raise f.fail("growth_pct", problem, v, "percent demand growth per month, 0 to 1000, "
+                     "or leave it out for the plan's --growth")
+    return float(v)
+
+
 def _hpa(raw: Any, *, file: str, obj: str) -> HPA | None:
     if raw is None:
         return None
@@ -462,6 +492,7 @@ def _service(raw: Any, *, file: str, index: int) -> Service:
     mesh_inject = raw.get("mesh_inject", True)
     if not isinstance(mesh_inject, bool):
         raise f.fail("mesh_inject", "not a boolean", mesh_inject, "true or false")
+    growth_pct = _growth_pct(raw.get("growth_pct"), f)
     svc = Service(
         name=name,
         port=f.integer("port", minimum=1, maximum=65535),
@@ -475,5 +506,6 @@ def _service(raw: Any, *, file: str, index: int) -> Service:
         image=raw.get("image") or "",
         description=raw.get("description") or "",
         mesh_inject=mesh_inject,
+        growth_pct=growth_pct,
     )
     return replace(svc, sources=_sources(f.required("source"), svc, file=file))

@@ -11,6 +11,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from .growth import Runway
 from .plan import Plan, service_table
 from .profiles import Profile
 from .scheduling import Placement
@@ -133,4 +134,32 @@ def placement(plan: Plan, scenario: str, *, layout: str = SCHEDULER) -> Figure:
         title += f"; {len(pending)} pods Pending"
     fig.suptitle(title)
     _legend_outside(fig, axes[0])
+    return fig
+
+
+def growth_runway(runway: Runway) -> Figure:
+    """Nodes needed per month as demand grows (``plan --growth``), against the planned
+    count; the month the first gate fails at the planned count is marked."""
+    months = [p.month for p in runway.series]
+    needed = [p.nodes_needed for p in runway.series]
+    fig = Figure(figsize=(9, 4.5), layout="constrained")
+    ax = fig.subplots()
+    known = [(m, n) for m, n in zip(months, needed) if n is not None]
+    ax.step([m for m, _ in known], [n for _, n in known], where="post", marker="o",
+            label="nodes needed (recommended count)")
+    ax.axhline(runway.planned_nodes, color="C3", linestyle="--", label=f"planned nodes ({runway.planned_nodes})")
+    if runway.months is not None:
+        ax.axvline(runway.months, color="C1", linestyle=":",
+                   label=f"{runway.gate} fails (month {runway.months})")
+    beyond = [m for m, n in zip(months, needed) if n is None]
+    if beyond:
+        ax.axvspan(beyond[0] - 0.5, months[-1] + 0.5, color="0.85", label="beyond supported limits")
+    ax.set_xlabel("month")
+    ax.set_ylabel("nodes")
+    ax.set_xlim(-0.5, months[-1] + 0.5)
+    ax.set_ylim(0, max([runway.planned_nodes, *(n for _, n in known)]) + 1)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_title(f"Growth runway at {runway.growth_text()} ({runway.node_type})")
+    _legend_outside(fig, ax)
     return fig

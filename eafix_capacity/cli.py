@@ -10,10 +10,10 @@ import argparse
 import json
 import os
 import sys
-from typing import Sequence
+from typing import Any, Sequence
 
 from .errors import EafixCapacityError, InputError
-from .inputs import PlanParams, parse_count, plan_from_params
+from .inputs import GrowthParams, PlanParams, parse_count, plan_from_params
 
 EXIT_GATE_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -82,8 +82,11 @@ def params_from_args(args: argparse.Namespace, base: PlanParams | None = None) -
 def _cmd_plan(args: argparse.Namespace) -> int:
     _check_plan_output(args)
     from .manifests.load import printed_warnings   # what --manifests skipped, on stderr
+    exact = _exact_args(args)
+    growth = GrowthParams.from_mapping({"growth_pct": args.growth, "lead_time_days": args.lead_time_days},
+                                       source="command line")
     with printed_warnings(sys.stderr):
-        plan = plan_from_params(params_from_args(args))
+        plan = plan_from_params(params_from_args(args), **exact, growth=growth)
     if args.format == "json":
         print(json.dumps(plan.to_dict(), indent=2))
     else:
@@ -101,9 +104,37 @@ def _cmd_plan(args: argparse.Namespace) -> int:
             for name in ([args.table] if args.table else ["services", "scenarios", "gates"]):
                 print(tables.plain_text(tables.frame(plan, name)))
                 print()
+                if name == "scenarios" and exact:
+                    print(_exact_text(plan, exact["exact_seconds"]))
+                    print()
             print(f"nodes: {plan.nodes} x {plan.node_type.name} ({plan.options.provider}); "
                   f"recommended: {plan.recommended_nodes}; overall: {'PASS' if plan.passed else 'FAIL'}")
+            if plan.growth is not None:
+                for line in plan.growth.lines():
+                    print(line)
     return EXIT_GATE_FAILED if args.fail_on_gate and not plan.passed else 0
+
+
+def _exact_args(args: argparse.Namespace) -> dict[str, Any]:
+    """``--exact`` and its budget as plan_from_params takes them ({} without --exact)."""
+    seconds = getattr(args, "exact_seconds", None)
+    if not getattr(args, "exact", False):
+        if seconds is not None:
+            raise InputError("only with --exact, got", file="command line",
+                             field="--exact-seconds", value=seconds, valid="add --exact, or leave the flag out")
+        return {}
+    from .exact import DEFAULT_SECONDS, check_seconds
+    budget = DEFAULT_SECONDS if seconds is None else check_seconds(seconds, field="--exact-seconds",
+                                                                    file="command line")
+    return {"exact": True, "exact_seconds": budget}
+
+
+def _exact_text(plan: Any, seconds: float) -> str:
+    """One line per scenario: the solver's count, its verdict and First-Fit Decreasing's count."""
+    lines = [f"exact node counts (CP-SAT, at most {seconds:g} s per scenario):"]
+    for name, r in plan.scenarios.items():
+        lines.append(f"  {name}: {r.nodes_needed} nodes, {r.exact}; first-fit decreasing {r.first_fit_nodes}")
+    return "\n".join(lines)
 
 
 def _check_plan_output(args: argparse.Namespace) -> None:
@@ -154,6 +185,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, metavar="DIR",
                    help="write services.csv, scenarios.csv, gates.csv and placement.csv into DIR")
     p.add_argument("--fail-on-gate", action="store_true", help="exit 1 when a gate fails")
+    p.add_argument("--exact", action="store_true",
+                   help="prove each scenario's minimum node count with a constraint solver (OR-Tools CP-SAT), "
+                        "or report the best found and the proven bound")
+    p.add_argument("--exact-seconds", type=float, default=None, metavar="S",
+                   help="with --exact: the solver's time budget per scenario (default 1)")
+    p.add_argument("--growth", type=float, default=None, metavar="PCT",
+                   help="demand growth per month, percent (0 to 1000; a service's growth_pct in the "
+                        "catalogue overrides it): the months until the first gate fails at the planned "
+                        "count, and the nodes needed at 6 and 12 months (gate growth-runway)")
+    p.add_argument("--lead-time-days", type=int, default=None, metavar="N",
+                   help="with --growth: days to get more capacity; a shorter runway fails growth-runway")
     p.set_defaults(func=_cmd_plan)
 
     r = sub.add_parser("report", help="run the capacity notebook with papermill into reports/<UTC time>-<n>/",

@@ -116,6 +116,51 @@ class PlanParams:
         }
 
 
+@dataclass(frozen=True)
+class GrowthParams:
+    """``plan --growth PCT [--lead-time-days N]``: the growth runway (growth.py), checked
+    like every other parameter. Kept apart from ``PlanParams``, whose every field is a
+    parameter that ``report`` hands notebook 01 (tests/test_report.py); the runway is not
+    one of the notebook's parameters yet."""
+
+    growth_pct: float | None = None       # percent demand growth per month; None: no runway
+    lead_time_days: int | None = None     # days to get more capacity; needs growth_pct
+
+    def __post_init__(self) -> None:
+        check_growth_params(self.__dict__, source=None)
+
+    @classmethod
+    def from_mapping(cls, raw: Mapping[str, Any], *, source: str = "parameters") -> GrowthParams:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted((k for k in raw if k not in known), key=str)
+        if unknown:
+            raise InputError("unknown parameter", file=source, field=str(unknown[0]), value=unknown[0],
+                             valid="known parameters: " + ", ".join(sorted(known)))
+        check_growth_params(raw, source=source)
+        growth = raw.get("growth_pct")
+        return cls(growth_pct=None if growth is None else float(growth), lead_time_days=raw.get("lead_time_days"))
+
+
+def check_growth_params(raw: Mapping[str, Any], *, source: str | None) -> None:
+    """One-line errors for a bad growth rate or lead time (see ``GrowthParams``)."""
+    from .catalog import check_growth_pct
+    from .growth import problem_lead_time
+    growth, lead = raw.get("growth_pct"), raw.get("lead_time_days")
+    if growth is not None:
+        problem = check_growth_pct(growth)
+        if problem:
+            raise InputError(problem, file=source, field="growth_pct", value=growth,
+                             valid="percent demand growth per month, 0 to 1000 (without it, no runway)")
+    if lead is not None:
+        problem = problem_lead_time(lead)
+        if problem:
+            raise InputError(problem, file=source, field="lead_time_days", value=lead,
+                             valid="whole days to get more capacity, 0 to 3650")
+        if growth is None:
+            raise InputError("a lead time needs a growth rate to judge", file=source, field="lead_time_days",
+                             value=lead, valid="give growth_pct (--growth PCT) too")
+
+
 def parse_replicas_text(text: str, *, source: str = "parameters") -> dict[str, int]:
     """Replica overrides written as one string, ``"reporter:2,gui-gateway:3"`` ("" for
     none): the form a notebook parameter can carry."""
@@ -263,10 +308,14 @@ def load_inputs_catalog(params: PlanParams) -> Catalog:
     return catalog.with_replicas(params.replicas) if params.replicas else catalog
 
 
-def plan_from_params(params: PlanParams, *, catalog: Catalog | None = None) -> Plan:
+def plan_from_params(params: PlanParams, *, catalog: Catalog | None = None, exact: bool = False,
+                     exact_seconds: float = 1.0, growth: GrowthParams | None = None) -> Plan:
     """Load the embedded (or given) data and make the plan; with ``catalog``, plan that
     catalogue (its replicas overridden as the params say) instead of loading one (the
-    re-plan on recommended figures, usage/recommend.py)."""
+    re-plan on recommended figures, usage/recommend.py). ``exact`` proves each scenario's
+    node count with CP-SAT within ``exact_seconds`` (``plan --exact``; not a PlanParams
+    field, so the report notebook's parameters stay as they are). With a growth rate in
+    ``growth`` the plan carries its runway and the ``growth-runway`` gate (growth.py)."""
     if catalog is None:
         catalog = load_inputs_catalog(params)
     elif params.replicas:
@@ -278,9 +327,13 @@ def plan_from_params(params: PlanParams, *, catalog: Catalog | None = None) -> P
         provider=params.provider, nodes=params.nodes, mesh=params.mesh,
         headroom_pct=float(params.headroom_pct), cpu_limit_ratio=float(params.cpu_limit_ratio),
         memory_limit_ratio=float(params.memory_limit_ratio), storage_bytes=storage,
-        max_pods=params.max_pods,
+        max_pods=params.max_pods, exact=exact, exact_seconds=exact_seconds,
     )
-    return make_plan(catalog, profile, node_type, options)
+    plan = make_plan(catalog, profile, node_type, options)
+    if growth is not None and growth.growth_pct is not None:
+        from .growth import plan_runway
+        plan = plan_runway(plan, growth=growth.growth_pct, lead_time_days=growth.lead_time_days)
+    return plan
 
 
 def check_scenario(scenario: str) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from math import ceil, floor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .catalog import Catalog, Resources, max_pods_total
 from .errors import InputError
@@ -18,6 +18,10 @@ from .nodes import Allocatable, NodeType, Provider, allocatable, parse_provider
 from .profiles import Profile
 from .scenarios import SCENARIOS, PodDemand, demand, largest_surge, pod_resources, surge_pods, totals
 from .scheduling import NodeShape, Placement, PodRequest, lower_bound, min_nodes, place
+
+if TYPE_CHECKING:
+    from .exact import ExactResult
+    from .growth import Runway
 
 DEFAULT_HEADROOM_PCT = 20.0
 DEFAULT_CPU_LIMIT_RATIO = 4.0
@@ -39,6 +43,8 @@ class PlanOptions:
     storage_bytes: int | None = None       # provisioned persistent storage; default: profile's
     storage_media: str | None = None       # "ssd" or "any"; default: the profile's
     max_pods: int | None = None
+    exact: bool = False                    # prove each scenario's minimum count (exact.py, CP-SAT)
+    exact_seconds: float = 1.0             # the solver's time budget per scenario
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "provider", parse_provider(self.provider))
@@ -63,6 +69,9 @@ class ScenarioResult:
     fits: bool
     placement: Placement | None    # at nodes_evaluated, None when it does not fit
     unfit: tuple[str, ...] = ()
+    exact: str | None = None               # with exact: "optimal" or "best found (bound N)"
+    exact_lower_bound: int | None = None   # with exact: the proven lower bound on nodes_needed
+    first_fit_nodes: int | None = None     # with exact: First-Fit Decreasing's count
 
 
 @dataclass(frozen=True)
@@ -80,6 +89,7 @@ class Plan:
     scenarios: dict[str, ScenarioResult]
     gates: tuple[Gate, ...]
     headroom_shape: NodeShape = field(repr=False, default=NodeShape(0, 0, 0))
+    growth: Runway | None = None     # the growth runway (growth.py), only with --growth
 
     @property
     def passed(self) -> bool:
@@ -151,10 +161,14 @@ class Plan:
                     "nodes_evaluated": r.nodes_evaluated,
                     "fits": r.fits,
                     **_utilisation(r, a),
+                    **({"exact": r.exact, "exact_lower_bound": r.exact_lower_bound,
+                        "first_fit_nodes": r.first_fit_nodes} if self.options.exact else {}),
                 }
                 for name, r in self.scenarios.items()
             },
             "gates": [{"name": g.name, "passed": g.passed, "detail": g.detail} for g in self.gates],
+            # only with --growth, so the JSON of a plan without it is unchanged
+            **({"growth": self.growth.to_dict()} if self.growth is not None else {}),
             "passed": self.passed,
         }
 
@@ -211,6 +225,9 @@ def _check_options(o: PlanOptions) -> None:
             raise InputError("invalid overcommit ratio", field=name, value=v, valid="a finite number above 0")
     if o.storage_bytes is not None and o.storage_bytes < 0:
         raise InputError("invalid storage", field="storage", value=o.storage_bytes, valid="0 or more bytes")
+    if o.exact:
+        from .exact import check_seconds
+        check_seconds(o.exact_seconds)
     if o.storage_media not in (None, "ssd", "any"):
         raise InputError("invalid storage media", field="storage_media", value=o.storage_media,
                          valid="ssd or any")
@@ -281,6 +298,15 @@ def make_plan(catalog: Catalog, profile: Profile, node_type: NodeType, options: 
 
     counts = {name: r.nodes_needed for name, r in needed.items()}
     counts["node-drain"] = drain_needed
+    exact: dict[str, ExactResult] = {}
+    if options.exact:
+        # CP-SAT, never above FFD's count; imported only here, so plans without it stay fast
+        from .exact import min_nodes_exact
+        for name, r in needed.items():
+            exact[name] = min_nodes_exact(reqs[name], headroom if name == "baseline" else shape,
+                                          seconds=options.exact_seconds, ffd=r)
+            found = exact[name].nodes
+            counts[name] = found + 1 if name == "node-drain" and found is not None else found
     base_totals = totals(pods["baseline"])
     workload = [c for c in counts.values() if c is not None]
     recommended = None if len(workload) < len(counts) else max(
@@ -299,10 +325,22 @@ def make_plan(catalog: Catalog, profile: Profile, node_type: NodeType, options: 
             node_shape = headroom if name == "baseline" else shape
             r = needed[name]
             placement = place(reqs[name], node_shape, nodes=evaluated) if r.nodes_needed is not None else None
+            extra: dict[str, Any] = {}
+            if name in exact:
+                e, off = exact[name], (1 if name == "node-drain" else 0)
+                if placement is None and e.nodes is not None and evaluated >= e.nodes:
+                    # FFD is not monotone in the count; the solver may place what it does not
+                    from .exact import pack_exact
+                    placement = (e.placement if e.placement is not None and e.placement.nodes == evaluated
+                                 else pack_exact(reqs[name], node_shape, nodes=evaluated,
+                                                 seconds=options.exact_seconds))
+                extra = {"exact": e.verdict(offset=off), "exact_lower_bound": e.lower_bound + off,
+                         "first_fit_nodes": None if e.ffd_nodes is None else e.ffd_nodes + off}
             scenarios[name] = ScenarioResult(
                 name=name, pods=len(pods[name]), requests=totals(pods[name]),
                 nodes_needed=counts[name], lower_bound=r.lower_bound + (1 if name == "node-drain" else 0),
                 nodes_evaluated=evaluated, fits=placement is not None, placement=placement, unfit=r.unfit,
+                **extra,
             )
         return scenarios
 

@@ -411,6 +411,8 @@ def catalog_document(catalog: Catalog) -> dict[str, Any]:
             entry["image"] = s.image
         if not s.mesh_inject:
             entry["mesh_inject"] = False
+        if s.growth_pct is not None:
+            entry["growth_pct"] = s.growth_pct
         entry["containers"] = [{
             "name": c.name,
             "requests": {"cpu": str(from_milli(c.resources.cpu_request_m)),
