@@ -165,7 +165,7 @@ def _cronjob(obj: dict) -> None:
 def _limit_range(obj: dict) -> None:
     """SetDefaults_LimitRangeItem: a Container item's ``default`` falls back to ``max``, its
     ``defaultRequest`` to ``default`` and then ``min`` (stored so, as ``kubectl get -o yaml`` shows)."""
-    items = obj["spec"].get("limits")
+    items = (obj.get("spec") or {}).get("limits")   # no spec: the Go zero value, nothing to default
     if isinstance(items, list):
         obj["spec"]["limits"] = [limit_range_item_defaults(i) if isinstance(i, dict) else i for i in items]
 

@@ -156,6 +156,10 @@ def test_a_limit_range_is_stored_with_the_servers_defaults():
         {"type": "Container", "max": {"cpu": "2"}, "min": {"memory": "64Mi"}, "default": {"cpu": "2"},
          "defaultRequest": {"cpu": "2", "memory": "64Mi"}},
         {"type": "PersistentVolumeClaim", "max": {"storage": "80Gi"}}]
+    # no spec at all is Go's zero value: nothing to default (it was a KeyError, answered as a 500)
+    bare = {"apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": "bare", "namespace": "default"}}
+    defaults.apply_defaults(bare, "", "LimitRange")
+    assert "spec" not in bare
 
 
 def test_limit_ranger_refuses_above_max_and_below_min_with_the_real_messages():
