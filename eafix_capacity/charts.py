@@ -6,6 +6,9 @@ Legends sit outside the axes (they never cover a bar), and axes that count thing
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
@@ -16,6 +19,9 @@ from .plan import Plan, service_table
 from .profiles import Profile
 from .scheduling import Placement
 from .tables import PACKING, SCHEDULER, full_shape, headroom_pct, minimal_packing, scheduler_placement
+
+if TYPE_CHECKING:
+    from .cost import Comparison
 
 _GI = 2**30
 _MI = 2**20
@@ -162,4 +168,34 @@ def growth_runway(runway: Runway) -> Figure:
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title(f"Growth runway at {runway.growth_text()} ({runway.node_type})")
     _legend_outside(fig, ax)
+    return fig
+
+
+def node_type_costs(comparisons: Sequence[Comparison], *, chosen: str | None = None) -> Figure:
+    """Monthly cost of the smallest passing count of each node type (``plan
+    --compare-node-types``), cheapest at the top and marked; types that cannot pass, or
+    have no price, are named under the axes."""
+    from .cost import cheapest
+
+    shown = [c for c in comparisons if c.passed and c.monthly_usd is not None]
+    left_out = [c.node_type for c in comparisons if not (c.passed and c.monthly_usd is not None)]
+    best = cheapest(comparisons)
+    fig = Figure(figsize=(9, max(3.0, 0.3 * len(shown) + 1.5)), layout="constrained")
+    ax = fig.subplots()
+    y = np.arange(len(shown))
+    costs = [float(c.monthly_usd) for c in shown if c.monthly_usd is not None]
+    colors = ["C2" if best is not None and c.node_type == best.node_type
+              else "C1" if c.node_type == chosen else "C0" for c in shown]
+    ax.barh(y, costs, color=colors)
+    ax.set_yticks(y, [f"{c.node_type} x {c.nodes}" for c in shown])
+    ax.invert_yaxis()
+    for yi, cost in zip(y, costs):
+        ax.text(cost, float(yi), f" ${cost:,.0f}", va="center", fontsize=8)
+    ax.set_xlabel("USD per month (730 h), smallest node count that passes every gate")
+    title = "Node types by monthly cost"
+    if best is not None:
+        title += f": cheapest {best.node_type} ({best.nodes} nodes)"
+    ax.set_title(title)
+    if left_out:
+        fig.supxlabel("not shown (no passing count, or no price): " + ", ".join(left_out), fontsize=8, wrap=True)
     return fig

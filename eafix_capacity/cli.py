@@ -80,6 +80,12 @@ def params_from_args(args: argparse.Namespace, base: PlanParams | None = None) -
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
+    if getattr(args, "compare_node_types", False):
+        return _cmd_compare(args)
+    for flag in ("providers", "families", "chart"):
+        if getattr(args, flag, None) is not None:
+            raise InputError("only with --compare-node-types, got", file="command line", field=f"--{flag}",
+                             value=getattr(args, flag), valid="add --compare-node-types, or leave the flag out")
     _check_plan_output(args)
     from .manifests.load import printed_warnings   # what --manifests skipped, on stderr
     exact = _exact_args(args)
@@ -107,12 +113,58 @@ def _cmd_plan(args: argparse.Namespace) -> int:
                 if name == "scenarios" and exact:
                     print(_exact_text(plan, exact["exact_seconds"]))
                     print()
+            from .cost import plan_cost
+            print(plan_cost(plan).line())   # before the summary line, which stays the last
             print(f"nodes: {plan.nodes} x {plan.node_type.name} ({plan.options.provider}); "
                   f"recommended: {plan.recommended_nodes}; overall: {'PASS' if plan.passed else 'FAIL'}")
             if plan.growth is not None:
                 for line in plan.growth.lines():
                     print(line)
     return EXIT_GATE_FAILED if args.fail_on_gate and not plan.passed else 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    """``plan --compare-node-types``: every node type's smallest passing count and its cost."""
+    from .cost import COMPARE_PROVIDERS, comparison_lines, comparison_to_dict, compare_from_params, parse_choices
+    from .nodes import FAMILIES
+    given = {"--provider": args.provider, "--nodes": args.nodes, "--table": args.table,
+             "--out": args.out, "--growth": args.growth, "--lead-time-days": args.lead_time_days}
+    for flag, value in given.items():
+        if value is not None:
+            hint = "--providers to choose clouds" if flag == "--provider" else "leave the flag out"
+            raise InputError("not with --compare-node-types, got", file="command line", field=flag, value=value,
+                             valid=hint)
+    providers = parse_choices(args.providers, flag="--providers", valid=COMPARE_PROVIDERS)
+    families = parse_choices(args.families, flag="--families", valid=FAMILIES)
+    exact = _exact_args(args)
+    chosen = args.node_type   # --node-type: its place in the table is named, not a plan input here
+    params = params_from_args(argparse.Namespace(**{**vars(args), "node_type": None}))
+    from .manifests.load import printed_warnings
+    with printed_warnings(sys.stderr):
+        comparisons = compare_from_params(params, providers=providers, families=families, **exact)
+    if args.chart is not None:
+        import io
+        from pathlib import Path
+
+        from .charts import node_type_costs
+        from .fsio import atomic_write_bytes
+        buf = io.BytesIO()
+        node_type_costs(comparisons, chosen=chosen).savefig(buf, format="png")
+        written = atomic_write_bytes(Path(args.chart), buf.getvalue(), mode=0o666)
+        print(f"chart: {written}", file=sys.stderr)
+    if args.format == "json":
+        print(json.dumps(comparison_to_dict(comparisons, chosen=chosen), indent=2))
+        return 0
+    from . import tables
+    df = tables.comparison_frame(comparisons)
+    if args.format == "csv":
+        sys.stdout.write(df.to_csv(index=False))
+        return 0
+    print(tables.plain_text(df))
+    print()
+    for line in comparison_lines(comparisons, chosen=chosen):
+        print(line)
+    return 0
 
 
 def _exact_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -179,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_plan_arguments(p)
     p.add_argument("--format", choices=("table", "json", "csv"), default=None,
                    help="table (default), json (the whole plan) or csv (one table, see --table)")
-    p.add_argument("--table", choices=("services", "scenarios", "gates", "placement"), default=None,
+    p.add_argument("--table", choices=("services", "scenarios", "gates", "placement", "cost"), default=None,
                    help="the table --format csv writes (default services) or --format table prints "
                         "(default services, scenarios and gates)")
     p.add_argument("--out", default=None, metavar="DIR",
@@ -196,6 +248,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "count, and the nodes needed at 6 and 12 months (gate growth-runway)")
     p.add_argument("--lead-time-days", type=int, default=None, metavar="N",
                    help="with --growth: days to get more capacity; a shorter runway fails growth-runway")
+    p.add_argument("--compare-node-types", action="store_true",
+                   help="plan every node type on its cloud (gcp on gke, aws on eks, azure on aks): the smallest "
+                        "count that passes every gate and its monthly cost, cheapest first")
+    p.add_argument("--providers", default=None, metavar="LIST",
+                   help="with --compare-node-types: only these, comma-separated from gke, eks, aks")
+    p.add_argument("--families", default=None, metavar="LIST",
+                   help="with --compare-node-types: only these, comma-separated from general, compute, memory")
+    p.add_argument("--chart", default=None, metavar="FILE.png",
+                   help="with --compare-node-types: write the cost chart to FILE.png")
     p.set_defaults(func=_cmd_plan)
 
     r = sub.add_parser("report", help="run the capacity notebook with papermill into reports/<UTC time>-<n>/",

@@ -21,7 +21,7 @@ import csv
 import difflib
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
@@ -64,6 +64,12 @@ CSV_COLUMNS = (
     "price_usd_per_hour",
     "price_source",
 )
+# Optional: where a price comes from. A CSV without the column still loads (basis "unstated").
+OPTIONAL_CSV_COLUMNS = ("price_basis",)
+# list: the provider's published price of the type; derived: computed from the provider's
+# published per-vCPU and per-GB rates, not a figure of the list; estimate: not from the
+# provider; unknown: no price (the price cell is empty).
+PRICE_BASES = ("list", "derived", "estimate", "unknown")
 DEFAULT_NODE_TYPES_PATH = data_file("node-types.csv")
 
 GKE_DEFAULT_MAX_PODS = 110
@@ -110,6 +116,7 @@ class NodeType:
     max_pods: int
     price_usd_per_hour: Decimal | None
     price_source: str
+    price_basis: str = "unstated"   # one of PRICE_BASES, or "unstated" when the CSV has no column
 
     @property
     def cpu_m(self) -> int:
@@ -237,11 +244,11 @@ def parse_node_types(text: str, *, file: str = "<node types>") -> dict[str, Node
             "missing column", file=file, obj="header", field=missing[0], value=missing[0],
             valid=f"columns: {', '.join(CSV_COLUMNS)}",
         )
-    unknown = [c for c in header if c not in CSV_COLUMNS]
+    unknown = [c for c in header if c not in CSV_COLUMNS + OPTIONAL_CSV_COLUMNS]
     if unknown:
         raise InputError(
             "unknown column", file=file, obj="header", field=unknown[0], value=unknown[0],
-            valid=f"columns: {', '.join(CSV_COLUMNS)}",
+            valid=f"columns: {', '.join(CSV_COLUMNS)} (and optionally {', '.join(OPTIONAL_CSV_COLUMNS)})",
         )
     types: dict[str, NodeType] = {}
     first_line: dict[str, int] = {}
@@ -264,9 +271,9 @@ def _parse_row(row: Mapping[str | None, object], *, file: str, line: int) -> Nod
     if row.get(None):
         raise InputError(
             "more fields than columns", file=file, obj=f"line {line}", value=row[None],
-            valid=f"{len(CSV_COLUMNS)} fields: {', '.join(CSV_COLUMNS)}",
+            valid=f"{len(row) - 1} fields: {', '.join(str(k) for k in row if k is not None)}",
         )
-    cells = {c: ("" if row.get(c) is None else str(row[c]).strip()) for c in CSV_COLUMNS}
+    cells = {c: ("" if row.get(c) is None else str(row[c]).strip()) for c in CSV_COLUMNS + OPTIONAL_CSV_COLUMNS}
     name = cells["name"]
     obj = f"line {line} ({name})" if name else f"line {line}"
 
@@ -305,6 +312,7 @@ def _parse_row(row: Mapping[str | None, object], *, file: str, line: int) -> Nod
                 "price without a source", "price_source",
                 "state where and when the price was taken, e.g. 'AWS on-demand us-east-1 list price, 2024-06'",
             )
+    basis = _price_basis(cells, has_column="price_basis" in row, bad=bad)
     return NodeType(
         name=name,
         provider=cells["provider"],
@@ -314,7 +322,28 @@ def _parse_row(row: Mapping[str | None, object], *, file: str, line: int) -> Nod
         max_pods=max_pods,
         price_usd_per_hour=price,
         price_source=cells["price_source"],
+        price_basis=basis,
     )
+
+
+def _price_basis(cells: Mapping[str, str], *, has_column: bool, bad: Callable[[str, str, str], InputError]) -> str:
+    """The row's ``price_basis``: a priced row says list, derived or estimate; an unpriced
+    row says unknown (or leaves the cell empty)."""
+    priced = bool(cells["price_usd_per_hour"])
+    basis = cells["price_basis"]
+    if not has_column or (not basis and priced):
+        return "unstated" if priced else "unknown"
+    if not basis:
+        return "unknown"
+    if basis not in PRICE_BASES:
+        raise bad("unknown price basis", "price_basis", f"one of {', '.join(PRICE_BASES)}")
+    if priced and basis == "unknown":
+        raise bad("a price whose basis is unknown", "price_basis",
+                  "list, derived or estimate for a priced row; or leave price_usd_per_hour empty")
+    if not priced and basis != "unknown":
+        raise bad(f"missing price, but price_basis is {basis}:", "price_usd_per_hour",
+                  "a number of USD per hour >= 0, or price_basis unknown")
+    return basis
 
 
 def _decimal(text: str) -> Decimal | None:

@@ -169,8 +169,14 @@ class Plan:
             "gates": [{"name": g.name, "passed": g.passed, "detail": g.detail} for g in self.gates],
             # only with --growth, so the JSON of a plan without it is unchanged
             **({"growth": self.growth.to_dict()} if self.growth is not None else {}),
+            "cost": _cost(self),
             "passed": self.passed,
         }
+
+
+def _cost(plan: Plan) -> dict[str, Any]:
+    from .cost import plan_cost   # cost.py compares node types with make_plan, so imported here
+    return plan_cost(plan).to_dict()
 
 
 def _resource_fields(r: Resources) -> dict[str, int]:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import html
 import math
 from dataclasses import dataclass
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -18,6 +19,9 @@ from .plan import Plan, service_table
 from .profiles import Profile
 from .scenarios import demand
 from .scheduling import NodeShape, Placement, PodRequest, ScheduledPods, place, scheduler_spread
+
+if TYPE_CHECKING:
+    from .cost import Comparison
 
 _MI = 2**20
 _GI = 2**30
@@ -43,6 +47,10 @@ LABELS: dict[str, str] = {
     "what": "what", "cpu_cores": "CPU (cores)", "memory_gib": "memory (GiB)",
     "layout": "placement", "node": "node", "cpu_room_pct": "CPU of room for workloads (%)",
     "mem_room_pct": "memory of room for workloads (%)", "pod_names": "pods on the node",
+    "pool": "node pool", "node_type": "node type", "nodes": "nodes",
+    "price_usd_per_hour": "price (USD/hour/node)", "price_basis": "price basis", "price_source": "price source",
+    "monthly_usd": "cost (USD/month, 730 h)", "provider": "provider", "family": "family", "vcpus": "vCPUs",
+    "passed": "passes", "why": "why not",
 }
 
 PLACEMENT_COLUMNS = ["scenario", "layout", "node", "pods", "cpu_request_cores", "mem_request_gib", "cpu_room_pct",
@@ -210,7 +218,36 @@ def frame(plan: Plan, table: str) -> pd.DataFrame:
         return gates_frame(plan)
     if table == "placement":
         return placements_frame(plan)
+    if table == "cost":
+        return cost_frame(plan)
     raise ValueError(f"unknown table {table!r}; one of: {', '.join(TABLES)}")
+
+
+def cost_frame(plan: Plan) -> pd.DataFrame:
+    """The plan's monthly cost: one row per node pool and a total row (``--table cost``)."""
+    from .cost import plan_cost
+    cost = plan_cost(plan).to_dict()
+    rows = [{k: p[k] for k in ("pool", "node_type", "nodes", "price_usd_per_hour", "price_basis",
+                                "price_source", "monthly_usd")} for p in cost["pools"]]
+    for row, pool in zip(rows, plan_cost(plan).pools):   # the price as the file states it, every digit
+        row["price_usd_per_hour"] = None if pool.price_usd_per_hour is None else str(pool.price_usd_per_hour)
+    rows.append({"pool": "total", "node_type": None, "nodes": sum(p["nodes"] for p in cost["pools"]),
+                 "price_usd_per_hour": None, "price_basis": None, "price_source": None,
+                 "monthly_usd": cost["total_monthly_usd"]})
+    return pd.DataFrame(rows, columns=["pool", "node_type", "nodes", "price_usd_per_hour", "price_basis",
+                                       "price_source", "monthly_usd"])
+
+
+def comparison_frame(comparisons: Sequence[Comparison]) -> pd.DataFrame:
+    """``plan --compare-node-types``: one row per node type, cheapest passing first."""
+    columns = ["node_type", "provider", "family", "vcpus", "memory_gib", "nodes", "price_usd_per_hour",
+               "price_basis", "monthly_usd", "passed", "why"]
+    rows = [{k: c.to_dict()[k] for k in columns} for c in comparisons]
+    for row, c in zip(rows, comparisons):   # the price as the file states it, every digit
+        row["price_usd_per_hour"] = None if c.price_usd_per_hour is None else str(c.price_usd_per_hour)
+    df = pd.DataFrame(rows, columns=columns)
+    df["nodes"] = df["nodes"].astype("Int64")
+    return df
 
 
 def csv_tables(plan: Plan) -> dict[str, str]:
