@@ -2,17 +2,35 @@
 
 papermill injects whatever a caller passes (a YAML file, ``-p name value``), so a misspelt
 name or ``nodes = "3"`` would otherwise surface as a traceback several cells later. Each
-notebook's ``NotebookParams.from_notebook`` calls :func:`check_names_and_types` first, then
-its own checks of the values.
+notebook's ``NotebookParams`` derives from :class:`NotebookParameters`, whose ``from_notebook``
+calls :func:`check_names_and_types` first, then the notebook's own checks of the values.
 """
 from __future__ import annotations
 
 from dataclasses import fields
-from typing import Any, Mapping
+from typing import Any, Mapping, TypeVar
 
 from .errors import InputError
 
 WHERE = "notebook parameters"
+P = TypeVar("P", bound="NotebookParameters")
+
+
+class NotebookParameters:
+    """The base of each notebook's frozen ``NotebookParams`` dataclass: :meth:`from_notebook`
+    checks the names and types, builds the parameters, then runs the notebook's own ``_check``."""
+
+    @classmethod
+    def from_notebook(cls: type[P], **values: Any) -> P:
+        """Check the notebook's parameters; a bad one raises an ``InputError`` whose one line
+        names the parameter, the value and what is valid."""
+        check_names_and_types(cls, values)
+        params = cls(**values)
+        params._check()
+        return params
+
+    def _check(self) -> None:
+        """The notebook's checks of the values (none here)."""
 
 
 def check_names_and_types(cls: type, values: Mapping[str, Any], *, where: str = WHERE) -> None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 from ..errors import InputError
-from ..notebookparams import check_names_and_types
+from ..notebookparams import NotebookParameters
 
 if TYPE_CHECKING:  # the heavy parts (the client, the sim, pandas) load when a step runs
     import pandas as pd
@@ -53,7 +53,7 @@ ROLLOUT_KINDS = ("Deployment", "StatefulSet", "DaemonSet")  # what rollout.wait_
 # --- parameters (pure) ---------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class NotebookParams:
+class NotebookParams(NotebookParameters):
     """The notebook's parameters, checked. ``context=""`` starts a sim in-process."""
 
     context: str = ""
@@ -68,15 +68,6 @@ class NotebookParams:
     external_secrets: bool = False
     timeout: float = 120.0
     output_dir: str = "../reports/" + NOTEBOOK
-
-    @classmethod
-    def from_notebook(cls, **values: Any) -> NotebookParams:
-        """Check the notebook's parameters; a bad one raises an ``InputError`` whose one line
-        names the parameter, the value and what is valid."""
-        check_names_and_types(cls, values)
-        params = cls(**values)
-        params._check()
-        return params
 
     def _check(self) -> None:
         where = "notebook parameters"

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from ..errors import InputError
-from ..notebookparams import check_names_and_types
+from ..notebookparams import NotebookParameters
 from ..plan import DEFAULT_CPU_LIMIT_RATIO, DEFAULT_HEADROOM_PCT, DEFAULT_MEMORY_LIMIT_RATIO
 
 if TYPE_CHECKING:  # the client, the sim and pandas load when a step runs
@@ -49,7 +49,7 @@ RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 # --- parameters (pure) ---------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class NotebookParams:
+class NotebookParams(NotebookParameters):
     """The notebook's parameters, checked. ``context=""`` signs off the plan on its twin."""
 
     profile: str = "recommended"
@@ -79,15 +79,6 @@ class NotebookParams:
     node_loss: str = "largest"
     rehearsals: str = ",".join(REHEARSALS)
     output_dir: str = "../reports/" + NOTEBOOK
-
-    @classmethod
-    def from_notebook(cls, **values: Any) -> NotebookParams:
-        """Check the notebook's parameters; a bad one raises an ``InputError`` whose one line
-        names the parameter, the value and what is valid."""
-        check_names_and_types(cls, values, where=WHERE)
-        params = cls(**values)
-        params._check()
-        return params
 
     def _check(self) -> None:
         from ..profiles import get_profile, load_profiles

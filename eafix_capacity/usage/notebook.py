@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from ..errors import InputError
-from ..notebookparams import check_names_and_types
+from ..notebookparams import NotebookParameters
 
 if TYPE_CHECKING:  # the heavy parts (the client, the sim, pandas) load when a step runs
     import pandas as pd
@@ -45,7 +45,7 @@ WHERE = "notebook parameters"
 # --- parameters (pure) ---------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class NotebookParams:
+class NotebookParams(NotebookParameters):
     """The notebook's parameters, checked. ``context=""`` starts a sim in-process."""
 
     context: str = ""
@@ -63,15 +63,6 @@ class NotebookParams:
     profile: str = "recommended"
     node_type: str = "n2-standard-8"
     output_dir: str = "../reports/" + NOTEBOOK
-
-    @classmethod
-    def from_notebook(cls, **values: Any) -> NotebookParams:
-        """Check the notebook's parameters; a bad one raises an ``InputError`` whose one line
-        names the parameter, the value and what is valid."""
-        check_names_and_types(cls, values, where=WHERE)
-        params = cls(**values)
-        params._check()
-        return params
 
     def _check(self) -> None:
         if self.source not in SOURCES:
