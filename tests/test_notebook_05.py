@@ -60,7 +60,7 @@ def _assert_the_plans_limits(summary: dict) -> None:
     for resource in ("cpu", "memory"):
         f = gates[f"n+1:{resource}"]["figures"]
         # the mixin's rule: requests > allocatable - the largest node's allocatable cannot lose a node
-        assert f["lost_allocatable"] == max(f["allocatable"] / plan.nodes, f["lost_allocatable"])
+        assert f["lost_allocatable"] * plan.nodes >= f["allocatable"]     # the largest is at least the mean
         assert gates[f"n+1:{resource}"]["verdict"] == (
             "PASS" if f["requests"] <= f["allocatable"] - f["lost_allocatable"] else "FAIL")
     (loss,) = _rehearsals(summary, "node-loss")

@@ -499,6 +499,25 @@ def plan_objects(plan: Plan) -> list[Mapping[str, Any]]:
     return select_objects(gen.objects, external_secrets=False)
 
 
+def deploy_plan(session: Session, objects: Iterable[Mapping[str, Any]], *, profile: str,
+                records: list[ApplyRecord] | None = None) -> str:
+    """Deploy a plan's ``objects`` onto the session's sim (:func:`deploy_objects`, records
+    appended to ``records`` as they come), move the clock on by :data:`PLAN_SETTLE_SECONDS` and
+    let the controllers settle; the line that says what was applied. Apply's errors propagate."""
+    from collections import Counter as _Counter
+
+    sim = session.sim
+    if sim is None or sim.clock is None:
+        raise ClusterError("deploy_plan deploys onto a frozen-clock sim the caller started")
+    out = records if records is not None else []
+    deploy_objects(session, objects, records=out)
+    sim.clock.advance(PLAN_SETTLE_SECONDS)
+    sim.settle()
+    counts = ", ".join(f"{n} {k}" for k, n in sorted(_Counter(r.outcome for r in out).items()))
+    return (f"applied the {profile} plan: {len(out)} objects ({counts}); clock moved on "
+            f"{PLAN_SETTLE_SECONDS:g} s, now {sim.clock.now():%Y-%m-%d %H:%M} UTC")
+
+
 def plan_twin(plan: Plan, *, objects: Sequence[Mapping[str, Any]] | None = None,
               usage_model: str | Path | None = None) -> Session:
     """Without a live cluster, the twin is the plan itself: ``objects`` (default: the plan's
@@ -506,23 +525,14 @@ def plan_twin(plan: Plan, *, objects: Sequence[Mapping[str, Any]] | None = None,
     (:func:`start_plan_sim`), the mesh's stand-in CRDs first when the plan has the mesh, the
     clock moved on by :data:`PLAN_SETTLE_SECONDS`. The session's ``sim`` is the twin;
     ``close()`` stops it."""
-    from collections import Counter as _Counter
-
     from ..cluster.notebook import install_mesh_crds
 
     session = start_plan_sim(plan, usage_model=usage_model)
-    sim = session.sim
-    assert sim is not None and sim.clock is not None
     try:
         if plan.options.mesh == "istio":
             install_mesh_crds(session)
-        records = deploy_objects(session, objects if objects is not None else plan_objects(plan))
-        sim.clock.advance(PLAN_SETTLE_SECONDS)
-        sim.settle()
-        counts = ", ".join(f"{n} {k}" for k, n in sorted(_Counter(r.outcome for r in records).items()))
-        session.sim_notes = (*session.sim_notes,
-                             f"applied the {plan.profile.name} plan: {len(records)} objects ({counts}); clock moved "
-                             f"on {PLAN_SETTLE_SECONDS:g} s, now {sim.clock.now():%Y-%m-%d %H:%M} UTC")
+        note = deploy_plan(session, objects if objects is not None else plan_objects(plan), profile=plan.profile.name)
+        session.sim_notes = (*session.sim_notes, note)
     except ClusterError as e:
         session.close()
         raise ClusterError(f"the plan's twin could not be deployed: {e}") from e
@@ -532,6 +542,6 @@ def plan_twin(plan: Plan, *, objects: Sequence[Mapping[str, Any]] | None = None,
     return session
 
 
-__all__ = ["DEFAULT_NAMESPACE", "PLACEHOLDER", "TwinSnapshot", "deploy_objects", "observed_usage_document",
+__all__ = ["DEFAULT_NAMESPACE", "PLACEHOLDER", "TwinSnapshot", "deploy_objects", "deploy_plan", "observed_usage_document",
            "observed_usage_model", "plan_objects", "plan_twin", "read_snapshot", "secret_placeholder", "snapshot_from_items",
            "start_plan_sim", "start_twin", "strip_object", "twin_from_context", "twin_node"]

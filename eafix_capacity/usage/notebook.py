@@ -35,9 +35,6 @@ if TYPE_CHECKING:  # the heavy parts (the client, the sim, pandas) load when a s
 NOTEBOOK = "04_utilisation"
 SOURCES = ("kubectl-top", "metrics-api", "prometheus")
 STRATEGIES = ("simple", "session-peak", "vpa")
-SIM_SETTLE_SECONDS = 120.0
-"""Sim-clock seconds moved on after the apply: past the rendering's readiness-probe delays and
-metrics-server's first scrape, so every pod is measured from the first round."""
 MAX_DURATION = 14 * 86400.0
 WHERE = "notebook parameters"
 
@@ -202,16 +199,15 @@ def describe(session: Session | None, params: NotebookParams) -> str:
 
 def deploy(session: Session, params: NotebookParams) -> str:
     """On the sim the notebook started: apply the plan's rendering (notebook 03's objects) in the
-    seed's phase order, and move the clock on by :data:`SIM_SETTLE_SECONDS`; a real cluster is
+    seed's phase order, and move the clock on by ``signoff.twin.PLAN_SETTLE_SECONDS`` (past the
+    readiness-probe delays and metrics-server's first scrape); a real cluster is
     sampled as it runs. Each call sends at most one workload and the controllers settle before the next:
     the sim names pods from its seeded generator in the order they are made, and the usage
     model's noise is keyed by pod name, so the same plan gives the same pods and figures."""
-    from collections import Counter
-
     from ..cluster import notebook as nb03
     from ..cluster.records import ApplyRecord
     from ..errors import ClusterError
-    from ..signoff.twin import deploy_objects
+    from ..signoff.twin import deploy_plan
 
     sim = session.sim
     if sim is None or sim.clock is None:
@@ -219,14 +215,9 @@ def deploy(session: Session, params: NotebookParams) -> str:
     objects = nb03.render_objects(nb03.NotebookParams(profile=params.profile, node_type=params.node_type))
     records: list[ApplyRecord] = []
     try:
-        deploy_objects(session, objects, records=records)  # the plan's twin, as the sign-off deploys it
-        sim.clock.advance(SIM_SETTLE_SECONDS)
-        sim.settle()
+        return deploy_plan(session, objects, profile=params.profile, records=records)  # as the sign-off's twin
     except ClusterError as e:
         return f"applied {len(records)} objects; {e}"
-    counts = ", ".join(f"{n} {k}" for k, n in sorted(Counter(r.outcome for r in records).items()))
-    return (f"applied the {params.profile} plan: {len(records)} objects ({counts}); clock moved on "
-            f"{SIM_SETTLE_SECONDS:g} s, now {sim.clock.now():%Y-%m-%d %H:%M} UTC")
 
 
 # --- sampling ------------------------------------------------------------------------------------
