@@ -181,6 +181,8 @@ class Twin:
     source: str
     live_state: LiveState | None = None
     live_checks: tuple[Check, ...] | None = None
+    rendering: list[Mapping[str, Any]] | None = None
+    """The plan's objects the twin was deployed with (the plan's twin only), for the release."""
 
     def describe(self) -> str:
         return "\n".join([self.source, self.session.describe()])
@@ -195,8 +197,9 @@ def open_twin(params: NotebookParams, plan: Plan) -> Twin:
     from .twin import plan_twin, twin_from_context
 
     if not params.context:
-        return Twin(plan_twin(plan, objects=_rendering(params, plan)),
-                    f"no live cluster: the twin is the {plan.profile.name} plan itself")
+        objects = _rendering(params, plan)
+        return Twin(plan_twin(plan, objects=objects), f"no live cluster: the twin is the {plan.profile.name} plan itself",
+                    rendering=objects)
     from ..cluster.context import load_target
     from ..cluster.notebook import Session
     from ..cluster.verify import verify
@@ -275,17 +278,20 @@ def load_usage(params: NotebookParams) -> Usage:
 
 # --- the rehearsals ------------------------------------------------------------------------------
 
-def release_rendering(params: NotebookParams, plan: Plan) -> tuple[list[Any], Plan, str]:
+def release_rendering(params: NotebookParams, plan: Plan, *, now: datetime,
+                      rendering: Sequence[Mapping[str, Any]] | None = None) -> tuple[list[Any], Plan, str]:
     """The release rehearsed: the catalogue or manifest directory given, else the current
-    rendering with every workload's pods restarted (``kubectl rollout restart``: each rolls out
-    with its surge, as a release of new images does)."""
+    rendering (``rendering``, or the plan's rendered again) with every workload's pods
+    restarted at ``now`` (``kubectl rollout restart``: each rolls out with its surge, as a
+    release of new images does)."""
     from .release import release_objects
 
     if params.release_catalog or params.release_manifests:
         release = release_objects(catalog=params.release_catalog or None, manifests=params.release_manifests or None,
                                   params=params.plan_params())
         return list(release.objects), release.plan, release.source
-    return restarted(_rendering(params, plan), at="2026-01-14T12:00:00Z"), plan, \
+    current = rendering if rendering is not None else _rendering(params, plan)
+    return restarted(current, at=now.strftime("%Y-%m-%dT%H:%M:%SZ")), plan, \
         "the current rendering, every workload restarted (no new release given)"
 
 
@@ -335,7 +341,7 @@ def rehearse(twin: Twin, params: NotebookParams, plan: Plan, *, policy: Policy,
     if "zone-loss" in chosen:
         done(rehearse_each_zone_loss(api, sim=sim, namespace=ns, clock=hooks.clock, sleep=hooks.sleep))
     if "release-rollout" in chosen:
-        objects, new_plan, source = release_rendering(params, plan)
+        objects, new_plan, source = release_rendering(params, plan, now=hooks.clock(), rendering=twin.rendering)
         release = rehearse_release(api, sim=sim, target=session.target, objects=objects, old_plan=plan,
                                    new_plan=new_plan, namespace=ns, clock=hooks.clock, sleep=hooks.sleep)
         done([_with_setting(release, "release", source)])
