@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .errors import InputError, QuantityError
+from .labels import LABEL_KEY_RULE, LABEL_VALUE_RULE, is_valid_label_key, is_valid_label_value
 from .limits import MAX_PODS, PODS_LIMIT_TEXT
 from .paths import data_file
 from .quantity import memory_typo, parse
+from .scheduling import Toleration
 from .yamlio import load_yaml_file
 
 TIERS = ("trading", "supporting", "infrastructure", "monitoring")
@@ -27,7 +29,11 @@ ACCESS_MODES = ("ReadWriteOnce", "ReadWriteOncePod", "ReadOnlyMany", "ReadWriteM
 SOURCE_KEYS = ("port", "replicas", "resources", "hpa", "storage")
 SOURCE_KINDS = ("seed", "assumed", "imported", "recommended")   # recommended: usage/recommend.py
 SERVICE_KEYS = ("name", "description", "port", "tier", "kind", "replicas", "runtime", "image",
-                "mesh_inject", "containers", "hpa", "storage", "source", "growth_pct")
+                "mesh_inject", "containers", "hpa", "storage", "source", "growth_pct", "node_selector",
+                "tolerations")
+TOLERATION_KEYS = ("key", "operator", "value", "effect")
+TOLERATION_OPERATORS = ("Equal", "Exists")
+TOLERATION_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 TOP_KEYS = ("services",)
 CONTAINER_KEYS = ("name", "requests", "limits")
 # The resources the capacity model plans. Kubernetes also accepts ephemeral-storage,
@@ -122,6 +128,9 @@ class Service:
     # demand growth per month in percent for the growth runway (growth.py); None: the
     # plan's --growth figure. Read only when a runway is asked for.
     growth_pct: float | None = None
+    # the node pool the service runs in (pools.py): its pods' nodeSelector and tolerations
+    node_selector: Mapping[str, str] = field(default_factory=dict)
+    tolerations: tuple[Toleration, ...] = ()
 
     @property
     def pod_resources(self) -> Resources:
@@ -416,6 +425,63 @@ def _growth_pct(v: Any, f: _Fields) -> float | None:
     return float(v)
 
 
+def _node_selector(raw: Any, f: _Fields) -> dict[str, str]:
+    """The pods' nodeSelector: label keys and values the API server accepts."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise f.fail("node_selector", "not a mapping", raw, "LABEL_KEY: VALUE entries, e.g. {eafix.io/pool: memory}")
+    out: dict[str, str] = {}
+    for k, v in raw.items():
+        if not isinstance(k, str) or not is_valid_label_key(k):
+            raise f.fail("node_selector", "invalid label key", k, LABEL_KEY_RULE)
+        if not isinstance(v, str) or not is_valid_label_value(v):
+            raise f.fail(f"node_selector.{k}", "invalid label value", v, LABEL_VALUE_RULE + ", quoted as a string")
+        out[k] = v
+    return out
+
+
+def _tolerations(raw: Any, f: _Fields) -> tuple[Toleration, ...]:
+    """The pods' tolerations, checked as pkg/apis/core/validation validateTolerations does."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise f.fail("tolerations", "not a list", raw,
+                     "a list of {key, operator, value, effect}, e.g. [{key: eafix.io/pool, value: memory, "
+                     "effect: NoSchedule}]")
+    out: list[Toleration] = []
+    for i, t in enumerate(raw):
+        where = f"tolerations[{i}]"
+        if not isinstance(t, dict):
+            raise f.fail(where, "not a mapping", t, "{key, operator, value, effect}")
+        unknown = sorted((k for k in t if k not in TOLERATION_KEYS), key=str)
+        if unknown:
+            raise f.fail(f"{where}.{unknown[0]}", "unknown field", unknown[0], _one_of(unknown[0], TOLERATION_KEYS))
+        key, operator = t.get("key", ""), t.get("operator", "Equal")
+        value, effect = t.get("value", ""), t.get("effect", "")
+        if not isinstance(key, str) or (key and not is_valid_label_key(key)):
+            raise f.fail(f"{where}.key", "invalid toleration key", key, LABEL_KEY_RULE + ", or empty with Exists")
+        if operator not in TOLERATION_OPERATORS:
+            raise f.fail(f"{where}.operator", "invalid toleration operator", operator,
+                         "one of: " + ", ".join(TOLERATION_OPERATORS))
+        if not key and operator != "Exists":
+            # validateTolerations: "operator must be Exists when `key` is empty, which means
+            # \"match all values and all keys\""
+            raise f.fail(f"{where}.operator", "operator must be Exists when key is empty", operator,
+                         "operator: Exists (an empty key matches every taint), or give a key")
+        if operator == "Exists" and value != "":
+            # validateTolerations: "value must be empty when `operator` is 'Exists'"
+            raise f.fail(f"{where}.value", "value must be empty when operator is Exists", value,
+                         "leave value out with Exists, or use operator: Equal")
+        if not isinstance(value, str) or not is_valid_label_value(value):
+            raise f.fail(f"{where}.value", "invalid toleration value", value, LABEL_VALUE_RULE + ", quoted as a string")
+        if effect not in ("", *TOLERATION_EFFECTS):
+            raise f.fail(f"{where}.effect", "invalid toleration effect", effect,
+                         "one of: " + ", ".join(TOLERATION_EFFECTS) + ", or empty for every effect")
+        out.append(Toleration(key, str(operator), value, str(effect)))
+    return tuple(out)
+
+
 def _hpa(raw: Any, *, file: str, obj: str) -> HPA | None:
     if raw is None:
         return None
@@ -493,6 +559,8 @@ def _service(raw: Any, *, file: str, index: int) -> Service:
     if not isinstance(mesh_inject, bool):
         raise f.fail("mesh_inject", "not a boolean", mesh_inject, "true or false")
     growth_pct = _growth_pct(raw.get("growth_pct"), f)
+    node_selector = _node_selector(raw.get("node_selector"), f)
+    tolerations = _tolerations(raw.get("tolerations"), f)
     svc = Service(
         name=name,
         port=f.integer("port", minimum=1, maximum=65535),
@@ -507,5 +575,7 @@ def _service(raw: Any, *, file: str, index: int) -> Service:
         description=raw.get("description") or "",
         mesh_inject=mesh_inject,
         growth_pct=growth_pct,
+        node_selector=node_selector,
+        tolerations=tolerations,
     )
     return replace(svc, sources=_sources(f.required("source"), svc, file=file))

@@ -7,7 +7,7 @@ Legends sit outside the axes (they never cover a bar), and axes that count thing
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -18,7 +18,7 @@ from .growth import Runway
 from .plan import Plan, service_table
 from .profiles import Profile
 from .scheduling import Placement
-from .tables import PACKING, SCHEDULER, full_shape, headroom_pct, minimal_packing, scheduler_placement
+from .tables import PACKING, SCHEDULER, full_shape, headroom_pct, minimal_packing, node_name, scheduler_placement
 
 if TYPE_CHECKING:
     from .cost import Comparison
@@ -104,8 +104,19 @@ def placement(plan: Plan, scenario: str, *, layout: str = SCHEDULER) -> Figure:
     """CPU and memory requested on each node against the room for workloads:
     ``SCHEDULER``, the default scheduler's spread over the nodes the scenario is judged
     on, or ``PACKING``, the minimal packing that gives ``nodes_needed``."""
-    r = plan.scenarios[scenario]
+    if plan.pools:   # one row of the two charts per pool, each against its own node type's room
+        fig = Figure(figsize=(10, 4.5 * len(plan.pools)), layout="constrained")
+        rows = fig.subfigures(len(plan.pools), 1, squeeze=False)
+        for sub, pool in zip(rows[:, 0], plan.pools):
+            _placement_on(sub, pool.plan, scenario, layout=layout, pool=pool.name)
+        return fig
     fig = Figure(figsize=(10, 4.5), layout="constrained")
+    _placement_on(fig, plan, scenario, layout=layout)
+    return fig
+
+
+def _placement_on(fig: Any, plan: Plan, scenario: str, *, layout: str, pool: str = "") -> None:
+    r = plan.scenarios[scenario]
     axes = fig.subplots(1, 2)
     pending: tuple[str, ...] = ()
     p: Placement | None
@@ -118,11 +129,12 @@ def placement(plan: Plan, scenario: str, *, layout: str = SCHEDULER) -> Figure:
         what = f"minimal packing, {scenario} on {p.nodes if p else '-'} nodes (nodes needed: {r.nodes_needed})"
     else:
         raise ValueError(f"unknown placement layout {layout!r}")
+    where = f"pool {pool}: " if pool else ""
     if p is None:
-        fig.suptitle(f"{scenario}: no node count of {plan.node_type.name} fits it")
-        return fig
+        fig.suptitle(f"{where}{scenario}: no node count of {plan.node_type.name} fits it")
+        return
     shape = full_shape(plan)
-    nodes = [f"node-{i}" for i in range(p.nodes)]
+    nodes = [node_name(p, i) for i in range(p.nodes)]
     kept = headroom_pct(plan, scenario)
     for ax, used, room, scale, unit in ((axes[0], p.cpu_m, shape.cpu_m, 1000, "CPU requested (cores)"),
                                         (axes[1], p.memory_bytes, shape.memory_bytes, _GI,
@@ -135,12 +147,11 @@ def placement(plan: Plan, scenario: str, *, layout: str = SCHEDULER) -> Figure:
         ax.set_ylabel(unit)
         ax.set_ylim(0, room / scale * 1.05)
         ax.tick_params(axis="x", rotation=45)
-    title = f"Placement: {what} ({plan.node_type.name})"
+    title = f"Placement: {where}{what} ({plan.node_type.name})"
     if pending:
         title += f"; {len(pending)} pods Pending"
     fig.suptitle(title)
     _legend_outside(fig, axes[0])
-    return fig
 
 
 def growth_runway(runway: Runway) -> Figure:

@@ -13,7 +13,9 @@ import sys
 from typing import Any, Sequence
 
 from .errors import EafixCapacityError, InputError
-from .inputs import GrowthParams, PlanParams, parse_count, plan_from_params
+from .exact import check_seconds
+from .inputs import PlanParams, parse_count, plan_from_params
+from .plan import zones_line
 
 EXIT_GATE_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -62,13 +64,43 @@ def add_plan_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--replicas", action="append", metavar="SERVICE=N", help="override a service's replicas")
     p.add_argument("--ignore-unknown-kinds", action="store_true", default=None,
                    help="with --manifests: skip objects of unknown kind with a warning (default: an error)")
+    p.add_argument("--zones", default=None, metavar="LIST|N",
+                   help="a regional pool's zones, comma-separated (a,b,c; 1,2,3 on AKS), or a count of the "
+                        "provider's: node counts are multiples of them, each multi-replica service spreads over "
+                        "them, and the gates zone-loss and n+1 are judged (default: no zones)")
+    p.add_argument("--zonal-pool", action="store_true", default=None,
+                   help="with --zones: node counts need not be the same in every zone")
+    p.add_argument("--exact", action=argparse.BooleanOptionalAction, default=None,
+                   help="prove each scenario's minimum node count with a constraint solver (OR-Tools CP-SAT), "
+                        "or report the best found and the proven bound; --no-exact: First-Fit Decreasing only "
+                        "(default: with --pools, the solver for each pool under 20 nodes; else off)")
+    p.add_argument("--exact-seconds", type=float, default=None, metavar="S",
+                   help="with --exact: the solver's time budget per scenario (default 1)")
+    p.add_argument("--growth", type=float, default=None, metavar="PCT", dest="growth_pct",
+                   help="demand growth per month, percent (0 to 1000; a service's growth_pct in the "
+                        "catalogue overrides it): the months until the first gate fails at the planned "
+                        "count, and the nodes needed at 6 and 12 months (gate growth-runway)")
+    p.add_argument("--lead-time-days", type=int, default=None, metavar="N",
+                   help="with --growth: days to get more capacity; a shorter runway fails growth-runway")
+    p.add_argument("--pools", default=None, metavar="FILE",
+                   help="several node pools (data/pools-memory.yaml shows the format): each sized for the "
+                        "services only it runs, judged per pool and in total")
 
 
 def params_from_args(args: argparse.Namespace, base: PlanParams | None = None) -> PlanParams:
     values = dict((base or PlanParams()).__dict__)
+    seconds = getattr(args, "exact_seconds", None)
+    exact = getattr(args, "exact", None)
+    pools = getattr(args, "pools", None) or values.get("pools")
+    if seconds is not None and not (exact or (exact is None and (values.get("exact") or pools))):
+        raise InputError("only with --exact (or --pools), got", file="command line",
+                         field="--exact-seconds", value=seconds, valid="add --exact, or leave the flag out")
+    if seconds is not None:
+        check_seconds(seconds, field="--exact-seconds", file="command line")
     for name in ("profile", "provider", "node_type", "nodes", "mesh", "headroom_pct", "cpu_limit_ratio",
                  "memory_limit_ratio", "storage_gib", "max_pods", "catalog", "manifests",
-                 "ignore_unknown_kinds"):
+                 "ignore_unknown_kinds", "zones", "zonal_pool", "exact", "exact_seconds", "growth_pct",
+                 "lead_time_days", "pools"):
         v = getattr(args, name, None)
         if v is not None:
             values[name] = v
@@ -88,11 +120,9 @@ def _cmd_plan(args: argparse.Namespace) -> int:
                              value=getattr(args, flag), valid="add --compare-node-types, or leave the flag out")
     _check_plan_output(args)
     from .manifests.load import printed_warnings   # what --manifests skipped, on stderr
-    exact = _exact_args(args)
-    growth = GrowthParams.from_mapping({"growth_pct": args.growth, "lead_time_days": args.lead_time_days},
-                                       source="command line")
+    params = params_from_args(args)
     with printed_warnings(sys.stderr):
-        plan = plan_from_params(params_from_args(args), **exact, growth=growth)
+        plan = plan_from_params(params)
     if args.format == "json":
         print(json.dumps(plan.to_dict(), indent=2))
     else:
@@ -107,15 +137,20 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         elif args.format == "csv":
             sys.stdout.write(tables.frame(plan, args.table or "services").to_csv(index=False))
         else:
-            for name in ([args.table] if args.table else ["services", "scenarios", "gates"]):
+            default = ["pools"] * bool(plan.pools) + ["services", "scenarios", "gates"]
+            for name in ([args.table] if args.table else default):
                 print(tables.plain_text(tables.frame(plan, name)))
                 print()
-                if name == "scenarios" and exact:
-                    print(_exact_text(plan, exact["exact_seconds"]))
+                if name == "scenarios" and _solved(plan):
+                    print(_exact_text(plan, params.exact_seconds))
                     print()
             from .cost import plan_cost
             print(plan_cost(plan).line())   # before the summary line, which stays the last
-            print(f"nodes: {plan.nodes} x {plan.node_type.name} ({plan.options.provider}); "
+            if plan.zone_labels:
+                print(zones_line(plan))
+            fleet = (" + ".join(f"{p.plan.nodes} x {p.plan.node_type.name} ({p.name})" for p in plan.pools)
+                     if plan.pools else f"{plan.nodes} x {plan.node_type.name}")
+            print(f"nodes: {fleet} ({plan.options.provider}); "
                   f"recommended: {plan.recommended_nodes}; overall: {'PASS' if plan.passed else 'FAIL'}")
             if plan.growth is not None:
                 for line in plan.growth.lines():
@@ -127,8 +162,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     """``plan --compare-node-types``: every node type's smallest passing count and its cost."""
     from .cost import COMPARE_PROVIDERS, comparison_lines, comparison_to_dict, compare_from_params, parse_choices
     from .nodes import FAMILIES
-    given = {"--provider": args.provider, "--nodes": args.nodes, "--table": args.table,
-             "--out": args.out, "--growth": args.growth, "--lead-time-days": args.lead_time_days}
+    given = {"--provider": args.provider, "--nodes": args.nodes, "--table": args.table, "--pools": args.pools,
+             "--out": args.out, "--growth": args.growth_pct, "--lead-time-days": args.lead_time_days}
     for flag, value in given.items():
         if value is not None:
             hint = "--providers to choose clouds" if flag == "--provider" else "leave the flag out"
@@ -136,12 +171,11 @@ def _cmd_compare(args: argparse.Namespace) -> int:
                              valid=hint)
     providers = parse_choices(args.providers, flag="--providers", valid=COMPARE_PROVIDERS)
     families = parse_choices(args.families, flag="--families", valid=FAMILIES)
-    exact = _exact_args(args)
     chosen = args.node_type   # --node-type: its place in the table is named, not a plan input here
     params = params_from_args(argparse.Namespace(**{**vars(args), "node_type": None}))
     from .manifests.load import printed_warnings
     with printed_warnings(sys.stderr):
-        comparisons = compare_from_params(params, providers=providers, families=families, **exact)
+        comparisons = compare_from_params(params, providers=providers, families=families)
     if args.chart is not None:
         import io
         from pathlib import Path
@@ -167,25 +201,19 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def _exact_args(args: argparse.Namespace) -> dict[str, Any]:
-    """``--exact`` and its budget as plan_from_params takes them ({} without --exact)."""
-    seconds = getattr(args, "exact_seconds", None)
-    if not getattr(args, "exact", False):
-        if seconds is not None:
-            raise InputError("only with --exact, got", file="command line",
-                             field="--exact-seconds", value=seconds, valid="add --exact, or leave the flag out")
-        return {}
-    from .exact import DEFAULT_SECONDS, check_seconds
-    budget = DEFAULT_SECONDS if seconds is None else check_seconds(seconds, field="--exact-seconds",
-                                                                    file="command line")
-    return {"exact": True, "exact_seconds": budget}
+def _solved(plan: Any) -> list[tuple[str, Any]]:
+    """(pool, plan) of every plan whose counts the solver proved: the plan, or its pools."""
+    plans = [(p.name, p.plan) for p in plan.pools] if plan.pools else [("", plan)]
+    return [(name, p) for name, p in plans if p.options.exact]
 
 
 def _exact_text(plan: Any, seconds: float) -> str:
     """One line per scenario: the solver's count, its verdict and First-Fit Decreasing's count."""
     lines = [f"exact node counts (CP-SAT, at most {seconds:g} s per scenario):"]
-    for name, r in plan.scenarios.items():
-        lines.append(f"  {name}: {r.nodes_needed} nodes, {r.exact}; first-fit decreasing {r.first_fit_nodes}")
+    for pool, p in _solved(plan):
+        for name, r in p.scenarios.items():
+            lines.append(f"  {pool + '/' if pool else ''}{name}: {r.nodes_needed} nodes, {r.exact}; "
+                         f"first-fit decreasing {r.first_fit_nodes}")
     return "\n".join(lines)
 
 
@@ -231,23 +259,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_plan_arguments(p)
     p.add_argument("--format", choices=("table", "json", "csv"), default=None,
                    help="table (default), json (the whole plan) or csv (one table, see --table)")
-    p.add_argument("--table", choices=("services", "scenarios", "gates", "placement", "cost"), default=None,
+    p.add_argument("--table", choices=("services", "scenarios", "gates", "placement", "cost", "pools"), default=None,
                    help="the table --format csv writes (default services) or --format table prints "
                         "(default services, scenarios and gates)")
     p.add_argument("--out", default=None, metavar="DIR",
                    help="write services.csv, scenarios.csv, gates.csv and placement.csv into DIR")
     p.add_argument("--fail-on-gate", action="store_true", help="exit 1 when a gate fails")
-    p.add_argument("--exact", action="store_true",
-                   help="prove each scenario's minimum node count with a constraint solver (OR-Tools CP-SAT), "
-                        "or report the best found and the proven bound")
-    p.add_argument("--exact-seconds", type=float, default=None, metavar="S",
-                   help="with --exact: the solver's time budget per scenario (default 1)")
-    p.add_argument("--growth", type=float, default=None, metavar="PCT",
-                   help="demand growth per month, percent (0 to 1000; a service's growth_pct in the "
-                        "catalogue overrides it): the months until the first gate fails at the planned "
-                        "count, and the nodes needed at 6 and 12 months (gate growth-runway)")
-    p.add_argument("--lead-time-days", type=int, default=None, metavar="N",
-                   help="with --growth: days to get more capacity; a shorter runway fails growth-runway")
     p.add_argument("--compare-node-types", action="store_true",
                    help="plan every node type on its cloud (gcp on gke, aws on eks, azure on aks): the smallest "
                         "count that passes every gate and its monthly cost, cheapest first")

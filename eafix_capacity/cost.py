@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from .profiles import Profile
 
 HOURS_PER_MONTH = 730
-DEFAULT_POOL = "default"   # today a plan has one node pool
+DEFAULT_POOL = "default"   # the one pool of a plan without a pools file
 COMPARE_PROVIDERS: tuple[Provider, ...] = ("gke", "eks", "aks")
 PROVIDER_OF_CLOUD: Mapping[str, Provider] = {cloud: p for p, cloud in CLOUD_OF_PROVIDER.items()}
 
@@ -96,12 +96,12 @@ class PlanCost:
 
 
 def plan_cost(plan: Plan) -> PlanCost:
-    """The monthly cost of ``plan`` at the node count its gates are judged on."""
-    t = plan.node_type
-    return PlanCost(pools=(PoolCost(
-        pool=DEFAULT_POOL, node_type=t.name, nodes=plan.nodes, price_usd_per_hour=t.price_usd_per_hour,
-        price_source=t.price_source, price_basis=t.price_basis,
-        monthly_usd=monthly_cost(t.price_usd_per_hour, plan.nodes)),))
+    """The monthly cost of ``plan`` at the node count its gates are judged on, per pool."""
+    pools = [(p.name, p.plan) for p in plan.pools] if plan.pools else [(DEFAULT_POOL, plan)]
+    return PlanCost(pools=tuple(PoolCost(
+        pool=name, node_type=p.node_type.name, nodes=p.nodes, price_usd_per_hour=p.node_type.price_usd_per_hour,
+        price_source=p.node_type.price_source, price_basis=p.node_type.price_basis,
+        monthly_usd=monthly_cost(p.node_type.price_usd_per_hour, p.nodes)) for name, p in pools))
 
 
 # --------------------------------------------------------------------------- comparison
@@ -266,21 +266,19 @@ def comparison_lines(comparisons: Sequence[Comparison], *, chosen: str | None = 
 
 
 def compare_from_params(params: PlanParams, *, providers: Iterable[str] | None = None,
-                        families: Iterable[str] | None = None, exact: bool = False,
-                        exact_seconds: float = 1.0) -> list[Comparison]:
-    """Load the catalogue, profile and node types as ``plan_from_params`` does, and compare."""
-    from .inputs import load_inputs_catalog
+                        families: Iterable[str] | None = None) -> list[Comparison]:
+    """Load the catalogue, profile and node types as ``plan_from_params`` does, and compare
+    with the params' options (zones and exact counts included); their node count and
+    node type are not used."""
+    from .inputs import load_inputs_catalog, plan_options
     from .nodes import load_node_types
     from .paths import data_file
-    from .plan import PlanOptions
     from .profiles import get_profile, load_profiles
 
+    if params.pools:
+        raise InputError("the node-type comparison plans one pool; with pools, compare", field="pools",
+                         value=params.pools, valid="leave pools out to compare node types for one pool")
     catalog = load_inputs_catalog(params)
     profile = get_profile(params.profile, load_profiles(), file=str(data_file("profiles.yaml")))
-    storage = None if params.storage_gib is None else int(params.storage_gib * 2**30)
-    options = PlanOptions(
-        provider="generic", nodes=None, mesh=params.mesh, headroom_pct=float(params.headroom_pct),
-        cpu_limit_ratio=float(params.cpu_limit_ratio), memory_limit_ratio=float(params.memory_limit_ratio),
-        storage_bytes=storage, max_pods=params.max_pods, exact=exact, exact_seconds=exact_seconds,
-    )
+    options = replace(plan_options(params, provider="generic"), nodes=None)
     return compare_node_types(catalog, profile, load_node_types(), options, providers=providers, families=families)

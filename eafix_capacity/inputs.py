@@ -25,6 +25,7 @@ from typing import Any, Callable, Literal, Mapping
 
 from .catalog import Catalog, load_catalog
 from .errors import InputError
+from .exact import check_seconds
 from .limits import MAX_NODES, MAX_PODS, NODES_LIMIT_TEXT, PODS_LIMIT_TEXT
 from .mesh import Mesh, parse_mesh
 from .nodes import DEFAULT_NODE_TYPES_PATH, Provider, get_node_type, load_node_types, parse_provider
@@ -33,6 +34,7 @@ from .plan import (DEFAULT_CPU_LIMIT_RATIO, DEFAULT_HEADROOM_PCT, DEFAULT_MEMORY
                    Plan, PlanOptions, make_plan)
 from .profiles import get_profile, load_profiles
 from .yamlio import load_yaml_file
+from .zones import parse_zones
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,13 @@ class PlanParams:
     manifests: str | None = None
     replicas: Mapping[str, int] = field(default_factory=dict)
     ignore_unknown_kinds: bool = False   # with manifests: skip objects of unknown kind, warning each
+    zones: str | None = None             # zone names "a,b,c" or a count "3" (zones.py); None: no zones
+    zonal_pool: bool = False             # with zones: node counts need not be the same in every zone
+    exact: bool | None = None            # prove minimum counts (exact.py, CP-SAT); None: auto (AUTO_EXACT)
+    exact_seconds: float = 1.0           # with exact: the solver's budget per scenario
+    growth_pct: float | None = None      # percent demand growth per month (growth.py); None: no runway
+    lead_time_days: int | None = None    # with growth_pct: days to get more capacity
+    pools: str | None = None             # a pools file (pools.py): several node pools; None: one pool
 
     def __post_init__(self) -> None:
         checked = check_params(self.__dict__, source=None, origin="python")
@@ -69,7 +78,7 @@ class PlanParams:
             raise InputError("unknown parameter", file=source, field=str(unknown[0]), value=unknown[0],
                              valid="known parameters: " + ", ".join(sorted(known)))
         values = check_params(raw, source=source, origin=origin)
-        for name in ("catalog", "manifests"):
+        for name in ("catalog", "manifests", "pools"):
             if values.get(name):
                 values[name] = _absolute(values[name], base_dir)
         return cls(**values)
@@ -78,14 +87,20 @@ class PlanParams:
     def from_notebook(cls, **values: Any) -> PlanParams:
         """From a notebook's parameters cell, where 0 and "" mean "not given" and
         ``replicas`` is text such as ``"reporter:2,gui-gateway:3"``."""
-        for name in ("nodes", "storage_gib", "max_pods"):
-            if values.get(name) in (0, 0.0):
+        for name in ("nodes", "storage_gib", "max_pods", "growth_pct", "lead_time_days"):
+            if values.get(name) in (0, 0.0) and not isinstance(values.get(name), bool):
                 values[name] = None
-        for name in ("catalog", "manifests"):
+        for name in ("catalog", "manifests", "zones", "pools"):
             if values.get(name) == "":
                 values[name] = None
         if isinstance(values.get("replicas"), str):
             values["replicas"] = parse_replicas_text(values["replicas"], source="notebook parameters")
+        if isinstance(values.get("exact"), str):
+            words = {"auto": None, "yes": True, "no": False}
+            if values["exact"] not in words:
+                raise InputError("not yes, no or auto", file="notebook parameters", field="exact",
+                                 value=values["exact"], valid=EXACT_VALID)
+            values["exact"] = words[values["exact"]]
         return cls.from_mapping(values, source="notebook parameters", origin="notebook")
 
     @classmethod
@@ -113,36 +128,16 @@ class PlanParams:
             "replicas": ",".join(f"{name}:{n}" for name, n in self.replicas.items()),
             "catalog": self.catalog or "", "manifests": self.manifests or "",
             "ignore_unknown_kinds": bool(self.ignore_unknown_kinds),
+            "zones": self.zones or "", "zonal_pool": bool(self.zonal_pool),
+            "exact": {None: "auto", True: "yes", False: "no"}[self.exact], "exact_seconds": float(self.exact_seconds),
+            "growth_pct": float(self.growth_pct) if self.growth_pct is not None else 0.0,
+            "lead_time_days": self.lead_time_days or 0,
+            "pools": self.pools or "",
         }
 
 
-@dataclass(frozen=True)
-class GrowthParams:
-    """``plan --growth PCT [--lead-time-days N]``: the growth runway (growth.py), checked
-    like every other parameter. Kept apart from ``PlanParams``, whose every field is a
-    parameter that ``report`` hands notebook 01 (tests/test_report.py); the runway is not
-    one of the notebook's parameters yet."""
-
-    growth_pct: float | None = None       # percent demand growth per month; None: no runway
-    lead_time_days: int | None = None     # days to get more capacity; needs growth_pct
-
-    def __post_init__(self) -> None:
-        check_growth_params(self.__dict__, source=None)
-
-    @classmethod
-    def from_mapping(cls, raw: Mapping[str, Any], *, source: str = "parameters") -> GrowthParams:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted((k for k in raw if k not in known), key=str)
-        if unknown:
-            raise InputError("unknown parameter", file=source, field=str(unknown[0]), value=unknown[0],
-                             valid="known parameters: " + ", ".join(sorted(known)))
-        check_growth_params(raw, source=source)
-        growth = raw.get("growth_pct")
-        return cls(growth_pct=None if growth is None else float(growth), lead_time_days=raw.get("lead_time_days"))
-
-
 def check_growth_params(raw: Mapping[str, Any], *, source: str | None) -> None:
-    """One-line errors for a bad growth rate or lead time (see ``GrowthParams``)."""
+    """One-line errors for a bad growth rate or lead time."""
     from .catalog import check_growth_pct
     from .growth import problem_lead_time
     growth, lead = raw.get("growth_pct"), raw.get("lead_time_days")
@@ -180,6 +175,8 @@ def parse_replicas_text(text: str, *, source: str = "parameters") -> dict[str, i
     return out
 
 
+EXACT_VALID = ("true (every scenario), false (First-Fit Decreasing only) or null/auto (with pools: the solver for "
+               "each pool under 20 nodes; one pool: off)")
 _COUNT = re.compile(r"-?[0-9]{1,18}")
 
 
@@ -260,6 +257,15 @@ def check_params(raw: Mapping[str, Any], *, source: str | None, origin: Origin) 
             if name == "storage_gib" and math.isfinite(v) and v < 0:
                 problem = "negative storage"
             raise InputError(problem, file=file, field=name, value=v, valid=valid + extra)
+    if values.get("pools") is not None and not isinstance(values["pools"], str):
+        raise InputError("not a path", file=file, field="pools", value=values["pools"],
+                         valid=f"the path of a pools file (e.g. data/pools-memory.yaml), or {hint}")
+    if values.get("pools") and values.get("nodes") is not None:
+        raise InputError("with pools, each pool's node count is in the pools file, not", file=file, field="nodes",
+                         value=values["nodes"], valid="leave nodes out; give a pool's nodes in the pools file")
+    if values.get("pools") and values.get("growth_pct") is not None:
+        raise InputError("the growth runway of several pools is not modelled yet", file=file, field="growth_pct",
+                         value=values["growth_pct"], valid="leave growth_pct out with pools, or plan one pool")
     if values.get("catalog") is not None and not isinstance(values["catalog"], str):
         raise InputError("not a path", file=file, field="catalog", value=values["catalog"],
                          valid=f"the path of a services file, or {hint}")
@@ -286,9 +292,22 @@ def check_params(raw: Mapping[str, Any], *, source: str | None, origin: Origin) 
         if n > MAX_PODS:
             raise InputError("too many replicas", file=file, obj=service, field="replicas", value=n,
                              valid=f"at most {MAX_PODS:,}: {PODS_LIMIT_TEXT}")
-    if "ignore_unknown_kinds" in values and not isinstance(values["ignore_unknown_kinds"], bool):
-        raise InputError("not a boolean", file=file, field="ignore_unknown_kinds",
-                         value=values["ignore_unknown_kinds"], valid="true or false")
+    for name in ("ignore_unknown_kinds", "zonal_pool"):
+        if name in values and not isinstance(values[name], bool):
+            raise InputError("not a boolean", file=file, field=name, value=values[name], valid="true or false")
+    if values.get("exact") is not None and not isinstance(values["exact"], bool):
+        raise InputError("not a boolean", file=file, field="exact", value=values["exact"], valid=EXACT_VALID)
+    if values.get("zones") is not None:
+        zones = parse_zones(values["zones"], file=file)
+        values["zones"] = (str(zones) if isinstance(zones, int) else ",".join(zones)) or None
+    if values.get("zonal_pool") and not values.get("zones"):
+        raise InputError("a zonal pool needs zones", file=file, field="zonal_pool", value=True,
+                         valid="give zones too (e.g. a,b,c), or leave zonal_pool out")
+    if "exact_seconds" in values:
+        values["exact_seconds"] = check_seconds(values["exact_seconds"], file=file)
+    check_growth_params(values, source=file)
+    if values.get("growth_pct") is not None:
+        values["growth_pct"] = float(values["growth_pct"])
     return values
 
 
@@ -308,31 +327,40 @@ def load_inputs_catalog(params: PlanParams) -> Catalog:
     return catalog.with_replicas(params.replicas) if params.replicas else catalog
 
 
-def plan_from_params(params: PlanParams, *, catalog: Catalog | None = None, exact: bool = False,
-                     exact_seconds: float = 1.0, growth: GrowthParams | None = None) -> Plan:
+def plan_options(params: PlanParams, *, provider: Provider | None = None) -> PlanOptions:
+    """The plan options ``params`` give (``provider`` instead of theirs, for a comparison
+    that plans each node type on its own cloud)."""
+    storage = None if params.storage_gib is None else int(params.storage_gib * 2**30)
+    zones = parse_zones(params.zones)
+    return PlanOptions(
+        provider=provider or params.provider, nodes=params.nodes, mesh=params.mesh,
+        headroom_pct=float(params.headroom_pct), cpu_limit_ratio=float(params.cpu_limit_ratio),
+        memory_limit_ratio=float(params.memory_limit_ratio), storage_bytes=storage,
+        max_pods=params.max_pods, exact=bool(params.exact), exact_seconds=params.exact_seconds,
+        zones=zones, zonal_pool=params.zonal_pool,
+    )
+
+
+def plan_from_params(params: PlanParams, *, catalog: Catalog | None = None) -> Plan:
     """Load the embedded (or given) data and make the plan; with ``catalog``, plan that
     catalogue (its replicas overridden as the params say) instead of loading one (the
-    re-plan on recommended figures, usage/recommend.py). ``exact`` proves each scenario's
-    node count with CP-SAT within ``exact_seconds`` (``plan --exact``; not a PlanParams
-    field, so the report notebook's parameters stay as they are). With a growth rate in
-    ``growth`` the plan carries its runway and the ``growth-runway`` gate (growth.py)."""
+    re-plan on recommended figures, usage/recommend.py). With a growth rate the plan
+    carries its runway and the ``growth-runway`` gate (growth.py)."""
     if catalog is None:
         catalog = load_inputs_catalog(params)
     elif params.replicas:
         catalog = catalog.with_replicas(params.replicas)
     profile = get_profile(params.profile, load_profiles(), file=str(data_file("profiles.yaml")))
+    if params.pools:
+        from .poolplan import make_pools_plan
+        from .pools import load_pools
+        return make_pools_plan(catalog, profile, load_pools(params.pools), load_node_types(), plan_options(params),
+                               file=params.pools, auto_exact=params.exact is None)
     node_type = get_node_type(params.node_type, load_node_types(), file=str(DEFAULT_NODE_TYPES_PATH))
-    storage = None if params.storage_gib is None else int(params.storage_gib * 2**30)
-    options = PlanOptions(
-        provider=params.provider, nodes=params.nodes, mesh=params.mesh,
-        headroom_pct=float(params.headroom_pct), cpu_limit_ratio=float(params.cpu_limit_ratio),
-        memory_limit_ratio=float(params.memory_limit_ratio), storage_bytes=storage,
-        max_pods=params.max_pods, exact=exact, exact_seconds=exact_seconds,
-    )
-    plan = make_plan(catalog, profile, node_type, options)
-    if growth is not None and growth.growth_pct is not None:
+    plan = make_plan(catalog, profile, node_type, plan_options(params))
+    if params.growth_pct is not None:
         from .growth import plan_runway
-        plan = plan_runway(plan, growth=growth.growth_pct, lead_time_days=growth.lead_time_days)
+        plan = plan_runway(plan, growth=params.growth_pct, lead_time_days=params.lead_time_days)
     return plan
 
 

@@ -16,12 +16,15 @@ from .limits import MAX_NODES, MAX_PODS, NODES_LIMIT_TEXT, PODS_LIMIT_TEXT
 from .mesh import CONTROL_PLANE, Mesh, parse_mesh
 from .nodes import Allocatable, NodeType, Provider, allocatable, parse_provider
 from .profiles import Profile
-from .scenarios import SCENARIOS, PodDemand, demand, largest_surge, pod_resources, surge_pods, totals
-from .scheduling import NodeShape, Placement, PodRequest, lower_bound, min_nodes, place
+from .scenarios import (SCENARIOS, TRADING_TIERS, ZONE_LOSS, ZONED_SCENARIOS, PodDemand, demand, is_multi_replica,
+                        largest_surge, pod_resources, surge_pods, totals)
+from .scheduling import ZONE, NodeShape, Placement, PodRequest, SpreadConstraint, lower_bound, min_nodes, place
+from .zones import after_zone_loss, node_zones, parse_zones, resolve_zones, zone_label
 
 if TYPE_CHECKING:
     from .exact import ExactResult
     from .growth import Runway
+    from .poolplan import PoolPlan
 
 DEFAULT_HEADROOM_PCT = 20.0
 DEFAULT_CPU_LIMIT_RATIO = 4.0
@@ -45,10 +48,14 @@ class PlanOptions:
     max_pods: int | None = None
     exact: bool = False                    # prove each scenario's minimum count (exact.py, CP-SAT)
     exact_seconds: float = 1.0             # the solver's time budget per scenario
+    zones: tuple[str, ...] | int = ()      # zone names or a count of the cloud's (zones.py); (): no zones
+    zonal_pool: bool = False               # with zones: counts need not be the same in every zone
+    control_plane: bool = True             # the mesh's control plane runs here (one pool of several: poolplan.py)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "provider", parse_provider(self.provider))
         object.__setattr__(self, "mesh", parse_mesh(self.mesh))
+        object.__setattr__(self, "zones", parse_zones(self.zones))
 
 
 @dataclass(frozen=True)
@@ -75,6 +82,59 @@ class ScenarioResult:
 
 
 @dataclass(frozen=True)
+class Zoning:
+    """Where a zoned plan's scenarios run, for a cluster of n nodes (zones.py numbers them):
+    the zone of each node a scenario's pods may use, and which counts a pool can have."""
+
+    labels: tuple[str, ...]
+    step: int                       # counts are multiples of it: the zone count, 1 for a zonal pool
+    names: tuple[str, ...] = ()     # the zones as given (a, b, c), as the sim takes them
+
+    def nodes_of(self, name: str, n: int) -> tuple[str, ...]:
+        if name == "node-drain":
+            return node_zones(self.labels, max(n - 1, 0))
+        if name == ZONE_LOSS:
+            return after_zone_loss(self.labels, n)
+        return node_zones(self.labels, n)
+
+    def cycle(self, name: str) -> tuple[str, ...]:
+        """The zones the scenario's nodes take in turn."""
+        return self.labels[1:] if name == ZONE_LOSS else self.labels
+
+    def residue(self, name: str) -> tuple[int, int]:
+        """(modulus, residue) of the count of nodes the scenario's pods use."""
+        if self.step == 1:
+            return 1, 0
+        if name == "node-drain":
+            return self.step, self.step - 1
+        if name == ZONE_LOSS:
+            return len(self.labels) - 1, 0
+        return self.step, 0
+
+    def cluster_count(self, name: str, used: int) -> int:
+        """The smallest cluster (a multiple of ``step``) whose scenario nodes number ``used`` or more."""
+        n = max(-(-used // self.step) * self.step, self.step)
+        while len(self.nodes_of(name, n)) < used:
+            n += self.step
+        return n
+
+    def round_up(self, n: int) -> int:
+        return -(-n // self.step) * self.step
+
+
+@dataclass(frozen=True)
+class ZoneSurvivors:
+    """A service's replicas left running the moment a zone is lost, before any is
+    rescheduled: the fewest over every zone, from the baseline placement."""
+
+    service: str
+    tier: str
+    replicas: int
+    survivors: int
+    zone: str           # the zone whose loss leaves the fewest
+
+
+@dataclass(frozen=True)
 class Plan:
     catalog: Catalog
     profile: Profile
@@ -90,6 +150,44 @@ class Plan:
     gates: tuple[Gate, ...]
     headroom_shape: NodeShape = field(repr=False, default=NodeShape(0, 0, 0))
     growth: Runway | None = None     # the growth runway (growth.py), only with --growth
+    zoning: Zoning | None = None                     # with zones: where each scenario's pods run
+    survivors: tuple[ZoneSurvivors, ...] = ()        # with zones: per trading service, a zone's loss
+    # with several node pools (poolplan.py): each pool's own plan; the figures above are then
+    # the sums over them, and node_type, node and headroom_shape the first pool's
+    pools: tuple[PoolPlan, ...] = ()
+
+    def _one_pool(self, what: str) -> None:
+        if self.pools:
+            raise ValueError(f"{what}: a plan of several pools places pods per pool: ask plan.pools[i].plan")
+
+    @property
+    def zone_labels(self) -> tuple[str, ...]:
+        """The ``topology.kubernetes.io/zone`` values of the plan's zones; () without zones."""
+        return self.zoning.labels if self.zoning is not None else ()
+
+    @property
+    def node_zones(self) -> tuple[str, ...]:
+        """Each node's zone (node i in zone i mod Z, as the sim numbers them); () without zones."""
+        return node_zones(self.zone_labels, self.nodes)
+
+    def nodes_of(self, scenario: str, nodes: int | None = None) -> tuple[int, tuple[str, ...]]:
+        """How many nodes of a cluster of ``nodes`` (default: the plan's) the scenario's pods
+        may use, and their zones (() without zones)."""
+        self._one_pool("nodes_of")
+        n = self.nodes if nodes is None else nodes
+        if self.zoning is not None:
+            zones = self.zoning.nodes_of(scenario, n)
+            return len(zones), zones
+        return (n - 1 if scenario == "node-drain" else n), ()
+
+    def pod_requests(self, scenario: str) -> list[PodRequest]:
+        """The scenario's pods as the packer takes them, in creation order (service by
+        service, as the catalogue lists them), each multi-replica service's with the zone
+        spread when the plan has zones."""
+        self._one_pool("pod_requests")
+        spread = _zone_spread(self.catalog) if self.zoning is not None else frozenset()
+        return _requests(demand(self.catalog, scenario, mesh=self.options.mesh,
+                                control_plane=self.options.control_plane), zone_spread=spread)
 
     @property
     def passed(self) -> bool:
@@ -99,6 +197,9 @@ class Plan:
         return [g for g in self.gates if not g.passed]
 
     def to_dict(self) -> dict[str, Any]:
+        if self.pools:
+            from .poolplan import pools_dict
+            return pools_dict(self)
         n, a = self.nodes, self.node
         return {
             "inputs": {
@@ -114,6 +215,9 @@ class Plan:
                 "storage_media": self.options.storage_media,
                 "max_pods": self.options.max_pods,
                 "catalog": self.catalog.source_file,
+                # only with zones, so the JSON of a plan without them is unchanged
+                **({"zones": list(self.zone_labels), "zonal_pool": self.options.zonal_pool}
+                   if self.zone_labels else {}),
             },
             "services": [
                 {
@@ -132,7 +236,7 @@ class Plan:
             "mesh_control_plane": [
                 {"name": cp.name, "namespace": cp.namespace, "replicas": cp.replicas,
                  **_resource_fields(cp.resources)}
-                for cp in (CONTROL_PLANE if self.options.mesh == "istio" else ())
+                for cp in (CONTROL_PLANE if self.options.mesh == "istio" and self.options.control_plane else ())
             ],
             "totals": {**_resource_fields(self.totals),
                        "storage_request_bytes": self.storage_request_bytes},
@@ -150,6 +254,8 @@ class Plan:
                 "per_node": a.as_dict(),
                 "daemonsets": [{"name": d.name, "cpu_m": d.cpu_m, "memory_bytes": d.memory_bytes}
                                for d in a.daemonsets],
+                **({"nodes_per_zone": {z: self.node_zones.count(z) for z in self.zone_labels}}
+                   if self.zone_labels else {}),
             },
             "scenarios": {
                 name: {
@@ -166,6 +272,9 @@ class Plan:
                 }
                 for name, r in self.scenarios.items()
             },
+            **({"zone_loss_survivors": [
+                {"service": v.service, "tier": v.tier, "replicas": v.replicas, "survivors": v.survivors,
+                 "zone": v.zone} for v in self.survivors]} if self.zone_labels else {}),
             "gates": [{"name": g.name, "passed": g.passed, "detail": g.detail} for g in self.gates],
             # only with --growth, so the JSON of a plan without it is unchanged
             **({"growth": self.growth.to_dict()} if self.growth is not None else {}),
@@ -206,8 +315,19 @@ def _storage(plan: Plan) -> int:
     return plan.profile.storage_bytes if s is None else s
 
 
-def _requests(pods: list[PodDemand]) -> list[PodRequest]:
-    return [PodRequest(p.name, p.service, p.resources.cpu_request_m, p.resources.memory_request_bytes)
+ZONE_SPREAD = SpreadConstraint(topology_key=ZONE)
+
+
+def _zone_spread(catalog: Catalog) -> frozenset[str]:
+    """The services the rendering gives a zone spread: those that can run several pods."""
+    return frozenset(s.name for s in catalog.services if is_multi_replica(s))
+
+
+def _requests(pods: list[PodDemand], *, zone_spread: frozenset[str] = frozenset()) -> list[PodRequest]:
+    """The packer's pods; those of the ``zone_spread`` services spread over zones too, as
+    the rendering's zone spread (maxSkew 1) says."""
+    return [PodRequest(p.name, p.service, p.resources.cpu_request_m, p.resources.memory_request_bytes,
+                       zone_spread=ZONE_SPREAD if p.service in zone_spread else None)
             for p in pods]
 
 
@@ -239,10 +359,10 @@ def _check_options(o: PlanOptions) -> None:
                          valid="ssd or any")
 
 
-def _check_pod_count(catalog: Catalog, mesh: Mesh) -> None:
+def _check_pod_count(catalog: Catalog, mesh: Mesh, *, control_plane: bool = True) -> None:
     """Refuse a workload larger than a cluster can run, before any scenario's pods are
     listed (hpa-max bounds the baseline, so the rollout is counted only within bounds)."""
-    extra = sum(cp.replicas for cp in CONTROL_PLANE) if mesh == "istio" else 0
+    extra = sum(cp.replicas for cp in CONTROL_PLANE) if mesh == "istio" and control_plane else 0
     scenario, peak = "hpa-max", max_pods_total(catalog) + extra
     baseline = sum(s.replicas for s in catalog.services) + extra
     if peak <= MAX_PODS < baseline + max((surge_pods(s) for s in catalog.services), default=0):
@@ -275,44 +395,93 @@ def _check_recommended(n: int, node_type: str) -> None:
                          valid=f"{NODES_LIMIT_TEXT}: a larger node type or fewer replicas")
 
 
+def _check_zones(options: PlanOptions, node_type: NodeType) -> Zoning | None:
+    if not options.zones:
+        if options.zonal_pool:
+            raise InputError("a zonal pool needs zones", field="zonal_pool", value=True,
+                             valid="give zones too (--zones a,b,c), or leave zonal_pool out")
+        return None
+    names = resolve_zones(options.zones, cloud=node_type.provider)
+    labels = tuple(zone_label(node_type.provider, z) for z in names)
+    if len(labels) < 2:
+        raise InputError("a zone loss needs 2 or more zones, got", field="zones", value=",".join(names),
+                         valid="2 or more zones, e.g. a,b,c; leave zones out for a cluster in one zone")
+    zoning = Zoning(labels, 1 if options.zonal_pool else len(labels), names)
+    n = options.nodes
+    if isinstance(n, int) and not isinstance(n, bool) and n % zoning.step:
+        raise InputError(f"{n} nodes do not split evenly over {len(labels)} zones:", field="nodes", value=n,
+                         valid=f"a multiple of {len(labels)} (a regional pool has the same number of nodes in "
+                               "every zone), or a zonal pool (--zonal-pool)")
+    return zoning
+
+
 def make_plan(catalog: Catalog, profile: Profile, node_type: NodeType, options: PlanOptions) -> Plan:
     """Pack every scenario, pick the node count, and judge the gates."""
     _check_options(options)
+    zoning = _check_zones(options, node_type)
     mesh = options.mesh
-    _check_pod_count(catalog, mesh)
+    _check_pod_count(catalog, mesh, control_plane=options.control_plane)
     node = allocatable(node_type, provider=options.provider, max_pods=options.max_pods, mesh=mesh)
     shape = NodeShape(node.workload_cpu_m, node.workload_memory_bytes, node.workload_pods)
     keep = 1 - options.headroom_pct / 100
     headroom = NodeShape(floor(shape.cpu_m * keep), floor(shape.memory_bytes * keep), shape.max_pods)
 
-    pods = {name: demand(catalog, name, mesh=mesh) for name in SCENARIOS}
-    reqs = {name: _requests(p) for name, p in pods.items()}
+    names = ZONED_SCENARIOS if zoning else SCENARIOS
+    spread = _zone_spread(catalog) if zoning else frozenset()
+    pods = {name: demand(catalog, name, mesh=mesh, control_plane=options.control_plane) for name in names}
+    reqs = {name: _requests(p, zone_spread=spread) for name, p in pods.items()}
     _check_node_bound(reqs, shape=shape, headroom=headroom, node_type=node_type.name)
-    needed = {
-        "baseline": min_nodes(reqs["baseline"], headroom, at_most=MAX_NODES),
-        "hpa-max": min_nodes(reqs["hpa-max"], shape, at_most=MAX_NODES),
-        "rollout": min_nodes(reqs["rollout"], shape, at_most=MAX_NODES),
-    }
-    drain_base = min_nodes(reqs["node-drain"], shape, at_most=MAX_NODES - 1)
-    needed["node-drain"] = drain_base
+
+    def shape_of(name: str) -> NodeShape:
+        return headroom if name == "baseline" else shape
+
+    if zoning is None:
+        needed = {
+            "baseline": min_nodes(reqs["baseline"], headroom, at_most=MAX_NODES),
+            "hpa-max": min_nodes(reqs["hpa-max"], shape, at_most=MAX_NODES),
+            "rollout": min_nodes(reqs["rollout"], shape, at_most=MAX_NODES),
+            "node-drain": min_nodes(reqs["node-drain"], shape, at_most=MAX_NODES - 1),
+        }
+    else:
+        z = zoning
+        needed = {name: min_nodes(reqs[name], shape_of(name), at_most=MAX_NODES, step=z.step,
+                                  zones=lambda n, name=name: z.nodes_of(name, n))   # type: ignore[misc]
+                  for name in names}
     for name, r in needed.items():
         if r.beyond is not None:
             raise InputError(f"the {name} scenario does not pack on {MAX_NODES:,} {node_type.name} nodes",
                              field="nodes", valid=f"{NODES_LIMIT_TEXT}: a larger node type or fewer replicas")
-    # node-drain runs the baseline on N-1 nodes, so it needs one more node than the baseline
-    drain_needed = drain_base.nodes_needed + 1 if drain_base.nodes_needed is not None else None
 
-    counts = {name: r.nodes_needed for name, r in needed.items()}
-    counts["node-drain"] = drain_needed
+    def cluster_count(name: str, used: int) -> int:
+        """The cluster a scenario needs when its pods need ``used`` nodes."""
+        if zoning is not None:
+            return zoning.cluster_count(name, used)
+        return used + 1 if name == "node-drain" else used   # node-drain runs the baseline on N-1 nodes
+
+    def nodes_of(name: str, n: int) -> tuple[int, tuple[str, ...]]:
+        """How many nodes of a cluster of n the scenario's pods use, and their zones."""
+        if zoning is not None:
+            zs = zoning.nodes_of(name, n)
+            return len(zs), zs
+        return (n - 1 if name == "node-drain" else n), ()
+
+    counts: dict[str, int | None] = {}
+    for name, r in needed.items():
+        found = r.nodes_needed
+        counts[name] = cluster_count(name, found) if found is not None and zoning is None else found
     exact: dict[str, ExactResult] = {}
     if options.exact:
         # CP-SAT, never above FFD's count; imported only here, so plans without it stay fast
         from .exact import min_nodes_exact
         for name, r in needed.items():
-            exact[name] = min_nodes_exact(reqs[name], headroom if name == "baseline" else shape,
-                                          seconds=options.exact_seconds, ffd=r)
-            found = exact[name].nodes
-            counts[name] = found + 1 if name == "node-drain" and found is not None else found
+            if zoning is None:
+                exact[name] = min_nodes_exact(reqs[name], shape_of(name), seconds=options.exact_seconds, ffd=r)
+            else:
+                modulus, residue = zoning.residue(name)
+                exact[name] = min_nodes_exact(reqs[name], shape_of(name), seconds=options.exact_seconds, ffd=r,
+                                              zones=zoning.cycle(name), modulus=modulus, residue=residue)
+            used = exact[name].nodes
+            counts[name] = cluster_count(name, used) if used is not None else None
     base_totals = totals(pods["baseline"])
     workload = [c for c in counts.values() if c is not None]
     recommended = None if len(workload) < len(counts) else max(
@@ -322,29 +491,35 @@ def make_plan(catalog: Catalog, profile: Profile, node_type: NodeType, options: 
         _nodes_for_ratio(base_totals.cpu_limit_m, options.cpu_limit_ratio, shape.cpu_m),
         _nodes_for_ratio(base_totals.memory_limit_bytes, options.memory_limit_ratio, shape.memory_bytes),
     )
-    n = options.nodes if options.nodes is not None else (recommended or 1)
+    if recommended is not None and zoning is not None:
+        recommended = zoning.round_up(recommended)
+    n = options.nodes if options.nodes is not None else (recommended or (zoning.step if zoning else 1))
 
     def judge(n: int) -> dict[str, ScenarioResult]:
         scenarios = {}
-        for name in SCENARIOS:
-            evaluated = n - 1 if name == "node-drain" else n
-            node_shape = headroom if name == "baseline" else shape
+        for name in names:
+            evaluated, zones = nodes_of(name, n)
+            node_shape = shape_of(name)
             r = needed[name]
-            placement = place(reqs[name], node_shape, nodes=evaluated) if r.nodes_needed is not None else None
+            placement = (place(reqs[name], node_shape, nodes=evaluated, zones=zones)
+                         if r.nodes_needed is not None else None)
             extra: dict[str, Any] = {}
             if name in exact:
-                e, off = exact[name], (1 if name == "node-drain" else 0)
+                e = exact[name]
                 if placement is None and e.nodes is not None and evaluated >= e.nodes:
                     # FFD is not monotone in the count; the solver may place what it does not
                     from .exact import pack_exact
                     placement = (e.placement if e.placement is not None and e.placement.nodes == evaluated
-                                 else pack_exact(reqs[name], node_shape, nodes=evaluated,
+                                 and e.placement.zones == zones
+                                 else pack_exact(reqs[name], node_shape, nodes=evaluated, zones=zones,
                                                  seconds=options.exact_seconds))
-                extra = {"exact": e.verdict(offset=off), "exact_lower_bound": e.lower_bound + off,
-                         "first_fit_nodes": None if e.ffd_nodes is None else e.ffd_nodes + off}
+                bound = cluster_count(name, e.lower_bound)
+                extra = {"exact": e.verdict(offset=bound - e.lower_bound), "exact_lower_bound": bound,
+                         "first_fit_nodes": None if e.ffd_nodes is None else cluster_count(name, e.ffd_nodes)}
+            lb = r.lower_bound if zoning is not None else cluster_count(name, r.lower_bound)
             scenarios[name] = ScenarioResult(
                 name=name, pods=len(pods[name]), requests=totals(pods[name]),
-                nodes_needed=counts[name], lower_bound=r.lower_bound + (1 if name == "node-drain" else 0),
+                nodes_needed=counts[name], lower_bound=lb,
                 nodes_evaluated=evaluated, fits=placement is not None, placement=placement, unfit=r.unfit,
                 **extra,
             )
@@ -359,7 +534,7 @@ def make_plan(catalog: Catalog, profile: Profile, node_type: NodeType, options: 
         # full). The recommendation must pass its own workload gates, so count up until it
         # does; with a node per pod every pod fits, so this ends.
         while not all(r.fits for r in scenarios.values()):
-            n += 1
+            n += zoning.step if zoning is not None else 1
             _check_recommended(n, node_type.name)
             scenarios = judge(n)
         recommended = n
@@ -369,8 +544,31 @@ def make_plan(catalog: Catalog, profile: Profile, node_type: NodeType, options: 
         catalog=catalog, profile=profile, node_type=node_type, options=options, node=node, nodes=n,
         recommended_nodes=recommended, nodes_given=options.nodes is not None, totals=base_totals,
         storage_request_bytes=storage_claims, scenarios=scenarios, gates=(), headroom_shape=headroom,
+        zoning=zoning,
+        survivors=(_survivors(catalog, reqs["baseline"], scenarios["baseline"].placement)
+                   if zoning is not None else ()),
     )
     return _with_gates(plan, mesh=mesh)
+
+
+def _survivors(catalog: Catalog, pods: list[PodRequest], placement: Placement | None) -> tuple[ZoneSurvivors, ...]:
+    """Per trading service, the replicas left when the zone holding most of them is lost
+    (none without a baseline placement: the baseline does not fit)."""
+    if placement is None or not placement.zones:
+        return ()
+    group = {p.name: p.group for p in pods}
+    per_zone: dict[str, dict[str, int]] = {}
+    for pod, i in placement.assignment:
+        held = per_zone.setdefault(group[pod], {})
+        held[placement.zones[i]] = held.get(placement.zones[i], 0) + 1
+    out = []
+    for s in catalog.services:
+        if s.tier not in TRADING_TIERS or s.replicas == 0:
+            continue
+        held = per_zone.get(s.name, {})
+        zone = max(sorted(set(placement.zones)), key=lambda z: held.get(z, 0))
+        out.append(ZoneSurvivors(s.name, s.tier, s.replicas, s.replicas - held.get(zone, 0), zone))
+    return tuple(out)
 
 
 def _nodes_for(amount: float, per_node: int) -> int:
@@ -398,25 +596,38 @@ def _gib(b: float) -> str:
     return f"{b / 2**30:.1f} GiB"
 
 
-def _with_gates(plan: Plan, *, mesh: Mesh) -> Plan:
-    p, a, n, o = plan.profile, plan.node, plan.nodes, plan.options
-    gates: list[Gate] = []
-    cap_cpu, cap_mem = a.capacity_cpu_m * n, a.capacity_memory_bytes * n
-    gates.append(Gate("profile-cpu", cap_cpu >= p.cpu_m,
-                      f"{n} x {plan.node_type.name} = {_cores(cap_cpu)} against the {p.name} "
-                      f"profile's {_cores(p.cpu_m)}"))
-    gates.append(Gate("profile-memory", cap_mem >= p.memory_bytes,
-                      f"{n} x {plan.node_type.name} = {_gib(cap_mem)} against the {p.name} "
-                      f"profile's {_gib(p.memory_bytes)}"))
-    storage = _storage(plan)
+def profile_gates(p: Profile, o: PlanOptions, *, fleet: str, cpu_m: int, memory_bytes: int) -> list[Gate]:
+    """The profile's CPU, memory and storage against ``fleet`` (``3 x n2-standard-8``) of that
+    capacity and the storage provisioned."""
+    gates = [Gate("profile-cpu", cpu_m >= p.cpu_m,
+                  f"{fleet} = {_cores(cpu_m)} against the {p.name} profile's {_cores(p.cpu_m)}"),
+             Gate("profile-memory", memory_bytes >= p.memory_bytes,
+                  f"{fleet} = {_gib(memory_bytes)} against the {p.name} profile's {_gib(p.memory_bytes)}")]
+    storage = p.storage_bytes if o.storage_bytes is None else o.storage_bytes
     media = o.storage_media or ("ssd" if p.storage_media == "ssd" else "any")
     media_ok = p.storage_media != "ssd" or media == "ssd"
+    gates.append(Gate("profile-storage", storage >= p.storage_bytes and media_ok,
+                      f"{_gib(storage)} {media} provisioned{_assumed(o)} against the {p.name} profile's "
+                      f"{_gib(p.storage_bytes)} {p.storage_media}"))
+    return gates
+
+
+def _assumed(o: PlanOptions) -> str:
     # Without a provisioned figure the gate has nothing to judge: say so rather than
     # letting a PASS on the profile's own figure read as evidence.
-    assumed = "" if o.storage_bytes is not None else " (assumed: no provisioned storage was given)"
-    gates.append(Gate("profile-storage", storage >= p.storage_bytes and media_ok,
-                      f"{_gib(storage)} {media} provisioned{assumed} against the {p.name} profile's "
-                      f"{_gib(p.storage_bytes)} {p.storage_media}"))
+    return "" if o.storage_bytes is not None else " (assumed: no provisioned storage was given)"
+
+
+def storage_claims_gate(claims: int, p: Profile, o: PlanOptions) -> Gate:
+    storage = p.storage_bytes if o.storage_bytes is None else o.storage_bytes
+    return Gate("storage-claims", claims <= storage,
+                f"claims of {_gib(claims)} against {_gib(storage)} provisioned{_assumed(o)}")
+
+
+def _with_gates(plan: Plan, *, mesh: Mesh) -> Plan:
+    p, a, n, o = plan.profile, plan.node, plan.nodes, plan.options
+    gates = profile_gates(p, o, fleet=f"{n} x {plan.node_type.name}", cpu_m=a.capacity_cpu_m * n,
+                          memory_bytes=a.capacity_memory_bytes * n)
 
     def scenario_gate(gate: str, name: str, what: str) -> Gate:
         r = plan.scenarios[name]
@@ -440,9 +651,11 @@ def _with_gates(plan: Plan, *, mesh: Mesh) -> Plan:
     surge_text = f"baseline plus the {surge[0].name} surge of {surge[1]}" if surge else "baseline (no surge)"
     gates.append(scenario_gate("rollout", "rollout", surge_text))
     gates.append(scenario_gate("node-drain", "node-drain", "baseline with one node drained"))
-    gates.append(Gate("storage-claims", plan.storage_request_bytes <= storage,
-                      f"claims of {_gib(plan.storage_request_bytes)} against {_gib(storage)} "
-                      f"provisioned{assumed}"))
+    if plan.zone_labels:
+        gates.append(_zone_loss_gate(plan, scenario_gate("zone-loss", ZONE_LOSS,
+                                                         f"baseline with zone {plan.zone_labels[0]} lost")))
+        gates.append(_n_plus_one_gate(plan))
+    gates.append(storage_claims_gate(plan.storage_request_bytes, p, o))
     wl_cpu, wl_mem = a.workload_cpu_m * n, a.workload_memory_bytes * n
     cpu_ratio = plan.totals.cpu_limit_m / wl_cpu
     mem_ratio = plan.totals.memory_limit_bytes / wl_mem
@@ -453,6 +666,56 @@ def _with_gates(plan: Plan, *, mesh: Mesh) -> Plan:
                       f"memory limits {_gib(plan.totals.memory_limit_bytes)} are {mem_ratio:.2f}x the "
                       f"{_gib(wl_mem)} left for workloads (max {o.memory_limit_ratio:g}x)"))
     return Plan(**{**plan.__dict__, "gates": tuple(gates)})
+
+
+def _zone_loss_gate(plan: Plan, fits: Gate) -> Gate:
+    """The zone-loss scenario's fit, and per trading service the replicas a zone's loss
+    leaves running until the lost ones are rescheduled: a service of 2 or more replicas
+    left with none fails the gate (its zone spread should have prevented it); a single
+    replica cannot survive the loss of its zone, which the detail says."""
+    r = plan.scenarios[ZONE_LOSS]
+    left = sorted(set(plan.node_zones) - {plan.zone_labels[0]})
+    detail = fits.detail.replace(f"on {r.nodes_evaluated} nodes", f"on the {r.nodes_evaluated} nodes of "
+                                 f"{', '.join(left) or 'no zone'}", 1)
+    down = [v for v in plan.survivors if v.survivors == 0 and v.replicas >= 2]
+    single = [v.service for v in plan.survivors if v.replicas == 1]
+    several = [v for v in plan.survivors if v.replicas >= 2]
+    if several:
+        fewest = min(several, key=lambda v: (v.survivors / v.replicas, v.service))
+        detail += (f"; replicas left while the lost ones are rescheduled: fewest {fewest.service} "
+                   f"{fewest.survivors} of {fewest.replicas} (zone {fewest.zone} lost)")
+    if down:
+        detail += "; left with none: " + ", ".join(f"{v.service} ({v.replicas} replicas in {v.zone})" for v in down)
+    if single:
+        detail += "; single replicas, down until rescheduled: " + ", ".join(single)
+    return Gate("zone-loss", fits.passed and not down, detail)
+
+
+def _n_plus_one_gate(plan: Plan) -> Gate:
+    """kubernetes-mixin's KubeCPUOvercommit / KubeMemoryOvercommit at the baseline: the
+    cluster cannot tolerate losing a node when sum(requests) > sum(allocatable) -
+    max(allocatable); requests are the workload's and every node's DaemonSets'."""
+    a, n, r = plan.node, plan.nodes, plan.scenarios["baseline"].requests
+    parts, ok = [], True
+    for what, requests, per_node, fmt in (
+            ("CPU", r.cpu_request_m + a.daemonset_cpu_m * n, a.cpu_m, _cores),
+            ("memory", r.memory_request_bytes + a.daemonset_memory_bytes * n, a.memory_bytes, _gib)):
+        left = per_node * n - per_node
+        ok = ok and requests <= left
+        parts.append(f"{what} requests {fmt(requests)} {'<=' if requests <= left else '>'} "
+                     f"{fmt(per_node * n)} allocatable - {fmt(per_node)} of the largest node")
+    return Gate("n+1", ok, "; ".join(parts) + ("" if ok else ": the cluster cannot lose a node"))
+
+
+def zones_line(plan: Plan) -> str:
+    """How the plan's nodes sit in its zones: the recommendation's zone sentence."""
+    how = ("the same in every zone (a regional pool)" if not plan.options.zonal_pool
+           else "a zonal pool: counts may differ between zones")
+    parts = []
+    for name, p in ([(q.name, q.plan) for q in plan.pools] if plan.pools else [("", plan)]):
+        per = ", ".join(f"{z} {p.node_zones.count(z)}" for z in p.zone_labels)
+        parts.append(f"{name}: {per}" if name else per)
+    return f"zones: {'; '.join(parts)} node(s); {how}; zone-loss judges the loss of {plan.zone_labels[0]}"
 
 
 def service_table(plan: Plan) -> list[dict[str, Any]]:

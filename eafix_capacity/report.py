@@ -197,6 +197,18 @@ def reproduce_command(params: PlanParams) -> str:
         args += ["--manifests", params.manifests]
     if params.ignore_unknown_kinds:
         args += ["--ignore-unknown-kinds"]
+    if params.zones:
+        args += ["--zones", params.zones] + (["--zonal-pool"] if params.zonal_pool else [])
+    if params.exact is not None:
+        args += ["--exact" if params.exact else "--no-exact"]
+    if params.exact or (params.exact is None and params.pools):
+        args += ["--exact-seconds", f"{params.exact_seconds:g}"]
+    if params.growth_pct is not None:
+        args += ["--growth", f"{params.growth_pct:g}"]
+    if params.lead_time_days is not None:
+        args += ["--lead-time-days", str(params.lead_time_days)]
+    if params.pools:
+        args += ["--pools", params.pools]
     for name, n in sorted(params.replicas.items()):
         args += ["--replicas", f"{name}={n}"]
     return shlex.join(args)
@@ -207,8 +219,9 @@ def report_title(verdict: str, summary: str) -> str:
 
 
 def plan_summary(plan: Plan) -> str:
-    return (f"{plan.nodes} x {plan.node_type.name} on {plan.options.provider}, mesh {plan.options.mesh}, "
-            f"{plan.profile.name} profile")
+    fleet = (" + ".join(f"{p.plan.nodes} x {p.plan.node_type.name} ({p.name})" for p in plan.pools)
+             if plan.pools else f"{plan.nodes} x {plan.node_type.name}")
+    return f"{fleet} on {plan.options.provider}, mesh {plan.options.mesh}, {plan.profile.name} profile"
 
 
 def collect_evidence(plan: Plan, params: PlanParams, *, scenario: str = "baseline",
@@ -220,17 +233,32 @@ def collect_evidence(plan: Plan, params: PlanParams, *, scenario: str = "baselin
     storage = (f"{params.storage_gib:g} GiB" if params.storage_gib is not None
                else f"not given: the {plan.profile.name} profile's {plan.profile.storage_bytes / 2**30:g} GiB assumed")
     parameters: tuple[tuple[str, str], ...] = (
-        ("profile", plan.profile.name), ("provider", str(o.provider)), ("node_type", plan.node_type.name),
+        ("profile", plan.profile.name), ("provider", str(o.provider)),
+        ("node_type", plan.node_type.name if not plan.pools
+         else "per pool: " + ", ".join(f"{p.name} {p.plan.node_type.name}" for p in plan.pools)),
         ("nodes", f"{plan.nodes} (given)" if plan.nodes_given
          else f"{plan.nodes} (not given: the recommended count)"),
         ("mesh", str(o.mesh)), ("headroom_pct", f"{o.headroom_pct:g}% of each node kept free at baseline"),
         ("cpu_limit_ratio", f"{o.cpu_limit_ratio:g}"), ("memory_limit_ratio", f"{o.memory_limit_ratio:g}"),
         ("storage_gib", storage),
-        ("max_pods", f"{plan.node.max_pods}" + (" (given)" if o.max_pods is not None
-                                                  else " (not given: the provider's default)")),
+        ("max_pods", (", ".join(f"{p.name} {p.plan.node.max_pods}" for p in plan.pools) if plan.pools
+                      else f"{plan.node.max_pods}") + (" (given)" if o.max_pods is not None
+                                                       else " (not given: the provider's default)")),
         ("catalog", params.catalog or "not given: the embedded catalogue"),
         ("manifests", params.manifests or "not given"),
         ("replicas", ", ".join(f"{k}={v}" for k, v in sorted(params.replicas.items())) or "no overrides"),
+        ("zones", f"{params.zones}: {', '.join(plan.zone_labels)}" if params.zones else "not given: no zones"),
+        ("zonal_pool", "yes: counts may differ between zones" if params.zonal_pool
+         else "no" + (": the same number of nodes in every zone" if params.zones else "")),
+        ("exact", f"yes: CP-SAT, at most {params.exact_seconds:g} s per scenario" if params.exact
+         else "no: First-Fit Decreasing counts" if params.exact is False
+         else "auto: with pools, CP-SAT for each pool under 20 nodes; one pool: First-Fit Decreasing"),
+        ("exact_seconds", f"{params.exact_seconds:g}"),
+        ("growth_pct", f"{params.growth_pct:g}% per month" if params.growth_pct is not None
+         else "not given: no growth runway"),
+        ("lead_time_days", f"{params.lead_time_days}" if params.lead_time_days is not None else "not given"),
+        ("pools", f"{params.pools}: " + ", ".join(f"{p.name} {p.plan.nodes} x {p.plan.node_type.name}"
+                                                   for p in plan.pools) if params.pools else "not given: one pool"),
     )
     shown = {k for k, _ in parameters}
     # any parameter added to PlanParams later is listed too, as given

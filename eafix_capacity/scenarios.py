@@ -6,6 +6,8 @@
   rolling update (maxSurge 25%, rounded up).
 - ``node-drain``: the baseline pods, to be placed on one node fewer: a node-pool upgrade
   drains one node at a time, and a lost node leaves the same state.
+- ``zone-loss`` (only in a plan with zones): the baseline pods, to be placed on the nodes
+  of the zones left when one whole zone is lost.
 
 With the mesh on, each injected pod carries the Istio sidecar, and the mesh's control
 plane pods join every scenario.
@@ -20,6 +22,10 @@ from .errors import InputError
 from .mesh import CONTROL_PLANE, SIDECAR, Mesh
 
 SCENARIOS = ("baseline", "hpa-max", "rollout", "node-drain")
+ZONE_LOSS = "zone-loss"
+ZONED_SCENARIOS = SCENARIOS + (ZONE_LOSS,)
+# The seed's "10 trading services": the tiers that are EAFIX's own application
+TRADING_TIERS = ("trading", "supporting")
 MAX_SURGE = 0.25
 
 
@@ -76,18 +82,19 @@ def largest_surge(catalog: Catalog, *, mesh: Mesh) -> tuple[Service, int] | None
     return (best[1], best[2]) if best else None
 
 
-def demand(catalog: Catalog, scenario: str, *, mesh: Mesh) -> list[PodDemand]:
-    """Every pod the scenario runs."""
-    if scenario not in SCENARIOS:
+def demand(catalog: Catalog, scenario: str, *, mesh: Mesh, control_plane: bool = True) -> list[PodDemand]:
+    """Every pod the scenario runs (the mesh's control plane's too, unless ``control_plane``
+    is False: of several node pools, one runs it)."""
+    if scenario not in ZONED_SCENARIOS:
         raise InputError("unknown scenario", field="scenario", value=scenario,
-                         valid="one of: " + ", ".join(SCENARIOS))
+                         valid="one of: " + ", ".join(ZONED_SCENARIOS))
     pods: list[PodDemand] = []
     for s in catalog.services:
         # an HPA does not scale a target scaled to zero (ScalingActive=False, ScalingDisabled)
         n = s.max_replicas if scenario == "hpa-max" and s.replicas > 0 else s.replicas
         r = pod_resources(s, mesh=mesh)
         pods.extend(PodDemand(f"{s.name}-{i}", s.name, r) for i in range(n))
-    if mesh == "istio":
+    if mesh == "istio" and control_plane:
         for cp in CONTROL_PLANE:
             pods.extend(PodDemand(f"{cp.name}-{i}", cp.name, cp.resources)
                         for i in range(cp.replicas))
@@ -98,6 +105,12 @@ def demand(catalog: Catalog, scenario: str, *, mesh: Mesh) -> list[PodDemand]:
             r = pod_resources(s, mesh=mesh)
             pods.extend(PodDemand(f"{s.name}-surge-{i}", s.name, r, surge=True) for i in range(n))
     return pods
+
+
+def is_multi_replica(service: Service) -> bool:
+    """Whether the service can run more than one pod (now, or when its HPA scales it out):
+    the services a zone spread is written for."""
+    return service.replicas > 1 or (service.hpa is not None and service.hpa.max_replicas > 1)
 
 
 def totals(pods: list[PodDemand]) -> Resources:

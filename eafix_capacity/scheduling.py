@@ -18,7 +18,8 @@ strings of kube-scheduler's plugins (pkg/scheduler/framework/plugins, 1.32+):
 
 The sizing model names the pods a spread or anti-affinity rule counts by a ``group`` (a
 service's replicas); a rule whose ``selector`` is None counts the pod's own group, which
-is what the generated manifests' label selectors say. Topology spread follows the
+is what the generated manifests' label selectors say; a pod's ``zone_spread`` is its group's spread
+over ``topology.kubernetes.io/zone``. Topology spread follows the
 DoNotSchedule semantics of podtopologyspread/filtering.go: placing a pod on node x is
 allowed when ``count(domain of x) + self - min(count over eligible domains) <= maxSkew``,
 where the eligible domains are those of nodes carrying every constraint's topology key
@@ -44,13 +45,14 @@ from collections import Counter
 from dataclasses import dataclass, field
 from functools import cached_property
 from math import ceil
-from typing import Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from .kobject import selector_matches
 
 HOSTNAME = "kubernetes.io/hostname"
+ZONE = "topology.kubernetes.io/zone"
 UNSCHEDULABLE_TAINT = "node.kubernetes.io/unschedulable"
 
 R_UNSCHEDULABLE = "node(s) were unschedulable"
@@ -225,11 +227,12 @@ class PodRequest:
     spread_constraints: tuple[SpreadConstraint, ...] = ()
     pod_affinity: tuple[AffinityTerm, ...] = ()
     pod_anti_affinity: tuple[AffinityTerm, ...] = ()
+    zone_spread: SpreadConstraint | None = None   # the sizing model's zone spread over its group
 
     @cached_property
     def hard_spread(self) -> tuple[SpreadConstraint, ...]:
         """The DoNotSchedule constraints, the only ones that filter."""
-        every = ((self.spread,) if self.spread is not None else ()) + self.spread_constraints
+        every = tuple(c for c in (self.spread, self.zone_spread) if c is not None) + self.spread_constraints
         return tuple(c for c in every if c.when_unsatisfiable == DO_NOT_SCHEDULE)
 
     @cached_property
@@ -525,13 +528,15 @@ class NodeShape:
 
 @dataclass(frozen=True)
 class Placement:
-    """Pods placed on ``nodes`` identical nodes named node-0..node-(n-1)."""
+    """Pods placed on ``nodes`` identical nodes named node-0..node-(n-1), in the zones
+    ``zones`` (one ``topology.kubernetes.io/zone`` value per node; empty: no zones)."""
 
     nodes: int
     assignment: tuple[tuple[str, int], ...]   # (pod name, node index)
     cpu_m: tuple[int, ...]
     memory_bytes: tuple[int, ...]
     pods: tuple[int, ...]
+    zones: tuple[str, ...] = ()
 
     def by_node(self) -> dict[int, list[str]]:
         out: dict[int, list[str]] = {i: [] for i in range(self.nodes)}
@@ -583,9 +588,12 @@ class _Bins:
     that minimum (with maxSkew 1 every count is the minimum or one above it, so when no
     node is left at the minimum, the minimum has risen by one)."""
 
-    def __init__(self, shape: NodeShape, n: int) -> None:
+    def __init__(self, shape: NodeShape, n: int, zones: Sequence[str] = ()) -> None:
         self.shape = shape
         self.n = n
+        names = list(dict.fromkeys(zones))
+        self.zone = np.array([names.index(z) for z in zones], dtype=np.int64)   # each node's zone index
+        self.zone_count = len(names)
         self.free = np.empty((3, n), dtype=np.int64)
         self.free[0], self.free[1], self.free[2] = shape.cpu_m, shape.memory_bytes, shape.max_pods
         self.counts: dict[str, np.ndarray] = {}
@@ -625,13 +633,20 @@ def _place_one(bins: _Bins, p: PodRequest, out: list[tuple[str, int]], *, balanc
     ok &= mem >= p.memory_bytes
     ok &= slots > 0
     ok &= counts == (0 if p.anti_affinity else level)
+    return _take(bins, p, ok, out, balanced=balanced)
+
+
+def _take(bins: _Bins, p: PodRequest, ok: np.ndarray, out: list[tuple[str, int]], *, balanced: bool) -> bool:
+    """Place ``p`` on the first node ``ok`` allows (the emptiest with ``balanced``)."""
+    cpu, mem, slots = bins.free[0], bins.free[1], bins.free[2]
     if balanced:
         i = int(np.where(ok, cpu / bins.shape.cpu_m + mem / bins.shape.memory_bytes, -1.0).argmax())
     else:
         i = int(ok.argmax())
     if not ok[i]:
         return False
-    if p.spread is not None and p.spread.max_skew == 1 and counts[i] == level:
+    counts = bins.counts[p.group]
+    if p.spread is not None and p.spread.max_skew == 1 and counts[i] == bins.level[p.group]:
         bins.rise(p.group, 1)
     cpu[i] -= p.cpu_m
     mem[i] -= p.memory_bytes
@@ -639,6 +654,29 @@ def _place_one(bins: _Bins, p: PodRequest, out: list[tuple[str, int]], *, balanc
     counts[i] += 1
     out.append((p.name, i))
     return True
+
+
+def _place_zoned(bins: _Bins, p: PodRequest, out: list[tuple[str, int]], *, balanced: bool) -> bool:
+    """One pod with a zone spread (and the hostname rules): allowed on a node whose zone
+    holds at most ``maxSkew - 1`` more of its group than the emptiest zone, every zone of the
+    nodes being a domain (nodeAffinityPolicy Honor: the packed nodes are the pool the pod
+    may run on). Without zone labels the pod fits nowhere, as kube-scheduler's "missing
+    required label"."""
+    if bins.zone_count == 0 or p.zone_spread is None:
+        return False
+    counts = bins.group(p.group)
+    cpu, mem, slots = bins.free[0], bins.free[1], bins.free[2]
+    ok = (cpu >= p.cpu_m) & (mem >= p.memory_bytes) & (slots > 0)
+    if p.anti_affinity:
+        ok &= counts == 0
+    skew1 = p.spread is not None and p.spread.max_skew == 1
+    if skew1:
+        ok &= counts == bins.level[p.group]
+    elif p.spread is not None:
+        ok &= counts + 1 - int(counts.min()) <= p.spread.max_skew
+    per_zone = np.bincount(bins.zone, weights=counts, minlength=bins.zone_count).astype(np.int64)
+    ok &= per_zone[bins.zone] + 1 - int(per_zone.min()) <= p.zone_spread.max_skew
+    return _take(bins, p, ok, out, balanced=balanced)
 
 
 def _place_run(bins: _Bins, run: Sequence[PodRequest], out: list[tuple[str, int]],
@@ -704,7 +742,7 @@ def _runs(order: Sequence[PodRequest]) -> list[list[PodRequest]]:
     runs: list[list[PodRequest]] = []
     key = None
     for p in order:
-        k = (p.group, p.cpu_m, p.memory_bytes, p.spread, p.anti_affinity)
+        k = (p.group, p.cpu_m, p.memory_bytes, p.spread, p.anti_affinity, p.zone_spread)
         if k != key:
             runs.append([])
             key = k
@@ -712,12 +750,13 @@ def _runs(order: Sequence[PodRequest]) -> list[list[PodRequest]]:
     return runs
 
 
-def pack(pods: Sequence[PodRequest], shape: NodeShape, *, nodes: int,
+def pack(pods: Sequence[PodRequest], shape: NodeShape, *, nodes: int, zones: Sequence[str] = (),
          ordered: bool = False, balanced: bool = False) -> Placement | None:
     """First-Fit Decreasing onto ``nodes`` identical empty nodes with the spread and
-    anti-affinity rules of ``filter_node`` (hostname topology). None when a pod finds
-    no node. Pods with node selectors or tolerations are not modelled here: the sizing
-    engine's pods have neither.
+    anti-affinity rules of ``filter_node`` (hostname topology, and the zone spread of pods
+    that have one over ``zones``, each node's zone). None when a pod finds no node. Pods
+    with node selectors or tolerations are not modelled here: the sizing engine's pods
+    have neither.
 
     ``balanced`` places each spread layer on the emptiest allowed nodes instead of the
     first ones (the default scheduler's least-allocated scoring). First-fit piles the
@@ -725,12 +764,16 @@ def pack(pods: Sequence[PodRequest], shape: NodeShape, *, nodes: int,
     then finds a full node at its minimum and can go nowhere, which balancing avoids."""
     if nodes <= 0:
         return None if pods else Placement(0, (), (), (), ())
+    if zones and len(zones) != nodes:
+        raise ValueError(f"{len(zones)} zones given for {nodes} nodes")
     order = pods if ordered else ffd_order(pods, shape)
-    bins = _Bins(shape, nodes)
+    bins = _Bins(shape, nodes, zones)
     assignment: list[tuple[str, int]] = []
     for run in _runs(order):
         p = run[0]
-        if len(run) == 1 and (p.anti_affinity or (p.spread is not None and p.spread.max_skew == 1)):
+        if p.zone_spread is not None:
+            placed = all(_place_zoned(bins, q, assignment, balanced=balanced) for q in run)
+        elif len(run) == 1 and (p.anti_affinity or (p.spread is not None and p.spread.max_skew == 1)):
             placed = _place_one(bins, p, assignment, balanced=balanced)
         else:
             placed = _place_run(bins, run, assignment, balanced=balanced)
@@ -741,20 +784,22 @@ def pack(pods: Sequence[PodRequest], shape: NodeShape, *, nodes: int,
         tuple(int(x) for x in shape.cpu_m - bins.free[0]),
         tuple(int(x) for x in shape.memory_bytes - bins.free[1]),
         tuple(int(x) for x in shape.max_pods - bins.free[2]),
+        tuple(zones),
     )
 
 
-def place(pods: Sequence[PodRequest], shape: NodeShape, *, nodes: int,
+def place(pods: Sequence[PodRequest], shape: NodeShape, *, nodes: int, zones: Sequence[str] = (),
           ordered: bool = False) -> Placement | None:
     """Pack with first-fit, and when that fails with balanced layers: the placement
     the sizing engine reports for a node count."""
     order = pods if ordered else ffd_order(pods, shape)
-    return (pack(order, shape, nodes=nodes, ordered=True)
-            or pack(order, shape, nodes=nodes, ordered=True, balanced=True))
+    return (pack(order, shape, nodes=nodes, zones=zones, ordered=True)
+            or pack(order, shape, nodes=nodes, zones=zones, ordered=True, balanced=True))
 
 
 def min_nodes(pods: Sequence[PodRequest], shape: NodeShape, *,
-              at_least: int = 0, at_most: int | None = None) -> PackResult:
+              at_least: int = 0, at_most: int | None = None,
+              zones: Callable[[int], Sequence[str]] | None = None, step: int = 1) -> PackResult:
     """The smallest node count, searched from the lower bound, that ``place`` packs.
 
     Counts from the lower bound up are tried one by one for four steps, then by
@@ -763,44 +808,101 @@ def min_nodes(pods: Sequence[PodRequest], shape: NodeShape, *,
     in the count, past the first four steps bisection may skip a smaller count that
     would pack: the result is then the smallest count bisection finds. ``at_least``
     raises the floor of the search (for example to keep a node spare); ``at_most`` ends
-    it there (a cluster's node limit): nothing packing up to it gives ``beyond``."""
+    it there (a cluster's node limit): nothing packing up to it gives ``beyond``.
+
+    With ``zones``, a count n is a cluster of n nodes and is judged on the nodes
+    ``zones(n)`` lists, one zone per node (all n; after a drain, n - 1; after a zone loss,
+    those outside it), and only multiples of ``step`` are counts (a regional pool's equal
+    nodes per zone); ``nodes_needed`` and ``lower_bound`` are cluster counts then."""
     lb = lower_bound(pods, shape)
     unfit = tuple(p.name for p in pods if p.cpu_m > shape.cpu_m
                   or p.memory_bytes > shape.memory_bytes or shape.max_pods < 1)
     if unfit:
         return PackResult(None, lb, None, unfit)
     order = ffd_order(pods, shape)
-    start = max(lb, at_least)
+    if zones is None:
+        start = max(lb, at_least)
+        cap = max(len(pods), start)
+
+        def try_at(n: int) -> Placement | None:
+            return place(order, shape, nodes=n, ordered=True)
+    else:
+        layout = zones
+
+        def size(n: int) -> int:
+            return len(layout(n))
+
+        top = at_most if at_most is not None else MAX_SEARCH
+        pods_bound = lb
+        lb = _smallest_count(lambda n: size(n) >= pods_bound, step=step, top=top)   # as a cluster count
+        start = max(lb, _smallest_count(lambda n: n >= at_least, step=step, top=top))
+        # with as many nodes per zone as pods, an empty node is left in every zone for each pod
+        per_zone = max(len(set(layout(start))), 1) * len(pods)
+        cap = max(_smallest_count(lambda n: size(n) >= per_zone, step=step, top=top), start)
+
+        def try_at(n: int) -> Placement | None:
+            names = layout(n)
+            return place(order, shape, nodes=len(names), zones=names, ordered=True)
+    if at_most is not None:
+        at_most -= at_most % step
     if at_most is not None and start > at_most:
         return PackResult(None, lb, None, beyond=at_most)
     if not pods:
-        return PackResult(start, lb, pack(order, shape, nodes=start, ordered=True))
-    failed = start - 1
+        return PackResult(start, lb, try_at(start) if zones is not None else pack(order, shape, nodes=start, ordered=True))
+    found = _search(try_at, start=start, cap=cap, at_most=at_most, step=step)
+    if found is None:
+        return PackResult(None, lb, None, beyond=at_most if at_most is not None else cap)
+    return PackResult(found[0], lb, found[1])
+
+
+MAX_SEARCH = 1_000_000   # a count no search reaches: MAX_NODES bounds every plan's
+
+
+def _smallest_count(ok: Callable[[int], bool], *, step: int, top: int) -> int:
+    """The smallest positive multiple of ``step`` for which the monotone ``ok`` holds
+    (``top`` rounded up to a multiple when none up to ``top`` does)."""
+    lo, hi = 1, max(-(-top // step), 1)
+    if not ok(hi * step):
+        return hi * step
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if ok(mid * step):
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo * step
+
+
+def _search(try_at: Callable[[int], Placement | None], *, start: int, cap: int, at_most: int | None,
+            step: int) -> tuple[int, Placement] | None:
+    """``min_nodes``' search over the counts start, start + step, ...: one by one for four
+    steps, then doubling, then bisection below the first count that packs."""
+    failed = start - step
     n = start
-    step = 1
+    jump = 1
     while True:
-        placement = place(order, shape, nodes=n, ordered=True)
+        placement = try_at(n)
         if placement is not None:
             break
-        if at_most is not None and n >= at_most:
-            return PackResult(None, lb, None, beyond=at_most)
+        if (at_most is not None and n >= at_most) or n >= cap:
+            return None
         failed = n
-        if n - start >= 3:
-            step *= 2
-        n = min(n + step, max(len(pods), start))
+        if n - start >= 3 * step:
+            jump *= 2
+        n = min(n + jump * step, cap)
         if at_most is not None:
             n = min(n, at_most)
     best, best_placement = n, placement
-    lo, hi = failed + 1, n - 1
+    lo, hi = failed + step, n - step
     while lo <= hi:
-        mid = (lo + hi) // 2
-        placement = place(order, shape, nodes=mid, ordered=True)
+        mid = lo + (hi - lo) // step // 2 * step
+        placement = try_at(mid)
         if placement is not None:
             best, best_placement = mid, placement
-            hi = mid - 1
+            hi = mid - step
         else:
-            lo = mid + 1
-    return PackResult(best, lb, best_placement)
+            lo = mid + step
+    return best, best_placement
 
 
 def check_placement(pods: Sequence[PodRequest], shape: NodeShape,
@@ -809,7 +911,8 @@ def check_placement(pods: Sequence[PodRequest], shape: NodeShape,
     the scalar rules the sim scheduler uses: each pod, placed in the given order, must
     pass ``filter_node`` on its node given the pods placed before it."""
     by_name = {p.name: p for p in pods}
-    nodes = [NodeState(f"node-{i}", shape.cpu_m, shape.memory_bytes, shape.max_pods)
+    nodes = [NodeState(f"node-{i}", shape.cpu_m, shape.memory_bytes, shape.max_pods,
+                       labels={ZONE: placement.zones[i]} if placement.zones else {})
              for i in range(placement.nodes)]
     problems = []
     placed = set()
@@ -838,7 +941,7 @@ class ScheduledPods:
     pending: tuple[str, ...]
 
 
-def scheduler_spread(pods: Sequence[PodRequest], shape: NodeShape, *, nodes: int,
+def scheduler_spread(pods: Sequence[PodRequest], shape: NodeShape, *, nodes: int, zones: Sequence[str] = (),
                      reserved_cpu_m: int = 0, reserved_memory_bytes: int = 0) -> ScheduledPods:
     """Place ``pods`` in the given (creation) order on ``nodes`` empty nodes the way the
     default scheduler spreads them, where the packer fills the first nodes.
@@ -853,8 +956,9 @@ def scheduler_spread(pods: Sequence[PodRequest], shape: NodeShape, *, nodes: int
     (podtopologyspread/scoring.go), and the spread here is DoNotSchedule, so it only
     filters. kube-scheduler breaks a tie at random; here the lowest node index wins,
     so the result is reproducible. An empty node scores highest, so no node stays
-    empty while a pod could go there."""
-    states = [NodeState(f"node-{i}", shape.cpu_m, shape.memory_bytes, shape.max_pods) for i in range(nodes)]
+    empty while a pod could go there. ``zones`` gives each node's zone, for zone spreads."""
+    states = [NodeState(f"node-{i}", shape.cpu_m, shape.memory_bytes, shape.max_pods,
+                        labels={ZONE: zones[i]} if zones else {}) for i in range(nodes)]
     alloc_cpu = max(shape.cpu_m + reserved_cpu_m, 1)
     alloc_mem = max(shape.memory_bytes + reserved_memory_bytes, 1)
     assignment: list[tuple[str, int]] = []
@@ -876,5 +980,6 @@ def scheduler_spread(pods: Sequence[PodRequest], shape: NodeShape, *, nodes: int
         states[best[1]].add(pod)
         assignment.append((pod.name, best[1]))
     placement = Placement(nodes, tuple(assignment), tuple(s.used_cpu_m for s in states),
-                          tuple(s.used_memory_bytes for s in states), tuple(s.pod_count for s in states))
+                          tuple(s.used_memory_bytes for s in states), tuple(s.pod_count for s in states),
+                          tuple(zones))
     return ScheduledPods(placement, tuple(pending))

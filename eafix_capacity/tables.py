@@ -17,7 +17,6 @@ import pandas as pd
 
 from .plan import Plan, service_table
 from .profiles import Profile
-from .scenarios import demand
 from .scheduling import NodeShape, Placement, PodRequest, ScheduledPods, place, scheduler_spread
 
 if TYPE_CHECKING:
@@ -51,6 +50,11 @@ LABELS: dict[str, str] = {
     "price_usd_per_hour": "price (USD/hour/node)", "price_basis": "price basis", "price_source": "price source",
     "monthly_usd": "cost (USD/month, 730 h)", "provider": "provider", "family": "family", "vcpus": "vCPUs",
     "passed": "passes", "why": "why not",
+    "exact": "exact count", "exact_lower_bound": "proven lower bound (nodes)",
+    "first_fit_nodes": "first-fit decreasing (nodes)", "zone": "zone",
+    "lost_in_zone_loss": "lost in zone-loss", "survivors": "replicas left (fewest, one zone lost)",
+    "worst_zone": "zone whose loss leaves the fewest", "sized": "count", "labels": "labels",
+    "taints": "taints", "services": "services",
 }
 
 PLACEMENT_COLUMNS = ["scenario", "layout", "node", "pods", "cpu_request_cores", "mem_request_gib", "cpu_room_pct",
@@ -58,10 +62,13 @@ PLACEMENT_COLUMNS = ["scenario", "layout", "node", "pods", "cpu_request_cores", 
 
 
 def services_frame(plan: Plan) -> pd.DataFrame:
-    """Per-service figures in readable units (cores, MiB, GiB)."""
+    """Per-service figures in readable units (cores, MiB, GiB); with several pools, each
+    service's pool first."""
     rows = service_table(plan)
     df = pd.DataFrame(rows)
+    pool_of = {s.name: p.name for p in plan.pools for s in p.plan.catalog.services}
     out = pd.DataFrame({
+        **({"pool": [pool_of[n] for n in df["service"]]} if plan.pools else {}),
         "service": df["service"], "tier": df["tier"], "kind": df["kind"], "port": df["port"],
         "replicas": df["replicas"], "hpa_max": df["hpa_max"].astype("Int64"),
         "cpu_request": df["cpu_request_m"] / 1000, "cpu_limit": df["cpu_limit_m"] / 1000,
@@ -82,6 +89,16 @@ def headroom_pct(plan: Plan, scenario: str) -> float:
 
 
 def scenarios_frame(plan: Plan) -> pd.DataFrame:
+    """One row per scenario; with several pools, each pool's rows and then the totals."""
+    if plan.pools:
+        frames = [scenarios_frame(p.plan).assign(pool=p.name) for p in plan.pools]
+        total = _scenario_rows(plan).assign(pool="total")
+        out = pd.concat([*frames, total], ignore_index=True)
+        return out[["pool", *(c for c in out.columns if c != "pool")]]
+    return _scenario_rows(plan)
+
+
+def _scenario_rows(plan: Plan) -> pd.DataFrame:
     d = plan.to_dict()["scenarios"]
     rows = []
     for name, s in d.items():
@@ -94,10 +111,31 @@ def scenarios_frame(plan: Plan) -> pd.DataFrame:
                           else "each node's full room for workloads"),
             "nodes_needed": s["nodes_needed"], "lower_bound": s["lower_bound"],
             "nodes_evaluated": s["nodes_evaluated"], "fits": s["fits"],
-            "cpu_util": s["cpu_utilisation"], "mem_util": s["memory_utilisation"]})
+            "cpu_util": s["cpu_utilisation"], "mem_util": s["memory_utilisation"],
+            **({"exact": s["exact"], "exact_lower_bound": s["exact_lower_bound"],
+                "first_fit_nodes": s["first_fit_nodes"]} if plan.options.exact else {})})
     out = pd.DataFrame(rows)
     out["nodes_needed"] = out["nodes_needed"].astype("Int64")
     return out
+
+
+def zones_frame(plan: Plan) -> pd.DataFrame:
+    """With zones: each zone's nodes, and the nodes the zone-loss scenario keeps (per pool,
+    the pool first, with several pools)."""
+    if plan.pools:
+        out = pd.concat([zones_frame(p.plan).assign(pool=p.name) for p in plan.pools], ignore_index=True)
+        return out[["pool", "zone", "nodes", "lost_in_zone_loss"]]
+    nodes = plan.node_zones
+    kept = plan.nodes_of("zone-loss")[1] if plan.zone_labels else ()
+    return pd.DataFrame([{"zone": z, "nodes": nodes.count(z), "lost_in_zone_loss": z not in kept}
+                         for z in plan.zone_labels], columns=["zone", "nodes", "lost_in_zone_loss"])
+
+
+def survivors_frame(plan: Plan) -> pd.DataFrame:
+    """With zones: per trading service, the replicas left running the moment a zone is lost."""
+    return pd.DataFrame([{"service": v.service, "tier": v.tier, "replicas": v.replicas,
+                          "survivors": v.survivors, "worst_zone": v.zone} for v in plan.survivors],
+                        columns=["service", "tier", "replicas", "survivors", "worst_zone"])
 
 
 def gates_frame(plan: Plan, *, failing_first: bool = False) -> pd.DataFrame:
@@ -131,9 +169,8 @@ def profiles_frame(plan: Plan, profiles: dict[str, Profile]) -> pd.DataFrame:
 
 def scenario_pods(plan: Plan, scenario: str) -> list[PodRequest]:
     """The scenario's pods in creation order (service by service, as the catalogue lists
-    them), with the spread the rendered manifests carry."""
-    return [PodRequest(p.name, p.service, p.resources.cpu_request_m, p.resources.memory_request_bytes)
-            for p in demand(plan.catalog, scenario, mesh=plan.options.mesh)]
+    them), with the spread the rendered manifests carry (the zone spread too, with zones)."""
+    return plan.pod_requests(scenario)
 
 
 def full_shape(plan: Plan) -> NodeShape:
@@ -146,9 +183,9 @@ def scheduler_placement(plan: Plan, scenario: str) -> ScheduledPods:
     """How the default scheduler would spread the scenario's pods over the nodes it is
     judged on (the planned count; one fewer for ``node-drain``). The scheduler knows
     nothing of the plan's headroom, so every scenario is placed on the full room."""
-    r = plan.scenarios[scenario]
     a = plan.node
-    return scheduler_spread(scenario_pods(plan, scenario), full_shape(plan), nodes=r.nodes_evaluated,
+    nodes, zones = plan.nodes_of(scenario)
+    return scheduler_spread(scenario_pods(plan, scenario), full_shape(plan), nodes=nodes, zones=zones,
                             reserved_cpu_m=a.daemonset_cpu_m, reserved_memory_bytes=a.daemonset_memory_bytes)
 
 
@@ -159,9 +196,9 @@ def minimal_packing(plan: Plan, scenario: str) -> Placement | None:
     r = plan.scenarios[scenario]
     if r.nodes_needed is None:
         return None
-    nodes = r.nodes_needed - 1 if scenario == "node-drain" else r.nodes_needed
+    nodes, zones = plan.nodes_of(scenario, r.nodes_needed)
     shape = plan.headroom_shape if scenario == "baseline" else full_shape(plan)
-    return place(scenario_pods(plan, scenario), shape, nodes=nodes)
+    return place(scenario_pods(plan, scenario), shape, nodes=nodes, zones=zones)
 
 
 def _placement_rows(plan: Plan, scenario: str, layout: str, placement: Placement | None,
@@ -170,7 +207,7 @@ def _placement_rows(plan: Plan, scenario: str, layout: str, placement: Placement
     rows: list[dict[str, Any]] = []
     if placement is not None:
         for i, pods in placement.by_node().items():
-            rows.append({"scenario": scenario, "layout": layout, "node": f"node-{i}",
+            rows.append({"scenario": scenario, "layout": layout, "node": node_name(placement, i),
                          "pods": placement.pods[i], "cpu_request_cores": placement.cpu_m[i] / 1000,
                          "mem_request_gib": round(placement.memory_bytes[i] / _GI, 2),
                          "cpu_room_pct": round(100 * placement.cpu_m[i] / max(shape.cpu_m, 1), 1),
@@ -183,6 +220,11 @@ def _placement_rows(plan: Plan, scenario: str, layout: str, placement: Placement
     return rows
 
 
+def node_name(placement: Placement, i: int) -> str:
+    """``node-3``, or ``node-3 (us-central1-a)`` when the nodes have zones."""
+    return f"node-{i} ({placement.zones[i]})" if placement.zones else f"node-{i}"
+
+
 SCHEDULER = "default scheduler"
 PACKING = "minimal packing"
 
@@ -190,7 +232,11 @@ PACKING = "minimal packing"
 def placement_frame(plan: Plan, scenario: str, *, layout: str = SCHEDULER) -> pd.DataFrame:
     """Pods per node for one scenario: ``SCHEDULER``, the default scheduler's spread over
     the nodes the scenario is judged on, or ``PACKING``, the packing that gives
-    ``nodes_needed``."""
+    ``nodes_needed``; with several pools, every pool's nodes, the pool first."""
+    if plan.pools:
+        frames = [placement_frame(p.plan, scenario, layout=layout).assign(pool=p.name) for p in plan.pools]
+        out = pd.concat(frames, ignore_index=True)
+        return out[["pool", *PLACEMENT_COLUMNS]]
     if layout == SCHEDULER:
         s = scheduler_placement(plan, scenario)
         rows = _placement_rows(plan, scenario, layout, s.placement, s.pending)
@@ -208,6 +254,18 @@ def placements_frame(plan: Plan) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def pools_frame(plan: Plan) -> pd.DataFrame:
+    """With several pools: each pool's node type, count, labels, taints and services."""
+    return pd.DataFrame([{
+        "pool": p.name, "node_type": p.plan.node_type.name, "nodes": p.plan.nodes,
+        "sized": "given" if p.spec.nodes is not None else "sized by the plan",
+        "labels": ", ".join(f"{k}={v}" for k, v in p.spec.labels.items()),
+        "taints": ", ".join(f"{t.key}={t.value}:{t.effect}" for t in p.spec.taints),
+        "services": ", ".join(s.name for s in p.plan.catalog.services),
+        "passed": p.passed} for p in plan.pools],
+        columns=["pool", "node_type", "nodes", "sized", "labels", "taints", "services", "passed"])
+
+
 def frame(plan: Plan, table: str) -> pd.DataFrame:
     """One of ``TABLES`` by name."""
     if table == "services":
@@ -220,6 +278,8 @@ def frame(plan: Plan, table: str) -> pd.DataFrame:
         return placements_frame(plan)
     if table == "cost":
         return cost_frame(plan)
+    if table == "pools":
+        return pools_frame(plan)
     raise ValueError(f"unknown table {table!r}; one of: {', '.join(TABLES)}")
 
 

@@ -3,6 +3,8 @@ Decreasing, placements that pass ``check_placement``, the known FFD miss closed,
 default plan left exactly as it was."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import json
 import subprocess
 import sys
@@ -118,14 +120,15 @@ def test_a_bad_time_budget_is_one_line_of_input_error(seconds):
         min_nodes_exact(pods, NodeShape(1000, 4096 * MI, 110), seconds=seconds)
     assert "\n" not in str(e.value) and "exact_seconds: invalid time budget" in str(e.value)
     with pytest.raises(InputError, match="exact_seconds: invalid time budget"):
-        plan_from_params(PlanParams(), exact=True, exact_seconds=seconds)
+        plan_from_params(PlanParams(exact=True, exact_seconds=seconds))
 
 
 @pytest.mark.parametrize(("argv", "message"), [
     (["--exact", "--exact-seconds", "0"], "--exact-seconds: invalid time budget 0.0; a finite number"),
     (["--exact", "--exact-seconds", "-2"], "--exact-seconds: invalid time budget -2.0;"),
     (["--exact", "--exact-seconds", "soon"], "argument --exact-seconds: invalid float value: 'soon'"),
-    (["--exact-seconds", "1"], "--exact-seconds: only with --exact, got 1.0"),
+    (["--exact-seconds", "1"], "--exact-seconds: only with --exact (or --pools), got 1.0"),
+    (["--no-exact", "--exact-seconds", "1"], "--exact-seconds: only with --exact (or --pools), got 1.0"),
 ])
 def test_cli_refuses_a_bad_budget_in_one_line(capsys, argv, message):
     try:
@@ -144,7 +147,7 @@ def test_the_known_ffd_miss_is_closed_through_the_plan():
     """Issue 12: e2-standard-2 with the mesh, node-drain: FFD 8 where 7 suffice."""
     ffd = plan_from_params(MISS).scenarios["node-drain"]
     assert ffd.nodes_needed == 8 and ffd.exact is None
-    exact = plan_from_params(MISS, exact=True).scenarios["node-drain"]
+    exact = plan_from_params(replace(MISS, exact=True)).scenarios["node-drain"]
     assert (exact.nodes_needed, exact.exact, exact.first_fit_nodes) == (7, "optimal", 8)
     assert exact.exact_lower_bound == 7
 
@@ -153,7 +156,7 @@ def test_a_given_count_ffd_cannot_pack_is_judged_on_the_solvers_placement():
     # 7 nodes: node-drain runs the baseline on 6, which FFD cannot pack and CP-SAT can
     params = PlanParams(node_type="e2-standard-2", mesh="istio", nodes=7)
     assert not plan_from_params(params).scenarios["node-drain"].fits
-    plan = plan_from_params(params, exact=True)
+    plan = plan_from_params(replace(params, exact=True))
     r = plan.scenarios["node-drain"]
     assert r.fits and r.nodes_evaluated == 6 and r.placement is not None and r.placement.nodes == 6
     from eafix_capacity.plan import _requests
@@ -189,7 +192,7 @@ def test_the_default_plan_json_is_unchanged_and_loads_no_solver():
     assert not any(k in s for s in default["scenarios"].values() for k in EXACT_KEYS)
     assert default == plan_from_params(PlanParams()).to_dict()
     # n2-standard-8: FFD is already optimal, so --exact adds its three fields and nothing else
-    exact = plan_from_params(PlanParams(), exact=True).to_dict()
+    exact = plan_from_params(PlanParams(exact=True)).to_dict()
     for s in exact["scenarios"].values():
         assert s.pop("exact") == "optimal" and s.pop("first_fit_nodes") == s["nodes_needed"]
         assert s.pop("exact_lower_bound") == s["nodes_needed"]

@@ -13,7 +13,7 @@ from eafix_capacity.catalog import Catalog, catalog_from_dict
 from eafix_capacity.cli import main
 from eafix_capacity.errors import InputError
 from eafix_capacity.growth import DAYS_PER_MONTH, Runway, grown_catalog, runway, runway_table
-from eafix_capacity.inputs import GrowthParams, PlanParams, plan_from_params
+from eafix_capacity.inputs import PlanParams, plan_from_params
 from eafix_capacity.nodes import NodeType, allocatable, load_node_types
 from eafix_capacity.plan import PlanOptions
 from eafix_capacity.profiles import Profile, load_profiles
@@ -141,8 +141,7 @@ def test_lead_time_against_the_runway(profile, node_type, pod_cpu_m, lead, passe
     """The runway is 4 months, 4 x 365.25 / 12 = 121.75 days."""
     assert 121 < 4 * DAYS_PER_MONTH < 122
     cat = tiny(service("feed", cpu_m=pod_cpu_m))
-    plan = plan_from_params(PlanParams(profile="minimum", nodes=2), catalog=cat,
-                            growth=GrowthParams(growth_pct=50, lead_time_days=lead))
+    plan = plan_from_params(PlanParams(profile="minimum", nodes=2, growth_pct=50, lead_time_days=lead), catalog=cat)
     gate = plan.gates[-1]
     assert gate.name == "growth-runway" and gate.passed is passed and plan.passed is passed
     assert ("shorter than the 122-day lead time" in gate.detail) is not passed
@@ -153,7 +152,7 @@ def test_lead_time_against_the_runway(profile, node_type, pod_cpu_m, lead, passe
 
 def test_without_a_lead_time_the_gate_reports_and_passes(profile, node_type, pod_cpu_m) -> None:
     cat = tiny(service("feed", cpu_m=pod_cpu_m))
-    plan = plan_from_params(PlanParams(profile="minimum", nodes=2), catalog=cat, growth=GrowthParams(growth_pct=50))
+    plan = plan_from_params(PlanParams(profile="minimum", nodes=2, growth_pct=50), catalog=cat)
     assert plan.gates[-1].passed and "no lead time given" in plan.gates[-1].detail
 
 
@@ -167,12 +166,12 @@ def test_a_lead_time_beyond_the_horizon_extends_it(profile, node_type, pod_cpu_m
 
 def test_without_growth_the_plan_and_its_json_are_unchanged(capsys) -> None:
     base = plan_from_params(PlanParams())
-    assert plan_from_params(PlanParams(), growth=GrowthParams()).to_dict() == base.to_dict()
+    assert plan_from_params(PlanParams(growth_pct=None)).to_dict() == base.to_dict()
     d = base.to_dict()
     assert "growth" not in d and "growth-runway" not in [g["name"] for g in d["gates"]]
     assert main(["plan", "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out) == d
-    grown = plan_from_params(PlanParams(), growth=GrowthParams(growth_pct=5)).to_dict()
+    grown = plan_from_params(PlanParams(growth_pct=5)).to_dict()
     assert grown["gates"][-1]["name"] == "growth-runway"
     assert {k: v for k, v in grown.items() if k != "growth"} | {"gates": grown["gates"][:-1]} == d
 
@@ -227,7 +226,7 @@ def test_growth_pct_in_the_catalogue_is_optional_and_round_trips() -> None:
                                  {"lead_time_days": 10}, {"growth": 5}])
 def test_bad_growth_params_in_python(bad) -> None:
     with pytest.raises(InputError):
-        GrowthParams.from_mapping(bad)
+        PlanParams.from_mapping(bad)
 
 
 # ------------------------------------------------------------------ table, chart, property

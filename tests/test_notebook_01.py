@@ -68,3 +68,34 @@ def test_bad_parameter_fails_in_the_validation_cell(tmp_path):
     with pytest.raises(InputError, match="unknown provider.*'gcp'"):
         run_papermill(NOTEBOOK, tmp_path, {"provider": "gcp"})
     assert not (tmp_path / "summary.json").exists()
+
+
+def _outputs(executed) -> str:
+    import nbformat
+    nb = nbformat.read(str(executed), as_version=4)
+    return "\n".join(o.get("text", "") + str(o.get("data", {}).get("text/plain", ""))
+                     + str(o.get("data", {}).get("text/html", ""))
+                     for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+
+
+def test_zones_pools_exact_and_the_runway_show_when_used(tmp_path):
+    """Two kernel runs: zones with the runway and exact counts; several pools with zones
+    (exact is automatic for the pools). Each summary is the library's plan; each section
+    the notebook prints is there."""
+    from eafix_capacity.paths import data_file
+    zoned = run_papermill(NOTEBOOK, tmp_path / "zoned", {"zones": "3", "growth_pct": 5.0, "exact": "yes"})
+    expected = plan_from_params(PlanParams(zones="3", growth_pct=5.0, exact=True)).to_dict()
+    for key in ("inputs", "scenarios", "gates", "growth", "zone_loss_survivors"):
+        assert zoned[key] == expected[key], key
+    assert zoned["scenarios"]["zone-loss"]["exact"] == "optimal"
+    text = _outputs(tmp_path / "zoned" / NOTEBOOK.name)
+    assert "zone-loss judges the loss of us-central1-a" in text and "runway: 15 months" in text
+    assert "replicas left when one zone is lost" in text and "one node pool: set pools" in text
+    pools = str(data_file("pools-memory.yaml"))
+    pooled = run_papermill(NOTEBOOK, tmp_path / "pooled", {"pools": pools, "zones": "a,b,c"})
+    expected = plan_from_params(PlanParams(pools=pools, zones="a,b,c")).to_dict()
+    assert pooled["pools"] == expected["pools"] and pooled["gates"] == expected["gates"]
+    assert [p["nodes"] % 3 for p in pooled["pools"]] == [0, 0]
+    text = _outputs(tmp_path / "pooled" / NOTEBOOK.name)
+    assert "redis, postgres, prometheus" in text and "no growth runway" in text
+    assert "node-type comparison: one pool at a time" in text

@@ -96,7 +96,8 @@ def test_notebook_has_the_conventions():
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert code[0].metadata.tags == ["parameters"]
     names = [line.split(":")[0] for line in code[0].source.splitlines()]
-    assert names == ["profile", "mesh", "output_dir", "out_dir", "image_registry", "image_tag", "namespace"]
+    assert names == ["profile", "mesh", "output_dir", "out_dir", "image_registry", "image_tag", "namespace",
+                     "zone_spread", "pools"]
     assert all("  # " in line for line in code[0].source.splitlines())
     assert "NotebookParams.from_notebook" in code[1].source
     assert all(c.get("outputs") for c in code[1:]), "committed executed"

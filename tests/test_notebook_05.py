@@ -35,7 +35,8 @@ from notebook_helpers import (ROOT, assert_committed_with_the_conventions, asser
 NOTEBOOK = NOTEBOOKS_DIR / "05_upgrade_signoff.ipynb"
 PARAMETERS = ["profile", "provider", "node_type", "nodes", "mesh", "headroom_pct", "cpu_limit_ratio",
               "memory_limit_ratio", "storage_gib", "max_pods", "replicas", "catalog", "manifests",
-              "ignore_unknown_kinds", "context", "kubeconfig", "namespace", "usage", "policy", "upgrade_node_type",
+              "ignore_unknown_kinds", "zones", "zonal_pool", "exact", "exact_seconds", "growth_pct",
+              "lead_time_days", "pools", "context", "kubeconfig", "namespace", "usage", "policy", "upgrade_node_type",
               "max_surge", "max_unavailable", "release_catalog", "release_manifests", "node_loss", "rehearsals",
               "output_dir"]
 STUCK = ("volume node affinity conflict", "does not replace a pod until the old one is gone")

@@ -498,8 +498,8 @@ def _place_failing_at(monkeypatch, counts: set[int]) -> None:
     import eafix_capacity.plan as plan_module
     real = plan_module.place
 
-    def place(pods, shape, *, nodes, ordered=False):
-        return None if nodes in counts else real(pods, shape, nodes=nodes, ordered=ordered)
+    def place(pods, shape, *, nodes, zones=(), ordered=False):
+        return None if nodes in counts else real(pods, shape, nodes=nodes, zones=zones, ordered=ordered)
     monkeypatch.setattr(plan_module, "place", place)
 
 

@@ -106,7 +106,7 @@ def test_unknown_scenario(catalog: Catalog) -> None:
     with pytest.raises(InputError) as e:
         demand(catalog, "black-friday", mesh="none")
     assert str(e.value) == ("scenario: unknown scenario 'black-friday'; "
-                            "one of: baseline, hpa-max, rollout, node-drain")
+                            "one of: baseline, hpa-max, rollout, node-drain, zone-loss")
 
 
 def test_scenario_names() -> None:

@@ -18,10 +18,10 @@ from typing import Literal
 
 from ..catalog import Service
 from ..errors import QuantityError
-from ..manifests.render import (RenderOptions, claim_name, hpa_name, image_for, is_multi_replica,
-                                selector_labels, storage_class_name)
+from ..manifests.render import RenderOptions, claim_name, hpa_name, image_for, selector_labels, storage_class_name
 from ..plan import Plan
 from ..quantity import parse
+from ..scenarios import is_multi_replica
 from .livestate import HPA, LiveState, Node, Pod, Workload
 
 Status = Literal["PASS", "FAIL", "WARN"]

@@ -5,7 +5,8 @@ Per object it reports whether its kind is known (a misspelt ``Deploymnt`` fails,
 for pod-bearing workloads, the Pod
 Security Standards ``restricted`` profile (plus a read-only root filesystem), requests
 and limits, probes, pinned image tags, a PodDisruptionBudget and node spread for
-multi-replica services, runtime settings that must fit inside memory limits (Redis
+multi-replica services (and a zone spread, where there is one, that selects their pods
+and honours taints), runtime settings that must fit inside memory limits (Redis
 ``maxmemory``, JVM ``-Xmx``, PostgreSQL ``shared_buffers``), and literal secrets in any
 object, and memory quantities Kubernetes accepts but nobody means (``256m`` is 256
 millibytes). The result is a table (one row per object and check) and a pass/fail; a
@@ -288,6 +289,17 @@ def _availability(obj: dict, pod_labels: dict, pdbs: list[dict], hpas: list[dict
     if not any(c.get("topologyKey") == "kubernetes.io/hostname" and selector_matches(c.get("labelSelector"), pod_labels)
                for c in spread):
         out.append("no topologySpreadConstraint over kubernetes.io/hostname selects its pods")
+    for c in spread:
+        if c.get("topologyKey") != "topology.kubernetes.io/zone":
+            continue
+        # a zone spread is optional (``zone_spread``), but one that is there must do its work
+        if not selector_matches(c.get("labelSelector"), pod_labels):
+            out.append("the topologySpreadConstraint over topology.kubernetes.io/zone selects none of "
+                       "its pods, so it spreads nothing")
+        elif c.get("whenUnsatisfiable", "DoNotSchedule") == "DoNotSchedule" and c.get("nodeTaintsPolicy") != "Honor":
+            # podtopologyspread counts tainted nodes unless Honor: a lost zone stays a domain
+            out.append("the topologySpreadConstraint over topology.kubernetes.io/zone lacks nodeTaintsPolicy "
+                       "Honor, so the nodes of a lost zone still count and can hold back the replacements")
     return True, out
 
 

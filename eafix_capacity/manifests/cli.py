@@ -34,6 +34,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     g.add_argument("--namespace", default=DEFAULT_NAMESPACE)
     g.add_argument("--image-registry", default=None, help="registry for the EAFIX images")
     g.add_argument("--image-tag", default=DEFAULT_IMAGE_TAG, help="tag for the EAFIX images")
+    g.add_argument("--zone-spread", action="store_true",
+                   help="also spread every multi-replica service over topology.kubernetes.io/zone "
+                        "(maxSkew 1): for a cluster whose nodes are in several zones")
+    g.add_argument("--pools", default=None, metavar="FILE",
+                   help="a pools file (data/pools-memory.yaml): the services its pools list get the pool's "
+                        "labels as nodeSelector and tolerations of its taints")
     g.set_defaults(func=cmd_generate)
 
     c = sub.add_parser("check", help="validate and check manifests; exit 1 when a check fails")
@@ -63,10 +69,17 @@ def _out(args: argparse.Namespace) -> TextIO:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     options = RenderOptions(namespace=args.namespace, mesh=args.mesh, provider=args.provider,
-                            image_registry=args.image_registry, image_tag=args.image_tag)
-    gen, path = generate(profile=args.profile, out_dir=args.out, options=options)
+                            image_registry=args.image_registry, image_tag=args.image_tag,
+                            zone_spread=args.zone_spread)
+    catalog = None
+    if args.pools:
+        from ..catalog import load_catalog
+        from ..pools import load_pools, place_services
+        catalog = place_services(load_catalog(), load_pools(args.pools), file=args.pools)
+    gen, path = generate(profile=args.profile, out_dir=args.out, options=options, catalog=catalog)
+    zones = ", zone spread" if options.zone_spread else ""
     print(f"wrote {len(gen.objects)} objects in {len(gen.files)} files to {path} "
-          f"(profile {gen.profile}, mesh {gen.mesh}, storage for {options.provider}: {options.provisioner})",
+          f"(profile {gen.profile}, mesh {gen.mesh}, storage for {options.provider}: {options.provisioner}{zones})",
           file=_out(args))
     return 0
 

@@ -191,6 +191,15 @@ def _storage(lo: LoadedObject, containers: list[dict], pvcs: dict[tuple[str, str
     return out
 
 
+def _toleration(t: Any) -> Any:
+    """A pod's toleration as the catalogue's: tolerationSeconds (how long a NoExecute taint
+    leaves the pod running, nothing the plan sizes) and empty fields left out; an empty
+    operator is Equal, as the API server reads it."""
+    if not isinstance(t, dict):
+        return t   # the catalogue refuses it, naming the field
+    return {k: t[k] for k in ("key", "operator", "value", "effect") if t.get(k) not in (None, "")}
+
+
 def _service_entry(lo: LoadedObject, hpas: list[LoadedObject], pvcs: dict, services: list[dict]) -> dict:
     obj, file, ref = lo.obj, lo.file, object_ref(lo.obj)
     meta = obj.get("metadata") or {}
@@ -227,7 +236,13 @@ def _service_entry(lo: LoadedObject, hpas: list[LoadedObject], pvcs: dict, servi
         source["hpa"] = ann.get(A_SOURCE + "hpa", f"imported: {hpa[1]}")
     if storage:
         source["storage"] = ann.get(A_SOURCE + "storage", imported)
+    pool: dict[str, Any] = {}   # the node pool the pods choose (the catalogue checks the values)
+    if get_in(pod, "spec", "nodeSelector"):
+        pool["node_selector"] = get_in(pod, "spec", "nodeSelector")
+    if get_in(pod, "spec", "tolerations"):
+        pool["tolerations"] = [_toleration(t) for t in get_in(pod, "spec", "tolerations")]
     return {
+        **pool,
         "name": meta["name"],
         "description": ann.get(A_DESCRIPTION, ""),
         "port": port,

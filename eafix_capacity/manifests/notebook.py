@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..catalog import load_catalog
+from ..catalog import Catalog, load_catalog
 from ..errors import InputError
 from ..mesh import Mesh, parse_mesh
 from ..profiles import get_profile, load_profiles
@@ -33,6 +33,8 @@ class NotebookParams:
     image_registry: str = ""
     image_tag: str = DEFAULT_IMAGE_TAG
     namespace: str = DEFAULT_NAMESPACE
+    zone_spread: bool = False
+    pools: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mesh", parse_mesh(self.mesh))
@@ -44,18 +46,31 @@ class NotebookParams:
             if name not in cls.__dataclass_fields__:
                 raise InputError("unknown parameter", field=name,
                                  valid="one of: " + ", ".join(cls.__dataclass_fields__))
-            if not isinstance(value, str):
+            if cls.__dataclass_fields__[name].type == "bool":
+                if not isinstance(value, bool):
+                    raise InputError("not a boolean", field=name, value=value, valid="True or False")
+            elif not isinstance(value, str):
                 raise InputError("not a string", field=name, value=value)
         params = cls(**values)  # type: ignore[arg-type]
         get_profile(params.profile, load_profiles())
         check_options(params.options())
+        params.catalog()
         if not params.output_dir:
             raise InputError("empty output directory", field="output_dir", valid="a directory, e.g. .")
         return params
 
+    def catalog(self) -> Catalog:
+        """The catalogue rendered: the embedded one, its services placed in ``pools``' pools."""
+        catalog = load_catalog()
+        if not self.pools:
+            return catalog
+        from ..pools import load_pools, place_services
+        return place_services(catalog, load_pools(self.pools), file=self.pools)
+
     def options(self) -> RenderOptions:
         return RenderOptions(namespace=self.namespace, mesh=self.mesh,
-                             image_registry=self.image_registry or None, image_tag=self.image_tag)
+                             image_registry=self.image_registry or None, image_tag=self.image_tag,
+                             zone_spread=self.zone_spread)
 
     def rendering_dir(self) -> Path:
         """``out_dir``, or ``<output_dir>/rendered-manifests/<profile>[-istio]``: never the
@@ -80,6 +95,22 @@ class NotebookResult:
         """Objects per file and kind."""
         return (self.inventory.groupby(["file", "kind"]).size().rename("objects").reset_index())
 
+    def scheduling_rules(self) -> pd.DataFrame:
+        """Per workload, what decides where its pods run: the topology keys it spreads over,
+        its nodeSelector and its tolerations (the zone spread and the pools, when used)."""
+        rows = []
+        for o in self.generated.objects:
+            if o.get("kind") not in ("Deployment", "StatefulSet"):
+                continue
+            spec = o["spec"]["template"]["spec"]
+            rows.append({
+                "workload": o["metadata"]["name"], "kind": o["kind"],
+                "spread over": ", ".join(c["topologyKey"] for c in spec.get("topologySpreadConstraints") or []),
+                "nodeSelector": ", ".join(f"{k}={v}" for k, v in (spec.get("nodeSelector") or {}).items()),
+                "tolerations": ", ".join(f"{t.get('key', '')}={t.get('value', '')}:{t.get('effect', '')}"
+                                         for t in spec.get("tolerations") or [])})
+        return pd.DataFrame(rows, columns=["workload", "kind", "spread over", "nodeSelector", "tolerations"])
+
     def checks_by_kind(self) -> pd.DataFrame:
         """Pass/fail/warn counts per check."""
         t = self.checks.table
@@ -94,7 +125,9 @@ class NotebookResult:
         return {
             "profile": self.params.profile, "mesh": self.params.mesh,
             "namespace": self.params.namespace, "image_registry": self.params.image_registry,
-            "image_tag": self.params.image_tag, "kubernetes_version": KUBERNETES_VERSION,
+            "image_tag": self.params.image_tag, "zone_spread": self.params.zone_spread,
+            "pools": self.params.pools,
+            "kubernetes_version": KUBERNETES_VERSION,
             "objects": len(self.generated.objects), "files": len(self.generated.files),
             "kinds": dict(sorted(Counter(o["kind"] for o in self.generated.objects).items())),
             "validation_errors": int((self.validation["severity"] == "error").sum()),
@@ -110,7 +143,7 @@ class NotebookResult:
 
 def run(params: NotebookParams) -> NotebookResult:
     """Render, validate, check, write the tree and compare it with the committed one."""
-    catalog = load_catalog()
+    catalog = params.catalog()
     profile = get_profile(params.profile, load_profiles())
     gen = build(catalog, profile, params.options())
     write_tree(gen.files, out_dir=params.rendering_dir())

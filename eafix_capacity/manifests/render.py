@@ -19,7 +19,8 @@ from ..errors import InputError
 from ..mesh import SIDECAR, Mesh, parse_mesh
 from ..profiles import Profile
 from ..quantity import from_bytes, from_milli
-from ..scenarios import MAX_SURGE, peak_pods, peak_totals, uses_recreate
+from ..scenarios import MAX_SURGE, is_multi_replica, peak_pods, peak_totals, uses_recreate
+from ..scheduling import Toleration
 from . import runtime
 from .secrets import SECRET_NAME, external_secret_objects, secret_template
 
@@ -82,6 +83,7 @@ class RenderOptions:
     cluster_issuer: str = "letsencrypt-prod"
     provider: str = "gke"               # whose CSI driver and disk types the StorageClass names
     storage_provisioner: str | None = None  # default: the provider's CSI driver
+    zone_spread: bool = False           # a zone spread next to the hostname one (multi-replica services)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mesh", parse_mesh(self.mesh))
@@ -112,6 +114,10 @@ def check_options(options: RenderOptions) -> RenderOptions:
     if tag == "latest":
         raise InputError("mutable image tag", field="image_tag", value=tag,
                          valid="a fixed release tag such as v0.1.0, never latest")
+    if not isinstance(options.zone_spread, bool):
+        raise InputError("not a boolean", field="zone_spread", value=options.zone_spread,
+                         valid="true or false: whether multi-replica services also spread over "
+                               "topology.kubernetes.io/zone")
     reg = options.image_registry
     if reg is not None and not re.match(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]+)?(/[a-z0-9._-]+)*$", reg):
         raise InputError("invalid image registry", field="image_registry", value=reg,
@@ -497,6 +503,43 @@ def spread_constraint(name: str) -> dict:
             "labelSelector": {"matchLabels": selector_labels(name)}}
 
 
+ZONE_KEY = "topology.kubernetes.io/zone"
+
+
+def zone_spread_constraint(name: str) -> dict:
+    """At most one replica more in any zone than in another, so a lost zone takes at most
+    one of a two-replica service. ``nodeTaintsPolicy: Honor``: the nodes of a lost zone
+    carry the NoSchedule ``node.kubernetes.io/unreachable`` taint (the pods tolerate only
+    its NoExecute twin, for 300 s), and with Honor kube-scheduler's podtopologyspread
+    (common.go matchNodeInclusionPolicies, taints filtered by DoNotScheduleTaintsFilterFunc)
+    leaves such nodes out of the domains; with the default Ignore the lost zone would count
+    as a domain of zero and hold the replacements back."""
+    return {"maxSkew": 1, "topologyKey": ZONE_KEY,
+            "whenUnsatisfiable": "DoNotSchedule", "nodeTaintsPolicy": "Honor",
+            "labelSelector": {"matchLabels": selector_labels(name)}}
+
+
+def spread_constraints(svc: Service, options: RenderOptions) -> list[dict]:
+    """The pod template's topology spread: the hostname spread, then (``zone_spread``,
+    multi-replica services only) the zone spread."""
+    out = [spread_constraint(svc.name)]
+    if options.zone_spread and is_multi_replica(svc):
+        out.append(zone_spread_constraint(svc.name))
+    return out
+
+
+def pod_toleration(t: Toleration) -> dict[str, str]:
+    """A v1.Toleration as the API server returns it: empty key, value and effect left out
+    (omitempty), the operator always written."""
+    out = {"key": t.key} if t.key else {}
+    out["operator"] = t.operator
+    if t.value:
+        out["value"] = t.value
+    if t.effect:
+        out["effect"] = t.effect
+    return out
+
+
 def _pod_template(svc: Service, options: RenderOptions) -> dict:
     labels = {**_svc_labels(svc), L_INJECT: "true" if svc.mesh_inject else "false"}
     annotations = {}
@@ -520,10 +563,14 @@ def _pod_template(svc: Service, options: RenderOptions) -> dict:
         "securityContext": {"runAsNonRoot": True, "runAsUser": uid, "runAsGroup": uid, "fsGroup": uid,
                             "seccompProfile": {"type": "RuntimeDefault"}},
         "terminationGracePeriodSeconds": 60 if svc.kind == "StatefulSet" else 30,
-        "topologySpreadConstraints": [spread_constraint(svc.name)],
+        "topologySpreadConstraints": spread_constraints(svc, options),
         "containers": containers,
         "volumes": volumes,
     }
+    if svc.node_selector:
+        spec["nodeSelector"] = dict(svc.node_selector)
+    if svc.tolerations:
+        spec["tolerations"] = [pod_toleration(t) for t in svc.tolerations]
     meta: dict = {"labels": labels}
     if annotations:
         meta["annotations"] = annotations
@@ -590,10 +637,6 @@ def _hpa(svc: Service, options: RenderOptions) -> dict | None:
                                           "averageUtilization": svc.hpa.cpu_utilization}}}],
         },
     }
-
-
-def is_multi_replica(svc: Service) -> bool:
-    return svc.replicas > 1 or (svc.hpa is not None and svc.hpa.max_replicas > 1)
 
 
 def _pdb(svc: Service, options: RenderOptions) -> dict | None:
@@ -845,4 +888,4 @@ def render(catalog: Catalog, profile: Profile, options: RenderOptions | None = N
 
 
 __all__ = ["RenderOptions", "render", "check_options", "image_for", "spread_constraint",
-           "KUBERNETES_VERSION"]
+           "zone_spread_constraint", "spread_constraints", "ZONE_KEY", "KUBERNETES_VERSION"]

@@ -60,6 +60,8 @@ def build(catalog: Catalog, profile: Profile, options: RenderOptions | None = No
     assert_valid(objects, files=[relpath(o) for o in objects], schemas=schemas)
     assert_no_secrets(objects)
     description = f"profile {profile.name}, mesh {options.mesh}, Kubernetes {KUBERNETES_VERSION}"
+    if options.zone_spread:
+        description += ", zone spread"
     files = layout(objects, description=description, helm_values=helm_values(catalog, options))
     return Generated(profile.name, options.mesh, objects, files)
 

@@ -181,22 +181,16 @@ def new_node_objects(node_type: str, *, names: Sequence[str], zones: Sequence[st
     """Node objects as :func:`eafix_capacity.sim.cluster.node_objects` builds them (the node
     type's allocatable on ``provider``), named ``names`` and in the zones (zone label values)
     ``zones`` (pure). ``index_base`` keeps their addresses apart from the old nodes'."""
-    from ..sim.cluster import node_objects
+    from ..sim.cluster import node_objects, renumber_node
 
     built = node_objects(node_type, nodes=len(names), zones=("a",), provider=provider,  # type: ignore[arg-type]
                          mesh=mesh, now=now)  # type: ignore[arg-type]
     out = []
     for i, (node, name, zone) in enumerate(zip(built, names, zones)):
         n = index_base + i
-        meta = node["metadata"]
-        meta["name"] = name
-        meta["labels"]["kubernetes.io/hostname"] = name
-        meta["labels"][ZONE_LABEL] = zone
-        node["spec"]["podCIDR"] = f"10.245.{n % 256}.0/24"
-        node["status"]["addresses"] = [{"type": "InternalIP", "address": f"10.1.{n // 250}.{n % 250 + 2}"},
-                                       {"type": "Hostname", "address": name}]
-        info = node["status"]["nodeInfo"]
-        info["machineID"] = info["systemUUID"] = info["bootID"] = f"{name}-{n}"
+        node["metadata"]["labels"][ZONE_LABEL] = zone
+        renumber_node(node, name=name, pod_cidr=f"10.245.{n % 256}.0/24", address=f"10.1.{n // 250}.{n % 250 + 2}",
+                      machine_id=f"{name}-{n}")
         out.append(node)
     return out
 

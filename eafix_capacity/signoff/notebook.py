@@ -39,7 +39,8 @@ NODE_LOSS = ("largest", "each")
 REHEARSALS = ("node-loss", "zone-loss", "release-rollout", "nodepool-upgrade")
 PLAN_FIELDS = ("profile", "provider", "node_type", "nodes", "mesh", "headroom_pct", "cpu_limit_ratio",
                "memory_limit_ratio", "storage_gib", "max_pods", "replicas", "catalog", "manifests",
-               "ignore_unknown_kinds")
+               "ignore_unknown_kinds", "zones", "zonal_pool", "exact", "exact_seconds", "growth_pct",
+               "lead_time_days", "pools")
 REHEARSAL_FIELDS = ("namespace", "upgrade_node_type", "max_surge", "max_unavailable", "release_catalog",
                     "release_manifests", "node_loss", "rehearsals")
 """The parameters a sign-off params file may set besides the plan's, the policy and the target."""
@@ -66,6 +67,13 @@ class NotebookParams(NotebookParameters):
     catalog: str = ""
     manifests: str = ""
     ignore_unknown_kinds: bool = False
+    zones: str = ""
+    zonal_pool: bool = False
+    exact: str = "auto"
+    exact_seconds: float = 1.0
+    growth_pct: float = 0.0
+    lead_time_days: int = 0
+    pools: str = ""
     context: str = ""
     kubeconfig: str = ""
     namespace: str = "eafix-trading"
@@ -84,6 +92,10 @@ class NotebookParams(NotebookParameters):
         from ..profiles import get_profile, load_profiles
 
         get_profile(self.profile, load_profiles(), file=WHERE)
+        if self.pools:
+            # the rehearsals (drain, node-pool upgrade, node and zone loss) act on one pool
+            raise InputError("a sign-off of several node pools is not supported yet", file=WHERE, field="pools",
+                             value=self.pools, valid='"" (one pool); plan the pools with eafix-capacity plan --pools')
         self.plan_params()
         self.load_policy()
         if self.kubeconfig and not self.context:

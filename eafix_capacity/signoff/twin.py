@@ -466,20 +466,32 @@ delays and metrics-server's first scrape, so every pod is Ready and measured."""
 
 def start_plan_sim(plan: Plan, *, usage_model: str | Path | None = None,
                    clock_note: str = "moved on by the rehearsals") -> Session:
-    """A frozen-clock sim shaped like the plan's node pool (its node type, count and provider),
+    """A frozen-clock sim shaped like the plan's node pool (its node type, count, zones and
+    provider) or, for a plan of several pools, like each of them (their labels and taints too),
     from the trading-day morning, with a session on it; nothing deployed yet. ``close()`` stops it."""
     from ..cluster.context import load_target
     from ..cluster.notebook import Session
     from ..sim.clock import TRADING_DAY_START
     from ..sim.cluster import CONTEXT, SimCluster
 
-    sim = SimCluster(node_type=plan.node_type.name, nodes=plan.nodes, provider=plan.options.provider, speed=0,
-                     clock_start=TRADING_DAY_START, usage_model_path=usage_model or None)
+    from dataclasses import replace
+
+    from ..sim.cluster import DEFAULT_ZONES, pool_node_objects
+
+    zones = plan.zoning.names if plan.zoning is not None else None
+    nodes = None
+    if plan.pools:
+        nodes = pool_node_objects([replace(p.spec, nodes=p.plan.nodes) for p in plan.pools],
+                                  provider=plan.options.provider, zones=zones or DEFAULT_ZONES, mesh=plan.options.mesh)
+    sim = SimCluster(node_type=plan.node_type.name, nodes=plan.nodes, zones=zones, provider=plan.options.provider,
+                     speed=0, clock_start=TRADING_DAY_START, usage_model_path=usage_model or None, node_objects=nodes)
     sim.start()
     try:
         target, api = load_target(kubeconfig=sim.kubeconfig, context=CONTEXT)
         model = Path(usage_model).name if usage_model else "data/usage-model.yaml"
-        note = (f"sim started in-process: {plan.nodes} x {plan.node_type.name} ({plan.options.provider}), "
+        fleet = (" + ".join(f"{p.plan.nodes} x {p.plan.node_type.name} ({p.name})" for p in plan.pools)
+                 if plan.pools else f"{plan.nodes} x {plan.node_type.name}")
+        note = (f"sim started in-process: {fleet} ({plan.options.provider}), "
                 f"usage model {model}, clock from {TRADING_DAY_START:%Y-%m-%d %H:%M} UTC {clock_note}; "
                 "stopped at the end")
         return Session(target, api, sim, (note,))
@@ -489,13 +501,15 @@ def start_plan_sim(plan: Plan, *, usage_model: str | Path | None = None,
 
 
 def plan_objects(plan: Plan) -> list[Mapping[str, Any]]:
-    """The plan's own rendering: its catalogue with its profile, mesh and provider, as
-    ``manifests generate`` writes it (without the External Secrets variant)."""
+    """The plan's own rendering: its catalogue with its profile, mesh and provider (and the
+    zone spread when the plan has zones), as ``manifests generate`` writes it (without the
+    External Secrets variant)."""
     from ..cluster.notebook import select_objects
     from ..manifests.render import RenderOptions
     from ..manifests.workflow import build
 
-    gen = build(plan.catalog, plan.profile, RenderOptions(mesh=plan.options.mesh, provider=plan.options.provider))
+    gen = build(plan.catalog, plan.profile, RenderOptions(mesh=plan.options.mesh, provider=plan.options.provider,
+                                                          zone_spread=plan.zoning is not None))
     return select_objects(gen.objects, external_secrets=False)
 
 

@@ -87,6 +87,9 @@ def add_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]"
     up.add_argument("--nodes", type=_integer, default=None,
                     help=f"number of nodes, 0 to {MAX_NODES} (default 3)")
     up.add_argument("--zones", type=_zones, default=None, help="comma-separated zone letters (default a,b,c)")
+    up.add_argument("--pools", default=None, metavar="FILE",
+                    help="a pools file (plan --pools): every pool's nodes, labels and taints, instead of "
+                         "--node-type/--nodes")
     up.add_argument("--port", type=_port, default=0, help="port on 127.0.0.1 (0: any free port)")
     up.add_argument("--kubeconfig", default=None, help="where to write the kubeconfig (default: a temp file)")
     up.add_argument("--state", default=None,
@@ -146,7 +149,7 @@ def _twin_flags(args: argparse.Namespace) -> None:
                 raise InputError("given without --from-context:", field=f"--{name.replace('_', '-')}",
                                  value=getattr(args, name), valid="it is read only with sim up --from-context NAME")
         return
-    for name in ("node_type", "nodes", "zones", "state", "mesh", "provisioners", "faults", "token_auth_file"):
+    for name in ("node_type", "nodes", "zones", "pools", "state", "mesh", "provisioners", "faults", "token_auth_file"):
         if getattr(args, name) is not None:
             raise InputError("cannot be used with --from-context (the twin's nodes and objects are the context's):",
                              field="--provisioner" if name == "provisioners" else f"--{name.replace('_', '-')}",
@@ -168,8 +171,25 @@ def run_up(args: argparse.Namespace) -> int:
                      zones=None if args.zones is None else tuple(args.zones), port=args.port,
                      kubeconfig=args.kubeconfig, state_file=args.state, speed=args.speed, mesh=args.mesh,
                      auth=args.auth, token_file=args.token_auth_file, faults=args.faults,
-                     provisioners=args.provisioners, clock_start=args.clock_start, audit_log=args.audit_log)
+                     provisioners=args.provisioners, clock_start=args.clock_start, audit_log=args.audit_log,
+                     node_objects=_pool_nodes(args))
     return _serve(sim, args)
+
+
+def _pool_nodes(args: argparse.Namespace) -> list[dict] | None:
+    """--pools FILE: the pools' nodes (refused with --node-type/--nodes, which it replaces)."""
+    if args.pools is None:
+        return None
+    for name in ("node_type", "nodes"):
+        if getattr(args, name) is not None:
+            raise InputError("cannot be used with --pools (the pools file gives every pool's node type and count):",
+                             field=f"--{name.replace('_', '-')}", value=getattr(args, name),
+                             valid="leave it out, or drop --pools")
+    from eafix_capacity.mesh import parse_mesh
+    from eafix_capacity.pools import load_pools
+    from eafix_capacity.sim.cluster import DEFAULT_ZONES, pool_node_objects
+    return pool_node_objects(load_pools(args.pools), zones=DEFAULT_ZONES if args.zones is None else tuple(args.zones),
+                             mesh=parse_mesh(args.mesh))
 
 
 def _run_twin(args: argparse.Namespace) -> int:

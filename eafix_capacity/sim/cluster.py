@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import base64
 import copy
+import ipaddress
 import json
-import re
 import signal
 import tempfile
 import threading
@@ -33,6 +33,7 @@ from eafix_capacity.errors import ClusterError, InputError, OutputError
 from eafix_capacity.fsio import atomic_write_text
 from eafix_capacity.limits import MAX_NODES, NODES_LIMIT_TEXT
 from eafix_capacity.mesh import Mesh, parse_mesh
+from eafix_capacity.pools import PoolSpec
 from eafix_capacity.nodes import (CLOUD_OF_PROVIDER, Provider, allocatable, get_node_type, load_node_types,
                                   parse_provider)
 from eafix_capacity.sim import crds, defaults, resources as R, storage, system, wal
@@ -45,53 +46,16 @@ from eafix_capacity.sim.faults import load_faults
 from eafix_capacity.sim.auth import (ADMIN_USER, MASTERS, Auth, ServingCert, bootstrap_policy, now_from_clock,
                                      parse_token_file, server_ssl_context, serving_cert)
 from eafix_capacity.sim.server import ApiServer
+from eafix_capacity.zones import DEFAULT_REGION, REGION_OF_CLOUD, zone_labels
 from eafix_capacity.sim.store import Store
 
 CONTEXT = "eafix-sim"
 DUMMY_TOKEN = "eafix-sim-dummy-token-not-a-secret"
 _PROVIDER_OF_CLOUD: dict[str, Provider] = {cloud: provider for provider, cloud in CLOUD_OF_PROVIDER.items()}
-_REGION = {"gcp": "us-central1", "aws": "us-east-1", "azure": "eastus"}
 DEFAULT_NODE_TYPE = "n2-standard-8"
 DEFAULT_NODES = 3
 DEFAULT_ZONES = ("a", "b", "c")
 ZONE_LABEL = "topology.kubernetes.io/zone"
-# k8s.io/apimachinery/pkg/util/validation/validation.go, IsValidLabelValue: at most
-# LabelValueMaxLength (63) characters matching labelValueFmt "(" + qualifiedNameFmt + ")?",
-# qualifiedNameFmt = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]".
-LABEL_VALUE_MAX_LENGTH = 63
-_LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
-_LABEL_VALUE_RULE = ("a valid label value is at most 63 characters, empty or alphanumeric at both ends, with "
-                     "'-', '_', '.' or alphanumerics between (Kubernetes IsValidLabelValue); zones are "
-                     "comma-separated, e.g. a,b,c")
-
-
-def is_valid_label_value(value: str) -> bool:
-    """Whether Kubernetes accepts ``value`` as a label value (see ``_LABEL_VALUE``)."""
-    return len(value) <= LABEL_VALUE_MAX_LENGTH and _LABEL_VALUE.fullmatch(value) is not None
-
-
-def zone_label(cloud: str, zone: str) -> str:
-    region = _REGION.get(cloud, "local-1")
-    if cloud == "aws":
-        return f"{region}{zone}"
-    return f"{region}-{zone}"
-
-
-def zone_labels(cloud: str, zones: tuple[str, ...]) -> tuple[str, ...]:
-    """The ``topology.kubernetes.io/zone`` values of ``zones`` (pure); ``InputError`` for an
-    empty zone or one that makes a label value Kubernetes refuses."""
-    if not zones:
-        raise InputError("at least one zone is needed", field="zones", value=zones, valid="e.g. a,b,c")
-    out = []
-    for zone in zones:
-        if not zone:
-            raise InputError("empty zone name in", field="zones", value=",".join(zones), valid=_LABEL_VALUE_RULE)
-        label = zone_label(cloud, zone)
-        if not is_valid_label_value(label):
-            raise InputError(f"zone {zone!r} makes the label {ZONE_LABEL}={label}, which Kubernetes refuses;",
-                             field="zones", value=",".join(zones), valid=_LABEL_VALUE_RULE)
-        out.append(label)
-    return tuple(out)
 
 
 def check_node_count(nodes: object) -> int:
@@ -115,7 +79,7 @@ def node_objects(node_type: str, *, nodes: int, zones: tuple[str, ...], provider
     labels = zone_labels(nt.provider, zones)
     provider = provider or _PROVIDER_OF_CLOUD.get(nt.provider, "generic")
     alloc = allocatable(nt, provider=provider, mesh=mesh)
-    region = _REGION.get(nt.provider, "local-1")
+    region = REGION_OF_CLOUD.get(nt.provider, DEFAULT_REGION)
     ds = [{"name": d.name, "cpu_m": d.cpu_m, "memory_bytes": d.memory_bytes} for d in alloc.daemonsets]
     out = []
     for i in range(nodes):
@@ -153,6 +117,83 @@ def node_objects(node_type: str, *, nodes: int, zones: tuple[str, ...], provider
             },
         })
     return out
+
+
+# The label each managed Kubernetes service puts on a node naming its node pool (GKE node
+# pools, EKS managed node groups, AKS agent pools); the kit's own key elsewhere.
+NODE_POOL_LABEL: dict[str, str] = {"gke": "cloud.google.com/gke-nodepool", "eks": "eks.amazonaws.com/nodegroup",
+                                   "aks": "kubernetes.azure.com/agentpool", "generic": "eafix.io/pool"}
+_HOSTNAME_MAX = 63   # kubernetes.io/hostname carries the node name: a label value (IsValidLabelValue)
+
+
+def pool_node_objects(pools: Sequence[PoolSpec], *, provider: str | None = None,
+                      zones: tuple[str, ...] = DEFAULT_ZONES, mesh: Mesh = "none", now: str | None = None,
+                      node_types_path: str | Path | None = None) -> list[dict]:
+    """Node objects of several pools (pure): each pool's ``nodes`` nodes of its type, named
+    ``sim-<pool>-<i>``, spread round-robin over ``zones`` pool by pool (node i in zone i mod
+    Z), with the pool's labels, its taints as ``spec.taints`` and the provider's node-pool
+    label naming the pool; pod CIDRs and InternalIPs are distinct over all pools."""
+    if not pools:
+        raise InputError("no pools", field="pools", valid="at least one pool")
+    missing = [p.name for p in pools if p.nodes is None]
+    if missing:
+        raise InputError("sim up --pools needs every pool's node count;", field="nodes", value=missing[0],
+                         valid="give the pool a count (nodes: 3), e.g. the one `plan --pools` sized")
+    total = sum(p.nodes or 0 for p in pools)
+    if total > MAX_NODES:
+        raise InputError(f"the pools have {total:,} nodes in all:", field="nodes", value=total,
+                         valid=NODES_LIMIT_TEXT)
+    types = load_node_types(node_types_path)
+    clouds = {p.name: get_node_type(p.node_type, types).provider for p in pools}
+    if len(set(clouds.values())) > 1:
+        raise InputError("the pools' node types are of different clouds:", field="node_type",
+                         value=", ".join(f"{p.name}: {p.node_type} ({clouds[p.name]})" for p in pools),
+                         valid="node types of one cloud: a cluster runs on one provider")
+    chosen: Provider = parse_provider(provider) if provider is not None else \
+        _PROVIDER_OF_CLOUD.get(clouds[pools[0].name], "generic")
+    pool_key = NODE_POOL_LABEL[chosen]
+    out: list[dict] = []
+    for pool in pools:
+        longest = f"sim-{pool.name}-{(pool.nodes or 1) - 1}"
+        if len(longest) > _HOSTNAME_MAX:
+            raise InputError(f"pool name too long for its node names (node {longest} is {len(longest)} characters):",
+                             obj=pool.name, field="name", value=pool.name,
+                             valid=f"a node name is the label kubernetes.io/hostname, at most {_HOSTNAME_MAX} "
+                                   "characters: a shorter pool name")
+        nodes = node_objects(pool.node_type, nodes=pool.nodes or 0, zones=zones, provider=chosen,
+                             node_types_path=node_types_path, mesh=mesh, now=now)
+        for i, node in enumerate(nodes):
+            j = len(out)   # the node's index over all pools: its addresses
+            name = f"sim-{pool.name}-{i}"
+            labels = node["metadata"]["labels"]
+            own = {**labels, "kubernetes.io/hostname": name, pool_key: pool.name}
+            clash = {k: v for k, v in pool.labels.items() if k in own and own[k] != v}
+            if clash:
+                key = next(iter(clash))
+                raise InputError(f"pool label {key}={clash[key]} contradicts the node's own {key}={own[key]}:",
+                                 obj=pool.name, field=f"labels.{key}", value=clash[key],
+                                 valid="leave the label to the sim (zones, hostname, instance type and the "
+                                       "node-pool label are set for every node)")
+            node["metadata"]["labels"] = {**own, **pool.labels}
+            if pool.taints:
+                # v1.Taint: key, value (omitempty), effect
+                node["spec"]["taints"] = [{"key": t.key, **({"value": t.value} if t.value else {}), "effect": t.effect}
+                                          for t in pool.taints]
+            renumber_node(node, name=name, pod_cidr=f"{ipaddress.IPv4Address('10.244.0.0') + 256 * j}/24",
+                          address=f"10.0.{j // 250}.{j % 250 + 2}", machine_id=f"sim-{j}")
+            out.append(node)
+    return out
+
+
+def renumber_node(node: dict, *, name: str, pod_cidr: str, address: str, machine_id: str) -> None:
+    """Give a built Node object another name (and hostname label), pod CIDR, InternalIP and
+    machine id, so nodes built apart stay distinct in one cluster."""
+    node["metadata"]["name"] = name
+    node["metadata"]["labels"]["kubernetes.io/hostname"] = name
+    node["spec"]["podCIDR"] = pod_cidr
+    node["status"]["addresses"] = [{"type": "InternalIP", "address": address}, {"type": "Hostname", "address": name}]
+    info = node["status"]["nodeInfo"]
+    info["machineID"] = info["systemUUID"] = info["bootID"] = machine_id
 
 
 def _condition(ctype: str, status: str, reason: str, now: str) -> dict:

@@ -26,7 +26,7 @@ from eafix_capacity.kobject import selector_matches
 
 __all__ = ["Binding", "ClusterSnapshot", "Failure", "PodScheduler", "fit_error_message", "node_affinity_matches",
            "node_state", "node_taints", "num_feasible_nodes_to_find", "pod_request", "pod_requests",
-           "pod_tolerations", "schedule_pending", "selector_matches"]
+           "pod_tolerations", "schedule_pending", "selector_matches", "taint_reason"]
 
 P_NOT_HELPFUL = "Preemption is not helpful for scheduling"
 P_NO_VICTIMS = "No preemption victims found for incoming pod"
@@ -310,8 +310,15 @@ def num_feasible_nodes_to_find(num_nodes: int) -> int:
     return max(100, num_nodes * percentage // 100)
 
 
+def taint_reason(taint: S.Taint) -> str:
+    """TaintToleration's Filter reason, naming the node's first untolerated taint as 1.32
+    words it: ``fmt.Sprintf("node(s) had untolerated taint {%s: %s}", taint.Key, taint.Value)``."""
+    return f"node(s) had untolerated taint {{{taint.key}: {taint.value}}}"
+
+
 def fit_error_message(total_nodes: int, node_reasons: Mapping[str, Sequence[str]], *,
-                      unresolvable: frozenset[str] = frozenset()) -> str:
+                      unresolvable: frozenset[str] = frozenset(),
+                      taint_reasons: Mapping[str, str] | None = None) -> str:
     """The FailedScheduling message of kube-scheduler 1.30+ (single final period).
 
     ``0/3 nodes are available: 1 Insufficient memory, 2 Insufficient cpu. preemption: 0/3
@@ -319,11 +326,13 @@ def fit_error_message(total_nodes: int, node_reasons: Mapping[str, Sequence[str]
     counted per node and sorted as strings ("<count> <reason>"), as FitError.Error does;
     a node failing an UnschedulableAndUnresolvable filter is one preemption cannot help
     (``unresolvable``: more such reasons, from filters outside the rules, as VolumeBinding's).
+    ``taint_reasons``: per node, the rules' ``R_TAINT`` as :func:`taint_reason` words it.
     """
     reasons: Counter = Counter()
     preemption: Counter = Counter()
-    for why in node_reasons.values():
-        reasons.update(why)
+    named = taint_reasons or {}
+    for node, why in node_reasons.items():
+        reasons.update(named.get(node, r) if r == S.R_TAINT else r for r in why)
         preemption[P_NOT_HELPFUL if any(r in S.UNRESOLVABLE or r in unresolvable for r in why)
                    else P_NO_VICTIMS] += 1
     head = f"0/{total_nodes} nodes are available"
@@ -375,7 +384,7 @@ class PodScheduler:
                 break
         self.snap._start = (start + checked) % n
         if not feasible:
-            return Failure(ns, name, fit_error_message(n, reasons))
+            return Failure(ns, name, fit_error_message(n, reasons, taint_reasons=self.taint_reasons(pod, reasons)))
         best = min(feasible, key=lambda nd: self._score(nd, request.cpu_m, request.memory_bytes, owner))
         self.snap.bind(pod, best.name, request)
         return Binding(ns, name, best.name)
@@ -389,6 +398,17 @@ class PodScheduler:
         state = S.prefilter(request, states)
         nodes = self.snap.nodes if only is None else [self.snap.by_name[n] for n in only]
         return {node.name: S.filter_node(request, node.state, states, state=state) for node in nodes}
+
+    def taint_reasons(self, pod: Mapping, reasons: Mapping[str, Sequence[str]]) -> dict[str, str]:
+        """For the nodes ``reasons`` fail on an untolerated taint: the reason naming it."""
+        tolerations = pod_tolerations(pod)
+        out = {}
+        for node_name, why in reasons.items():
+            if S.R_TAINT in why and node_name in self.snap.by_name:
+                taint = S.untolerated_taint(self.snap.by_name[node_name].state.taints, tolerations)
+                if taint is not None:
+                    out[node_name] = taint_reason(taint)
+        return out
 
     # --- the vectorised path for plain pods ------------------------------------------------
 

@@ -23,6 +23,7 @@ import pandas as pd
 from ..catalog import Catalog, Container, Resources, Service, catalog_from_dict
 from ..errors import InputError
 from ..quantity import from_bytes, from_milli
+from ..scheduling import Toleration
 
 if TYPE_CHECKING:
     from ..inputs import PlanParams
@@ -413,6 +414,10 @@ def catalog_document(catalog: Catalog) -> dict[str, Any]:
             entry["mesh_inject"] = False
         if s.growth_pct is not None:
             entry["growth_pct"] = s.growth_pct
+        if s.node_selector:
+            entry["node_selector"] = dict(s.node_selector)
+        if s.tolerations:
+            entry["tolerations"] = [toleration_entry(t) for t in s.tolerations]
         entry["containers"] = [{
             "name": c.name,
             "requests": {"cpu": str(from_milli(c.resources.cpu_request_m)),
@@ -428,6 +433,16 @@ def catalog_document(catalog: Catalog) -> dict[str, Any]:
         entry["source"] = dict(s.sources)
         out.append(entry)
     return {"services": out}
+
+
+def toleration_entry(t: Toleration) -> dict[str, str]:
+    """A toleration as services.yaml writes it: the pod spec's form without the default
+    operator Equal."""
+    from ..manifests.render import pod_toleration
+    out = pod_toleration(t)
+    if out["operator"] == "Equal":
+        del out["operator"]
+    return out
 
 
 def catalog_text(catalog: Catalog, *, header: str = "") -> str:

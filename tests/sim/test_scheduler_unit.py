@@ -90,7 +90,7 @@ def test_cordoned_node_is_skipped():
 def test_taints_and_tolerations():
     taint = [{"key": "dedicated", "value": "trading", "effect": "NoSchedule"}]
     r = one([node("n1", taints=taint)], [pod("x")])
-    assert isinstance(r, Failure) and "1 node(s) had untolerated taint(s)." in r.message
+    assert isinstance(r, Failure) and "1 node(s) had untolerated taint {dedicated: trading}." in r.message
     tol = [{"key": "dedicated", "operator": "Equal", "value": "trading", "effect": "NoSchedule"}]
     r = one([node("n1", taints=taint)], [pod("x", tolerations=tol)])
     assert isinstance(r, Binding)

@@ -11,7 +11,9 @@ import pytest
 
 from eafix_capacity.errors import InputError, OutputError
 from eafix_capacity.limits import MAX_NODES
-from eafix_capacity.sim.cluster import SimCluster, is_valid_label_value, node_objects, zone_labels
+from eafix_capacity.sim.cluster import SimCluster, node_objects
+from eafix_capacity.labels import is_valid_label_value
+from eafix_capacity.zones import zone_labels
 
 pytestmark = pytest.mark.sim
 

@@ -75,9 +75,11 @@ class SchedulingStep:
                 else:
                     self._unschedulable(pod, result.message)
         for pod, terms in volume_failures:  # worded as VolumeBinding's Filter words a missed volume zone
-            rules = PodScheduler(ClusterSnapshot(snap.nodes, [*snap.pods, *bound_now.values()])).filter_reasons(pod)
+            scheduler = PodScheduler(ClusterSnapshot(snap.nodes, [*snap.pods, *bound_now.values()]))
+            rules = scheduler.filter_reasons(pod)
             self._unschedulable(pod, fit_error_message(len(snap.nodes), storage.volume_node_reasons(
-                rules, snap.nodes, terms), unresolvable=frozenset({storage.R_NODE_CONFLICT})))
+                rules, snap.nodes, terms), unresolvable=frozenset({storage.R_NODE_CONFLICT}),
+                taint_reasons=scheduler.taint_reasons(pod, rules)))
         return bound_now
 
     def _without_missing_claims(self, pods: list[dict], pending: list[dict], total_nodes: int) -> list[dict]:
