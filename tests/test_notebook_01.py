@@ -33,16 +33,24 @@ MATRIX = [
 
 @pytest.mark.parametrize("profile,provider,node_type,mesh", MATRIX)
 def test_papermill_summary_matches_the_library(tmp_path, profile, provider, node_type, mesh):
+    """The matrix's run also asks for zones, the growth runway and exact counts: each shows."""
     params = {"profile": profile, "provider": provider, "node_type": node_type, "mesh": mesh,
-              "scenario": "hpa-max"}
+              "scenario": "hpa-max", "zones": "3", "growth_pct": 5.0, "exact": "yes"}
     summary = run_papermill(NOTEBOOK, tmp_path, params)
-    _assert_matches_the_library(summary, profile, provider, node_type, mesh, "hpa-max")
+    _assert_matches_the_library(summary, profile, provider, node_type, mesh, "hpa-max",
+                                zones="3", growth_pct=5.0, exact=True)
+    assert summary["inputs"]["zones"] == ["us-east-1a", "us-east-1b", "us-east-1c"]
+    assert summary["cluster"]["nodes"] % 3 == 0 and summary["scenarios"]["zone-loss"]["exact"] is not None
+    assert summary["growth"]["growth_pct"] == 5.0
+    text = _outputs(tmp_path / NOTEBOOK.name)
+    assert "zone-loss judges the loss of us-east-1a" in text and "runway: " in text
+    assert "replicas left when one zone is lost" in text and "one node pool: set pools" in text
 
 
 def _assert_matches_the_library(summary: dict, profile: str, provider: str, node_type: str, mesh: str,
-                                scenario: str) -> None:
+                                scenario: str, **extra) -> None:
     expected = plan_from_params(PlanParams(profile=profile, provider=provider, node_type=node_type,
-                                           mesh=mesh)).to_dict()
+                                           mesh=mesh, **extra)).to_dict()
     assert summary["inputs"] == expected["inputs"]
     assert summary["totals"] == expected["totals"]
     assert summary["scenarios"] == expected["scenarios"]
@@ -78,19 +86,10 @@ def _outputs(executed) -> str:
                      for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
 
 
-def test_zones_pools_exact_and_the_runway_show_when_used(tmp_path):
-    """Two kernel runs: zones with the runway and exact counts; several pools with zones
-    (exact is automatic for the pools). Each summary is the library's plan; each section
-    the notebook prints is there."""
+def test_several_pools_show_when_used(tmp_path):
+    """Several pools with zones (exact is automatic for the pools): the summary is the
+    library's plan, and the pools' sections are there."""
     from eafix_capacity.paths import data_file
-    zoned = run_papermill(NOTEBOOK, tmp_path / "zoned", {"zones": "3", "growth_pct": 5.0, "exact": "yes"})
-    expected = plan_from_params(PlanParams(zones="3", growth_pct=5.0, exact=True)).to_dict()
-    for key in ("inputs", "scenarios", "gates", "growth", "zone_loss_survivors"):
-        assert zoned[key] == expected[key], key
-    assert zoned["scenarios"]["zone-loss"]["exact"] == "optimal"
-    text = _outputs(tmp_path / "zoned" / NOTEBOOK.name)
-    assert "zone-loss judges the loss of us-central1-a" in text and "runway: 15 months" in text
-    assert "replicas left when one zone is lost" in text and "one node pool: set pools" in text
     pools = str(data_file("pools-memory.yaml"))
     pooled = run_papermill(NOTEBOOK, tmp_path / "pooled", {"pools": pools, "zones": "a,b,c"})
     expected = plan_from_params(PlanParams(pools=pools, zones="a,b,c")).to_dict()
