@@ -174,11 +174,7 @@ class Plan:
         """How many nodes of a cluster of ``nodes`` (default: the plan's) the scenario's pods
         may use, and their zones (() without zones)."""
         self._one_pool("nodes_of")
-        n = self.nodes if nodes is None else nodes
-        if self.zoning is not None:
-            zones = self.zoning.nodes_of(scenario, n)
-            return len(zones), zones
-        return (n - 1 if scenario == "node-drain" else n), ()
+        return _scenario_nodes(self.zoning, scenario, self.nodes if nodes is None else nodes)
 
     def pod_requests(self, scenario: str) -> list[PodRequest]:
         """The scenario's pods as the packer takes them, in creation order (service by
@@ -395,6 +391,14 @@ def _check_recommended(n: int, node_type: str) -> None:
                          valid=f"{NODES_LIMIT_TEXT}: a larger node type or fewer replicas")
 
 
+def _scenario_nodes(zoning: Zoning | None, scenario: str, n: int) -> tuple[int, tuple[str, ...]]:
+    """How many nodes of a cluster of n the scenario's pods use, and their zones."""
+    if zoning is not None:
+        zones = zoning.nodes_of(scenario, n)
+        return len(zones), zones
+    return (n - 1 if scenario == "node-drain" else n), ()
+
+
 def _check_zones(options: PlanOptions, node_type: NodeType) -> Zoning | None:
     if not options.zones:
         if options.zonal_pool:
@@ -458,13 +462,6 @@ def make_plan(catalog: Catalog, profile: Profile, node_type: NodeType, options: 
             return zoning.cluster_count(name, used)
         return used + 1 if name == "node-drain" else used   # node-drain runs the baseline on N-1 nodes
 
-    def nodes_of(name: str, n: int) -> tuple[int, tuple[str, ...]]:
-        """How many nodes of a cluster of n the scenario's pods use, and their zones."""
-        if zoning is not None:
-            zs = zoning.nodes_of(name, n)
-            return len(zs), zs
-        return (n - 1 if name == "node-drain" else n), ()
-
     counts: dict[str, int | None] = {}
     for name, r in needed.items():
         found = r.nodes_needed
@@ -498,7 +495,7 @@ def make_plan(catalog: Catalog, profile: Profile, node_type: NodeType, options: 
     def judge(n: int) -> dict[str, ScenarioResult]:
         scenarios = {}
         for name in names:
-            evaluated, zones = nodes_of(name, n)
+            evaluated, zones = _scenario_nodes(zoning, name, n)
             node_shape = shape_of(name)
             r = needed[name]
             placement = (place(reqs[name], node_shape, nodes=evaluated, zones=zones)

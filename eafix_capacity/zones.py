@@ -117,8 +117,3 @@ def after_zone_loss(labels: Sequence[str], nodes: int) -> tuple[str, ...]:
     """The zones of the nodes left when the first zone, which round-robin gives the most
     nodes, is lost, in node order."""
     return tuple(z for z in node_zones(labels, nodes) if z != labels[0])
-
-
-def is_balanced(nodes: int, zones: int) -> bool:
-    """Whether ``nodes`` is the same number of nodes in each of ``zones`` zones."""
-    return zones <= 1 or nodes % zones == 0

@@ -254,3 +254,11 @@ def test_notebook_02_and_manifests_generate_render_the_pools(tmp_path, capsys) -
     capsys.readouterr()
     text = "\n".join(p.read_text() for p in out.rglob("*.y*ml"))
     assert text.count("eafix.io/pool: memory") == 3
+
+
+def test_verify_refuses_a_pooled_plan_rather_than_misjudge_it(plan) -> None:
+    from eafix_capacity.cluster.livestate import LiveState
+    from eafix_capacity.cluster.verify import verify
+    with pytest.raises(InputError, match="pools: verify judges a plan of one node pool; this plan has pools "
+                                         "'general, memory'"):
+        verify(LiveState(), plan)

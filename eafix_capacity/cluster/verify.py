@@ -17,7 +17,7 @@ from fractions import Fraction
 from typing import Literal
 
 from ..catalog import Service
-from ..errors import QuantityError
+from ..errors import InputError, QuantityError
 from ..manifests.render import RenderOptions, claim_name, hpa_name, image_for, selector_labels, storage_class_name
 from ..plan import Plan
 from ..quantity import parse
@@ -398,6 +398,11 @@ def verify(live: LiveState, plan: Plan, *, options: RenderOptions | None = None,
     """Every check, in a stable order: nodes, then per service (workload, HPA, containers,
     PDB, spread), pods, per node, storage, quota. ``options`` are the render options the
     manifests were made with (namespace, image tag and registry)."""
+    if plan.pools:
+        # the node checks compare every node with one node type: a pooled plan would be misjudged
+        raise InputError("verify judges a plan of one node pool; this plan has pools", field="pools",
+                         value=", ".join(p.name for p in plan.pools),
+                         valid="verify each pool's plan on its own, or plan without --pools")
     options = options or RenderOptions(mesh=plan.options.mesh)
     ns = options.namespace
     out = _node_checks(live, plan, allocatable_tolerance_pct)
