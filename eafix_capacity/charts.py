@@ -6,7 +6,7 @@ Legends sit outside the axes (they never cover a bar), and axes that count thing
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -186,12 +186,31 @@ def node_type_costs(comparisons: Sequence[Comparison], *, chosen: str | None = N
     """Monthly cost of the smallest passing count of each node type (``plan
     --compare-node-types``), cheapest at the top and marked; types that cannot pass, or
     have no price, are named under the axes."""
+    shown = [c for c in comparisons if c.passed and c.monthly_usd is not None]
+    fig = Figure(figsize=(9, max(3.0, 0.3 * len(shown) + 1.5)), layout="constrained")
+    _node_type_costs_on(fig, comparisons, chosen=chosen)
+    return fig
+
+
+def pool_node_type_costs(by_pool: Mapping[str, Sequence[Comparison]], *, chosen: Mapping[str, str] | None = None
+                         ) -> Figure:
+    """``plan --compare-node-types --pools``: one cost chart per pool, each of the types tried
+    in that pool (the cluster's monthly cost with it), the pool's own type in the file marked."""
+    heights = [max(3.0, 0.3 * sum(1 for c in cs if c.passed and c.monthly_usd is not None) + 1.5)
+               for cs in by_pool.values()]
+    fig = Figure(figsize=(9, sum(heights)), layout="constrained")
+    subs = fig.subfigures(len(by_pool), 1, squeeze=False, height_ratios=heights)
+    for sub, (pool, cs) in zip(subs[:, 0], by_pool.items()):
+        _node_type_costs_on(sub, cs, chosen=(chosen or {}).get(pool), pool=pool)
+    return fig
+
+
+def _node_type_costs_on(fig: Any, comparisons: Sequence[Comparison], *, chosen: str | None, pool: str = "") -> None:
     from .cost import cheapest
 
     shown = [c for c in comparisons if c.passed and c.monthly_usd is not None]
     left_out = [c.node_type for c in comparisons if not (c.passed and c.monthly_usd is not None)]
     best = cheapest(comparisons)
-    fig = Figure(figsize=(9, max(3.0, 0.3 * len(shown) + 1.5)), layout="constrained")
     ax = fig.subplots()
     y = np.arange(len(shown))
     costs = [float(c.monthly_usd) for c in shown if c.monthly_usd is not None]
@@ -202,11 +221,11 @@ def node_type_costs(comparisons: Sequence[Comparison], *, chosen: str | None = N
     ax.invert_yaxis()
     for yi, cost in zip(y, costs):
         ax.text(cost, float(yi), f" ${cost:,.0f}", va="center", fontsize=8)
-    ax.set_xlabel("USD per month (730 h), smallest node count that passes every gate")
-    title = "Node types by monthly cost"
+    ax.set_xlabel("USD per month (730 h), smallest node count that passes every gate"
+                  + (" (the cluster's cost)" if pool else ""))
+    title = f"Pool {pool}: node types by the cluster's monthly cost" if pool else "Node types by monthly cost"
     if best is not None:
         title += f": cheapest {best.node_type} ({best.nodes} nodes)"
     ax.set_title(title)
     if left_out:
         fig.supxlabel("not shown (no passing count, or no price): " + ", ".join(left_out), fontsize=8, wrap=True)
-    return fig

@@ -162,7 +162,9 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     """``plan --compare-node-types``: every node type's smallest passing count and its cost."""
     from .cost import COMPARE_PROVIDERS, comparison_lines, comparison_to_dict, compare_from_params, parse_choices
     from .nodes import FAMILIES
-    given = {"--provider": args.provider, "--nodes": args.nodes, "--table": args.table, "--pools": args.pools,
+    if args.pools is not None:
+        return _cmd_compare_pools(args)
+    given = {"--provider": args.provider, "--nodes": args.nodes, "--table": args.table,
              "--out": args.out, "--growth": args.growth_pct, "--lead-time-days": args.lead_time_days}
     for flag, value in given.items():
         if value is not None:
@@ -198,6 +200,57 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     print()
     for line in comparison_lines(comparisons, chosen=chosen):
         print(line)
+    return 0
+
+
+def _cmd_compare_pools(args: argparse.Namespace) -> int:
+    """``plan --compare-node-types --pools FILE``: per pool, each node type of the pools' cloud in it."""
+    from .cost import cheapest, comparison_lines, comparison_to_dict, compare_pools_from_params, parse_choices
+    from .nodes import FAMILIES
+    from .pools import load_pools
+    given = {"--providers": args.providers, "--nodes": args.nodes, "--table": args.table, "--out": args.out,
+             "--growth": args.growth_pct, "--lead-time-days": args.lead_time_days}
+    for flag, value in given.items():
+        if value is not None:
+            hint = ("the pools' node types fix the cloud; --provider names its managed Kubernetes"
+                    if flag == "--providers" else "leave the flag out")
+            raise InputError("not with --compare-node-types --pools, got", file="command line", field=flag,
+                             value=value, valid=hint)
+    families = parse_choices(args.families, flag="--families", valid=FAMILIES)
+    params = params_from_args(args)
+    from .manifests.load import printed_warnings
+    with printed_warnings(sys.stderr):
+        by_pool = compare_pools_from_params(params, families=families)
+    chosen = {p.name: p.node_type for p in load_pools(args.pools)}
+    if args.chart is not None:
+        import io
+        from pathlib import Path
+
+        from .charts import pool_node_type_costs
+        from .fsio import atomic_write_bytes
+        buf = io.BytesIO()
+        pool_node_type_costs(by_pool, chosen=chosen).savefig(buf, format="png")
+        print(f"chart: {atomic_write_bytes(Path(args.chart), buf.getvalue(), mode=0o666)}", file=sys.stderr)
+    if args.format == "json":
+        print(json.dumps({"pools": {pool: comparison_to_dict(cs, chosen=chosen[pool]) for pool, cs in by_pool.items()}},
+                         indent=2))
+        return 0
+    from . import tables
+    frames = [tables.comparison_frame(cs) for cs in by_pool.values()]
+    if args.format == "csv":
+        import pandas as pd
+        sys.stdout.write(pd.concat(frames, ignore_index=True).to_csv(index=False))
+        return 0
+    for (pool, cs), df in zip(by_pool.items(), frames):
+        best = cheapest(cs)
+        print(f"pool {pool} (the other pools as the file gives them; cost: the cluster's):")
+        print(tables.plain_text(df))
+        for line in comparison_lines(cs, chosen=chosen[pool]):
+            print("  " + line.replace("passing node type", f"type for pool {pool}")
+                  .replace("--node-type ", f"the pools file's {pool} type "))
+        if best is None:
+            print(f"  no node type passes in pool {pool}")
+        print()
     return 0
 
 

@@ -6,8 +6,10 @@ node type would pass every gate for less. The price per hour comes from
 ``unknown`` when there is no price), so every figure here can be traced to where it came
 from. A month is 730 hours (8,760 h / 12), the figure the providers' calculators use.
 
-Everything here is pure except ``compare_from_params``, which loads the data files the way
-``inputs.plan_from_params`` does and then calls the pure ``compare_node_types``.
+Everything here is pure except ``compare_from_params`` and ``compare_pools_from_params``,
+which load the data files the way ``inputs.plan_from_params`` does and then call the pure
+``compare_node_types`` (``poolplan.compare_pool_node_types`` with several pools: each pool's
+types tried in it, the cost being the cluster's).
 """
 from __future__ import annotations
 
@@ -123,6 +125,7 @@ class Comparison:
     price_basis: str
     monthly_usd: Decimal | None
     why: str = ""
+    pool: str = ""        # with several pools: the pool this type was tried in; monthly_usd is the cluster's
 
     @property
     def passed(self) -> bool:
@@ -136,6 +139,7 @@ class Comparison:
             "price_usd_per_hour": None if self.price_usd_per_hour is None else float(self.price_usd_per_hour),
             "price_source": self.price_source, "price_basis": self.price_basis,
             "monthly_usd": _usd(self.monthly_usd), "why": self.why,
+            **({"pool": self.pool} if self.pool else {}),
         }
 
 
@@ -276,9 +280,28 @@ def compare_from_params(params: PlanParams, *, providers: Iterable[str] | None =
     from .profiles import get_profile, load_profiles
 
     if params.pools:
-        raise InputError("the node-type comparison plans one pool; with pools, compare", field="pools",
-                         value=params.pools, valid="leave pools out to compare node types for one pool")
+        raise InputError("with pools, the comparison is per pool, not", field="pools", value=params.pools,
+                         valid="compare_pools_from_params")
     catalog = load_inputs_catalog(params)
     profile = get_profile(params.profile, load_profiles(), file=str(data_file("profiles.yaml")))
     options = replace(plan_options(params, provider="generic"), nodes=None)
     return compare_node_types(catalog, profile, load_node_types(), options, providers=providers, families=families)
+
+
+def compare_pools_from_params(params: PlanParams, *, families: Iterable[str] | None = None) -> dict[str, list[Comparison]]:
+    """``plan --compare-node-types --pools FILE``: per pool, every node type of the pools'
+    cloud tried in that pool (``poolplan.compare_pool_node_types``)."""
+    from .inputs import load_inputs_catalog, plan_options
+    from .nodes import load_node_types
+    from .paths import data_file
+    from .poolplan import compare_pool_node_types
+    from .pools import load_pools
+    from .profiles import get_profile, load_profiles
+
+    if not params.pools:
+        raise InputError("no pools file to compare per pool", field="pools", valid="a pools file")
+    catalog = load_inputs_catalog(params)
+    profile = get_profile(params.profile, load_profiles(), file=str(data_file("profiles.yaml")))
+    return compare_pool_node_types(catalog, profile, load_pools(params.pools), load_node_types(),
+                                   plan_options(params), file=params.pools, families=families,
+                                   auto_exact=params.exact is None)

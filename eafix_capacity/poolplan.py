@@ -18,7 +18,7 @@ as ``<pool>/<gate>``. Pure: records in, records out.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from .catalog import ZERO, Catalog, Resources, Service
 from .errors import InputError
@@ -27,6 +27,9 @@ from .nodes import NodeType, get_node_type
 from .plan import Gate, Plan, PlanOptions, ScenarioResult, make_plan, profile_gates, storage_claims_gate
 from .pools import PoolSpec, assign, place_services
 from .profiles import Profile
+
+if TYPE_CHECKING:
+    from .cost import Comparison
 
 CLUSTER_GATES = ("profile-cpu", "profile-memory", "profile-storage", "storage-claims")
 AUTO_EXACT_NODES = 20   # with exact "auto", the solver proves the counts of every pool below this size
@@ -239,3 +242,44 @@ def pools_dict(plan: Plan) -> dict[str, Any]:
         "cost": plan_cost(plan).to_dict(),
         "passed": plan.passed,
     }
+
+
+def compare_pool_node_types(catalog: Catalog, profile: Profile, pools: Sequence[PoolSpec],
+                            node_types: Mapping[str, NodeType], options: PlanOptions, *, file: str = "<pools>",
+                            families: Iterable[str] | None = None,
+                            auto_exact: bool = False) -> dict[str, list[Comparison]]:
+    """Per pool, every node type of the pools' cloud (and ``families``) tried in that pool,
+    the other pools as the file gives them: the pool's smallest count at which the whole plan
+    passes every gate (the pool is sized whatever its given count), and the cluster's monthly
+    cost with it, cheapest first (``cost.compare_node_types`` for one pool)."""
+    from .cost import Comparison, _sort_key, plan_cost
+
+    cloud = get_node_type(pools[0].node_type, node_types, file=file).provider
+    wanted = None if families is None else set(families)
+    candidates = [t for t in node_types.values() if t.provider == cloud and (wanted is None or t.family in wanted)]
+    if not candidates:
+        raise InputError("no node type matches", field="families", value=",".join(sorted(wanted or ())),
+                         valid=f"a family with node types of the pools' cloud ({cloud})")
+    out: dict[str, list[Comparison]] = {}
+    for i, spec in enumerate(pools):
+        rows = []
+        for t in candidates:
+            trial = [*pools[:i], replace(spec, node_type=t.name, nodes=None), *pools[i + 1:]]
+            nodes: int | None = None
+            total = None
+            why = ""
+            try:
+                plan = make_pools_plan(catalog, profile, trial, node_types, options, file=file, auto_exact=auto_exact)
+            except InputError as e:
+                why = str(e)
+            else:
+                if plan.passed:
+                    nodes, total = plan.pools[i].plan.nodes, plan_cost(plan).total_monthly_usd
+                else:
+                    why = "; ".join(f"{g.name} FAIL: {g.detail}" for g in plan.failed_gates())
+            rows.append(Comparison(
+                node_type=t.name, provider=options.provider, family=t.family, vcpus=t.vcpus,
+                memory_bytes=t.memory_bytes, nodes=nodes, price_usd_per_hour=t.price_usd_per_hour,
+                price_source=t.price_source, price_basis=t.price_basis, monthly_usd=total, why=why, pool=spec.name))
+        out[spec.name] = sorted(rows, key=_sort_key)
+    return out

@@ -302,6 +302,8 @@ def comparison_frame(comparisons: Sequence[Comparison]) -> pd.DataFrame:
     """``plan --compare-node-types``: one row per node type, cheapest passing first."""
     columns = ["node_type", "provider", "family", "vcpus", "memory_gib", "nodes", "price_usd_per_hour",
                "price_basis", "monthly_usd", "passed", "why"]
+    if any(c.pool for c in comparisons):
+        columns = ["pool", *columns]
     rows = [{k: c.to_dict()[k] for k in columns} for c in comparisons]
     for row, c in zip(rows, comparisons):   # the price as the file states it, every digit
         row["price_usd_per_hour"] = None if c.price_usd_per_hour is None else str(c.price_usd_per_hour)

@@ -97,4 +97,5 @@ def test_several_pools_show_when_used(tmp_path):
     assert [p["nodes"] % 3 for p in pooled["pools"]] == [0, 0]
     text = _outputs(tmp_path / "pooled" / NOTEBOOK.name)
     assert "redis, postgres, prometheus" in text and "no growth runway" in text
-    assert "node-type comparison: one pool at a time" in text
+    assert "pool memory: the cluster&#x27;s monthly cost with each node type in it" in text or (
+        "pool memory: the cluster's monthly cost with each node type in it" in text)

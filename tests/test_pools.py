@@ -173,8 +173,7 @@ def test_cli_plan_with_pools(capsys, tmp_path) -> None:
     assert main(["plan", "--pools", str(EXAMPLE), "--format", "json"]) == 0
     assert len(json.loads(capsys.readouterr().out)["pools"]) == 2
     for argv, message in ((["--nodes", "3"], "nodes: with pools, each pool's node count is in the pools file"),
-                          (["--growth", "5"], "growth_pct: the growth runway of several pools is not modelled yet"),
-                          (["--compare-node-types"], "--pools: not with --compare-node-types")):
+                          (["--growth", "5"], "growth_pct: the growth runway of several pools is not modelled yet")):
         assert main(["plan", "--pools", str(EXAMPLE), *argv]) == 2
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1
@@ -262,3 +261,34 @@ def test_verify_refuses_a_pooled_plan_rather_than_misjudge_it(plan) -> None:
     with pytest.raises(InputError, match="pools: verify judges a plan of one node pool; this plan has pools "
                                          "'general, memory'"):
         verify(LiveState(), plan)
+
+
+def test_compare_node_types_per_pool(example, capsys, tmp_path) -> None:
+    """Each pool's types tried in it: the cheapest re-planned alone at its count passes every
+    gate, and one node fewer in that pool does not."""
+    from eafix_capacity.poolplan import compare_pool_node_types
+    catalog, profile, types = load_catalog(), load_profiles()["recommended"], load_node_types()
+    by_pool = compare_pool_node_types(catalog, profile, example, types, PlanOptions(provider="gke"),
+                                      file="p", families=("general", "memory"))
+    assert list(by_pool) == ["general", "memory"]
+    for i, (pool, rows) in enumerate(by_pool.items()):
+        assert {r.pool for r in rows} == {pool} and all(types[r.node_type].provider == "gcp" for r in rows)
+        best = next(r for r in rows if r.passed and r.monthly_usd is not None)
+        assert best.monthly_usd == min(r.monthly_usd for r in rows if r.passed and r.monthly_usd is not None)
+        trial = [*example[:i], replace(example[i], node_type=best.node_type, nodes=best.nodes), *example[i + 1:]]
+        again = make_pools_plan(catalog, profile, trial, types, PlanOptions(provider="gke"), file="p")
+        assert again.passed
+        from eafix_capacity.cost import plan_cost
+        assert plan_cost(again).total_monthly_usd == best.monthly_usd
+        fewer = [*example[:i], replace(example[i], node_type=best.node_type, nodes=best.nodes - 1), *example[i + 1:]]
+        assert best.nodes == 1 or not make_pools_plan(catalog, profile, fewer, types, PlanOptions(provider="gke"),
+                                                      file="p").passed
+    chart = tmp_path / "c.png"
+    assert main(["plan", "--compare-node-types", "--pools", str(EXAMPLE), "--families", "memory",
+                 "--format", "json", "--chart", str(chart)]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert set(d["pools"]) == {"general", "memory"} and d["pools"]["memory"]["chosen"] == "n2-highmem-4"
+    assert all(t["family"] == "memory" and t["pool"] == "memory" for t in d["pools"]["memory"]["node_types"])
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["plan", "--compare-node-types", "--pools", str(EXAMPLE), "--providers", "eks"]) == 2
+    assert "--providers: not with --compare-node-types --pools" in capsys.readouterr().err
