@@ -314,7 +314,8 @@ def comparison_frame(comparisons: Sequence[Comparison]) -> pd.DataFrame:
 
 def csv_tables(plan: Plan) -> dict[str, str]:
     """Every table as CSV text, by file name (``services.csv``...): ``plan --out DIR``."""
-    return {f"{name}.csv": frame(plan, name).to_csv(index=False) for name in TABLES}
+    names = (*TABLES, "pools") if plan.pools else TABLES
+    return {f"{name}.csv": frame(plan, name).to_csv(index=False) for name in names}
 
 
 # ------------------------------------------------------------------ display

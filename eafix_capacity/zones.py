@@ -9,9 +9,10 @@ k per zone, the node a drain takes is the last one, and the zone a loss takes is
 (with a count that is not a multiple, the zone holding the most nodes).
 
 Zones are given as the short names a provider's zones end with (``a,b,c`` on GKE and EKS,
-``1,2,3`` on AKS) and become ``topology.kubernetes.io/zone`` values in the provider's
-default region (``us-central1-a``, ``us-east-1a``, ``eastus-1``), the values the sim's
-nodes carry. ``--zones 3`` asks for the provider's first three.
+``1,2,3`` on AKS), which become ``topology.kubernetes.io/zone`` values in the provider's
+default region (``us-central1-a``, ``us-east-1a``, ``eastus-1``), or as the full zone
+names of a real cluster (``europe-west2-a,europe-west2-b``), taken as they are; the sim's
+nodes carry the same values. ``--zones 3`` asks for the provider's first three.
 
 Pure: no I/O.
 """
@@ -26,6 +27,7 @@ ZONE_LABEL = "topology.kubernetes.io/zone"
 REGION_OF_CLOUD = {"gcp": "us-central1", "aws": "us-east-1", "azure": "eastus"}
 DEFAULT_REGION = "local-1"
 MAX_ZONES = 10
+SHORT_NAME = 2   # zone names up to this long are suffixes in the default region
 # GKE and EKS zones end in a letter; AKS availability zones are numbered (eastus-1, -2, -3).
 _DEFAULT_NAMES = {"azure": ("1", "2", "3", "4", "5", "6", "7", "8", "9", "10")}
 _LETTERS = tuple("abcdefghij")
@@ -36,7 +38,11 @@ ZONES_VALID = (f"comma-separated zone names such as a,b,c (1,2,3 on AKS), or a c
 
 
 def zone_label(cloud: str, zone: str) -> str:
-    """The ``topology.kubernetes.io/zone`` value of zone ``zone`` in the cloud's default region."""
+    """The ``topology.kubernetes.io/zone`` value of zone ``zone``: a short name (``a``, ``1``:
+    at most 2 characters) in the cloud's default region, a longer one (``europe-west2-a``)
+    taken as the full zone name."""
+    if len(zone) > SHORT_NAME:
+        return zone
     region = REGION_OF_CLOUD.get(cloud, DEFAULT_REGION)
     if cloud == "aws":
         return f"{region}{zone}"

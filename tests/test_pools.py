@@ -177,6 +177,11 @@ def test_cli_plan_with_pools(capsys, tmp_path) -> None:
         assert main(["plan", "--pools", str(EXAMPLE), *argv]) == 2
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1
+    assert main(["plan", "--pools", str(EXAMPLE), "--out", str(tmp_path / "csv")]) == 0
+    capsys.readouterr()
+    assert sorted(p.name for p in (tmp_path / "csv").iterdir()) == [
+        "gates.csv", "placement.csv", "pools.csv", "scenarios.csv", "services.csv"]
+    assert (tmp_path / "csv" / "pools.csv").read_text().splitlines()[2].startswith("memory,n2-highmem-4,2,")
     bad = tmp_path / "pools.yaml"
     bad.write_text(yaml.safe_dump({"pools": [{"name": "general", "node_type": "n9-mega"}]}))
     assert main(["plan", "--pools", str(bad)]) == 2

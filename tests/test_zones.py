@@ -60,6 +60,7 @@ def test_zone_names_counts_and_labels() -> None:
     assert resolve_zones("3", cloud="azure") == ("1", "2", "3")   # AKS zones are numbered
     assert zone_labels("azure", ("1", "2")) == ("eastus-1", "eastus-2")
     assert zone_labels("aws", ("a", "b")) == ("us-east-1a", "us-east-1b")
+    assert zone_labels("gcp", ("europe-west2-a", "europe-west2-b")) == ("europe-west2-a", "europe-west2-b")
     assert node_zones(("x", "y", "z"), 5) == ("x", "y", "z", "x", "y")
     assert after_zone_loss(("x", "y", "z"), 5) == ("y", "z", "y")
 
@@ -301,3 +302,32 @@ def test_the_twin_of_a_zoned_plan_has_its_zones_and_spread() -> None:
         assert [n.metadata.labels[ZONE] for n in nodes] == list(plan.node_zones)
     finally:
         session.close()
+
+
+def test_verify_checks_the_zones_and_each_services_zone_spread() -> None:
+    """A zoned plan's verify: nodes per zone as planned, and per multi-replica service at most
+    one more replica in one zone than another (what the zone spread promises)."""
+    from eafix_capacity.cluster.livestate import LiveState, Node, Pod
+    from eafix_capacity.cluster.verify import verify
+    plan = plan_from_params(PlanParams(zones="a,b,c", nodes=3))
+    zones = ["us-central1-a", "us-central1-b", "us-central1-c"]
+    nodes = tuple(Node(f"n{i}", "n2-standard-8", {}, ready=True, zone=z) for i, z in enumerate(zones))
+
+    def pods(*where: int) -> tuple[Pod, ...]:
+        return tuple(Pod(namespace="eafix-trading", name=f"risk-manager-{k}", phase="Running", node=f"n{i}",
+                         labels={"app.kubernetes.io/name": "risk-manager"}) for k, i in enumerate(where))
+
+    def checks(live: LiveState) -> dict[str, object]:
+        return {c.name: c for c in verify(live, plan) if c.name == "node-zones"
+                or (c.name == "zone-spread" and c.subject == "service risk-manager")}
+
+    good = checks(LiveState(nodes=nodes, pods=pods(0, 1)))
+    assert good["node-zones"].status == "PASS" and good["zone-spread"].status == "PASS"
+    skewed = checks(LiveState(nodes=nodes, pods=pods(0, 0, 0)))
+    assert skewed["zone-spread"].status == "FAIL"
+    assert "3 of 3 replicas in us-central1-a" in skewed["zone-spread"].evidence
+    one_zone = tuple(Node(f"n{i}", "n2-standard-8", {}, ready=True, zone="us-central1-a") for i in range(3))
+    missing = checks(LiveState(nodes=one_zone, pods=pods(0, 1)))["node-zones"]
+    assert missing.status == "FAIL" and "missing us-central1-b=1, us-central1-c=1" in missing.evidence
+    assert not [c for c in verify(LiveState(nodes=nodes), plan_from_params(PlanParams(nodes=3)))
+                if c.name in ("node-zones", "zone-spread")]

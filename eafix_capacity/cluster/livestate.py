@@ -16,6 +16,7 @@ from typing import Any
 from ..errors import InputError
 
 INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
+ZONE_LABEL = "topology.kubernetes.io/zone"
 NAME_LABEL = "app.kubernetes.io/name"
 
 # The keys ``from_objects`` accepts: the resource's plural (as ``kubectl get`` names it) or
@@ -36,6 +37,7 @@ class Node:
     unschedulable: bool = False
     ready: bool = False
     ready_message: str = ""
+    zone: str | None = None                 # topology.kubernetes.io/zone, when labelled
 
 
 @dataclass(frozen=True)
@@ -206,7 +208,7 @@ def _node(o: Mapping[str, Any]) -> Node:
                 unschedulable=bool(_d(o, "spec", "unschedulable")),
                 ready=ready is not None and ready.get("status") == "True",
                 ready_message=str(ready.get("message") or ready.get("reason") or "") if ready else
-                "no Ready condition")
+                "no Ready condition", zone=_d(o, "metadata", "labels", ZONE_LABEL))
 
 
 def _pod(o: Mapping[str, Any]) -> Pod:

@@ -87,7 +87,27 @@ def _node_checks(live: LiveState, plan: Plan, tolerance_pct: float) -> list[Chec
                          "spec.unschedulable=true: no new pod lands on it" if node.unschedulable else ""))
         out.append(Check("node-ready", node.name, "PASS" if node.ready else "FAIL", "Ready",
                          "Ready" if node.ready else "NotReady", node.ready_message))
+    if plan.zoning is not None:
+        out.append(_zones_check(live, plan))
     return out
+
+
+def _zones_check(live: LiveState, plan: Plan) -> Check:
+    """With zones, the nodes per ``topology.kubernetes.io/zone`` the plan counts on (node i in
+    zone i mod Z): fewer in a zone is a FAIL (its loss, or the spread, was judged on nodes that
+    are not there), more a WARN."""
+    want = Counter(plan.node_zones)
+    got = Counter(n.zone or "no zone label" for n in live.nodes)
+    short = {z: want[z] - got.get(z, 0) for z in want if got.get(z, 0) < want[z]}
+    extra = {z: c for z, c in got.items() if c > want.get(z, 0)}
+    status: Status = "FAIL" if short else "WARN" if extra else "PASS"
+
+    def text(c: Mapping[str, int]) -> str:
+        return ", ".join(f"{z}={n}" for z, n in sorted(c.items()))
+    detail = ("; ".join(filter(None, [("missing " + text(short)) if short else "",
+                                      ("more than planned " + text(extra)) if extra else ""]))
+              or "every zone as planned")
+    return Check("node-zones", "cluster", status, text(want), text(got), detail)
 
 
 def _allocatable_check(node: Node, model: Mapping[str, Fraction], tolerance_pct: float, plan: Plan) -> Check:
@@ -317,6 +337,32 @@ def _fmt_int(v: Fraction | None) -> str:
     return "?" if v is None else str(int(v))
 
 
+def _zone_spread_check(svc: Service, namespace: str, live: LiveState) -> Check | None:
+    """The rendering's zone spread (maxSkew 1 over topology.kubernetes.io/zone, DoNotSchedule,
+    nodeTaintsPolicy Honor): over the zones with a ready, schedulable node, the service's
+    running replicas differ by at most one between zones."""
+    if not is_multi_replica(svc):
+        return None
+    zone_of = {n.name: n.zone for n in live.nodes}
+    pods = [p for p in live.pods if p.namespace == namespace and p.service == svc.name
+            and p.node and not p.terminated]
+    if len(pods) < 2:
+        return None
+    domains = {n.zone for n in live.nodes if n.zone and n.ready and not n.unschedulable}
+    per_zone = Counter({z: 0 for z in domains})
+    per_zone.update(zone_of.get(p.node or "") or "no zone label" for p in pods)
+    actual = ", ".join(f"{z}={c}" for z, c in sorted(per_zone.items()))
+    counted = [per_zone[z] for z in domains]
+    skew = max(counted) - min(counted) if counted else 0
+    subject = f"service {svc.name}"
+    if skew > 1:
+        worst = max(domains, key=lambda z: (per_zone[z], z))
+        return Check("zone-spread", subject, "FAIL", "at most 1 more replica in one zone than in another", actual,
+                     f"{per_zone[worst]} of {len(pods)} replicas in {worst}: its loss takes more than the plan's "
+                     "zone-loss judged")
+    return Check("zone-spread", subject, "PASS", "at most 1 more replica in one zone than in another", actual, "")
+
+
 def _spread_check(svc: Service, namespace: str, live: LiveState) -> Check | None:
     """The rendering's spread (maxSkew 1 on kubernetes.io/hostname, DoNotSchedule): while a
     service has no more replicas than there are schedulable nodes, no node runs two."""
@@ -415,7 +461,8 @@ def verify(live: LiveState, plan: Plan, *, options: RenderOptions | None = None,
         else:
             found[svc.name] = w
             out += _workload_checks(svc, w, live, options)
-        out += [c for c in (_pdb_check(svc, ns, live), _spread_check(svc, ns, live)) if c]
+        out += [c for c in (_pdb_check(svc, ns, live), _spread_check(svc, ns, live),
+                            _zone_spread_check(svc, ns, live) if plan.zoning is not None else None) if c]
     namespaces = (ns, "istio-system") if plan.options.mesh == "istio" else (ns,)
     out += _pod_checks(live.pods, namespaces)
     out += _per_node_checks(live)
