@@ -113,7 +113,7 @@ def make_pools_plan(catalog: Catalog, profile: Profile, pools: Sequence[PoolSpec
         if auto_exact and not options.exact and pool.nodes < AUTO_EXACT_NODES:
             pool = make_plan(sub, _pool_profile(profile), node_type, replace(o, exact=True))
         plans.append(PoolPlan(spec, pool))
-    plans = _meet_profile(plans, profile, node_types, options, file=file)
+    plans = _meet_profile(plans, profile, node_types, file=file)
     return _total(catalog, profile, options, plans)
 
 
@@ -122,8 +122,8 @@ def _capacity(plans: Sequence[PoolPlan]) -> tuple[int, int]:
             sum(p.plan.node.capacity_memory_bytes * p.plan.nodes for p in plans))
 
 
-def _meet_profile(plans: list[PoolPlan], profile: Profile, node_types: Mapping[str, NodeType],
-                  options: PlanOptions, *, file: str) -> list[PoolPlan]:
+def _meet_profile(plans: list[PoolPlan], profile: Profile, node_types: Mapping[str, NodeType], *,
+                  file: str) -> list[PoolPlan]:
     """Grow the first sized pool until the pools' capacity meets the profile's CPU and memory."""
     grow = next((i for i, p in enumerate(plans) if p.spec.nodes is None), None)
     if grow is None:
