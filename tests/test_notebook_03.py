@@ -21,7 +21,7 @@ from notebook_helpers import (ROOT, assert_committed_with_the_conventions, asser
                               run_papermill)
 
 NOTEBOOK = NOTEBOOKS_DIR / "03_apply_and_verify.ipynb"
-PARAMETERS = ["context", "kubeconfig", "yes", "profile", "provider", "node_type", "nodes", "mesh", "dry_run",
+PARAMETERS = ["context", "kubeconfig", "yes", "profile", "provider", "node_type", "nodes", "mesh", "zones", "dry_run",
               "external_secrets", "timeout", "output_dir"]
 
 pytestmark = [pytest.mark.notebook, pytest.mark.sim]
@@ -120,3 +120,32 @@ def test_notebook_has_the_conventions():
     text = NOTEBOOK.read_text()
     assert str(ROOT) not in text and "/tmp/" not in text
     assert NOTEBOOK.stem == nb.NOTEBOOK   # summary.json's "notebook" and the default output_dir
+
+
+def test_zones_reach_the_plan_the_rendering_the_sim_and_verify():
+    """Notebook 03's ``zones``: the plan counts per zone, the rendering carries the zone
+    spread, the sim it starts has the plan's zones, and verify's zone checks pass once
+    everything runs (the library calls the notebook makes, without a kernel)."""
+    params = nb.NotebookParams.from_notebook(zones="a,b,c", timeout=120.0, output_dir="unused")
+    plan = nb.make_plan(params)
+    assert plan.nodes % 3 == 0 and "zone-loss" in plan.scenarios
+    objects = nb.render_objects(params)
+    zoned = {o["metadata"]["name"] for o in objects if o["kind"] in ("Deployment", "StatefulSet")
+             and [c["topologyKey"] for c in o["spec"]["template"]["spec"]["topologySpreadConstraints"]]
+             == ["kubernetes.io/hostname", "topology.kubernetes.io/zone"]}
+    assert zoned and zoned == {s.name for s in plan.catalog.services
+                               if s.replicas > 1 or (s.hpa is not None and s.hpa.max_replicas > 1)}
+    session = nb.open_session(params, plan)
+    try:
+        dry = nb.dry_run(session, objects, params=params)
+        applied = nb.apply_and_wait(session, objects, params=params, dry=dry)
+        assert applied.status == "done", applied.note
+        nb.settle(session)
+        checks = nb.verify_live(session, plan, params).checks
+        zones = [c for c in checks if c.name == "node-zones"]
+        assert [c.status for c in zones] == ["PASS"]
+        assert zones[0].actual == "us-central1-a=1, us-central1-b=1, us-central1-c=1"
+        spread = {c.subject: c.status for c in checks if c.name == "zone-spread"}
+        assert spread == {f"service {name}": "PASS" for name in zoned}
+    finally:
+        session.close()

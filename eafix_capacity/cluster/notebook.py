@@ -64,6 +64,7 @@ class NotebookParams(NotebookParameters):
     node_type: str = "n2-standard-8"
     nodes: int = 0
     mesh: str = "none"
+    zones: str = ""
     dry_run: bool = False
     external_secrets: bool = False
     timeout: float = 120.0
@@ -98,14 +99,15 @@ class NotebookParams(NotebookParameters):
         from ..inputs import PlanParams
 
         return PlanParams.from_notebook(profile=self.profile, provider=self.provider, node_type=self.node_type,
-                                        nodes=self.nodes, mesh=self.mesh)
+                                        nodes=self.nodes, mesh=self.mesh, zones=self.zones)
 
     def render_options(self) -> RenderOptions:
         from ..manifests.render import RenderOptions
         from ..mesh import parse_mesh
         from ..nodes import parse_provider
 
-        return RenderOptions(mesh=parse_mesh(self.mesh), provider=parse_provider(self.provider))
+        return RenderOptions(mesh=parse_mesh(self.mesh), provider=parse_provider(self.provider),
+                             zone_spread=bool(self.zones))
 
 
 def make_plan(params: NotebookParams) -> Plan:
@@ -397,6 +399,7 @@ def open_session(params: NotebookParams, plan: Plan) -> Session:
     from ..sim.cluster import SimCluster
 
     sim = SimCluster(node_type=plan.node_type.name, nodes=plan.nodes, provider=plan.options.provider,
+                     zones=plan.zoning.names if plan.zoning is not None else None,
                      mesh=plan.options.mesh, speed=SIM_SPEED, clock_start=TRADING_DAY_START)
     sim.start()
     try:
