@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .errors import InputError, QuantityError
-from .labels import LABEL_KEY_RULE, LABEL_VALUE_RULE, is_valid_label_key, is_valid_label_value
+from .labels import LABEL_KEY_RULE, LABEL_VALUE_RULE, is_valid_label_key, is_valid_label_value, label_map
 from .limits import MAX_PODS, PODS_LIMIT_TEXT
 from .paths import data_file
 from .quantity import memory_typo, parse
@@ -425,22 +425,6 @@ def _growth_pct(v: Any, f: _Fields) -> float | None:
     return float(v)
 
 
-def _node_selector(raw: Any, f: _Fields) -> dict[str, str]:
-    """The pods' nodeSelector: label keys and values the API server accepts."""
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise f.fail("node_selector", "not a mapping", raw, "LABEL_KEY: VALUE entries, e.g. {eafix.io/pool: memory}")
-    out: dict[str, str] = {}
-    for k, v in raw.items():
-        if not isinstance(k, str) or not is_valid_label_key(k):
-            raise f.fail("node_selector", "invalid label key", k, LABEL_KEY_RULE)
-        if not isinstance(v, str) or not is_valid_label_value(v):
-            raise f.fail(f"node_selector.{k}", "invalid label value", v, LABEL_VALUE_RULE + ", quoted as a string")
-        out[k] = v
-    return out
-
-
 def _tolerations(raw: Any, f: _Fields) -> tuple[Toleration, ...]:
     """The pods' tolerations, checked as pkg/apis/core/validation validateTolerations does."""
     if raw is None:
@@ -559,7 +543,7 @@ def _service(raw: Any, *, file: str, index: int) -> Service:
     if not isinstance(mesh_inject, bool):
         raise f.fail("mesh_inject", "not a boolean", mesh_inject, "true or false")
     growth_pct = _growth_pct(raw.get("growth_pct"), f)
-    node_selector = _node_selector(raw.get("node_selector"), f)
+    node_selector = label_map(raw.get("node_selector"), field="node_selector", fail=f.fail)
     tolerations = _tolerations(raw.get("tolerations"), f)
     svc = Service(
         name=name,

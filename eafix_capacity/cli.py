@@ -179,15 +179,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     with printed_warnings(sys.stderr):
         comparisons = compare_from_params(params, providers=providers, families=families)
     if args.chart is not None:
-        import io
-        from pathlib import Path
-
         from .charts import node_type_costs
-        from .fsio import atomic_write_bytes
-        buf = io.BytesIO()
-        node_type_costs(comparisons, chosen=chosen).savefig(buf, format="png")
-        written = atomic_write_bytes(Path(args.chart), buf.getvalue(), mode=0o666)
-        print(f"chart: {written}", file=sys.stderr)
+        _write_chart(node_type_costs(comparisons, chosen=chosen), args.chart)
     if args.format == "json":
         print(json.dumps(comparison_to_dict(comparisons, chosen=chosen), indent=2))
         return 0
@@ -203,9 +196,20 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _write_chart(figure: Any, path: str) -> None:
+    """``--chart FILE.png``: the figure written atomically, its path said on stderr."""
+    import io
+    from pathlib import Path
+
+    from .fsio import atomic_write_bytes
+    buf = io.BytesIO()
+    figure.savefig(buf, format="png")
+    print(f"chart: {atomic_write_bytes(Path(path), buf.getvalue(), mode=0o666)}", file=sys.stderr)
+
+
 def _cmd_compare_pools(args: argparse.Namespace) -> int:
     """``plan --compare-node-types --pools FILE``: per pool, each node type of the pools' cloud in it."""
-    from .cost import cheapest, comparison_lines, comparison_to_dict, compare_pools_from_params, parse_choices
+    from .cost import comparison_lines, comparison_to_dict, compare_pools_from_params, parse_choices
     from .nodes import FAMILIES
     from .pools import load_pools
     given = {"--providers": args.providers, "--nodes": args.nodes, "--table": args.table, "--out": args.out,
@@ -220,17 +224,12 @@ def _cmd_compare_pools(args: argparse.Namespace) -> int:
     params = params_from_args(args)
     from .manifests.load import printed_warnings
     with printed_warnings(sys.stderr):
-        by_pool = compare_pools_from_params(params, families=families)
-    chosen = {p.name: p.node_type for p in load_pools(args.pools)}
+        pools = load_pools(args.pools)
+        by_pool = compare_pools_from_params(params, pools=pools, families=families)
+    chosen = {p.name: p.node_type for p in pools}
     if args.chart is not None:
-        import io
-        from pathlib import Path
-
         from .charts import pool_node_type_costs
-        from .fsio import atomic_write_bytes
-        buf = io.BytesIO()
-        pool_node_type_costs(by_pool, chosen=chosen).savefig(buf, format="png")
-        print(f"chart: {atomic_write_bytes(Path(args.chart), buf.getvalue(), mode=0o666)}", file=sys.stderr)
+        _write_chart(pool_node_type_costs(by_pool, chosen=chosen), args.chart)
     if args.format == "json":
         print(json.dumps({"pools": {pool: comparison_to_dict(cs, chosen=chosen[pool]) for pool, cs in by_pool.items()}},
                          indent=2))
@@ -242,14 +241,10 @@ def _cmd_compare_pools(args: argparse.Namespace) -> int:
         sys.stdout.write(pd.concat(frames, ignore_index=True).to_csv(index=False))
         return 0
     for (pool, cs), df in zip(by_pool.items(), frames):
-        best = cheapest(cs)
         print(f"pool {pool} (the other pools as the file gives them; cost: the cluster's):")
         print(tables.plain_text(df))
         for line in comparison_lines(cs, chosen=chosen[pool]):
-            print("  " + line.replace("passing node type", f"type for pool {pool}")
-                  .replace("--node-type ", f"the pools file's {pool} type "))
-        if best is None:
-            print(f"  no node type passes in pool {pool}")
+            print("  " + line)
         print()
     return 0
 

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from .catalog import Catalog
     from .inputs import PlanParams
     from .plan import Plan, PlanOptions
+    from .pools import PoolSpec
     from .profiles import Profile
 
 HOURS_PER_MONTH = 730
@@ -252,20 +253,24 @@ def comparison_to_dict(comparisons: Sequence[Comparison], *, chosen: str | None 
 
 
 def comparison_lines(comparisons: Sequence[Comparison], *, chosen: str | None = None) -> list[str]:
-    """The sentences under the comparison table: the cheapest type and the chosen one's place."""
+    """The sentences under the comparison table: the cheapest type and the chosen one's place
+    (the pool's, when the rows are one pool's of several)."""
     best = cheapest(comparisons)
+    pool = next((c.pool for c in comparisons if c.pool), "")
+    what = f"cheapest type for pool {pool}" if pool else "cheapest passing node type"
     if best is None:
-        lines = ["cheapest passing node type: none (no node type with a price passes every gate)"]
+        lines = [f"{what}: none (no node type with a price passes every gate)"]
     else:
         tied = [c.node_type for c in comparisons
                 if c is not best and c.passed and c.monthly_usd == best.monthly_usd]
         tie = f"; same cost: {', '.join(tied)}" if tied else ""
-        lines = [f"cheapest passing node type: {best.node_type} ({best.provider}), {best.nodes} nodes, "
+        lines = [f"{what}: {best.node_type} ({best.provider}), {best.nodes} nodes, "
                  f"${_usd(best.monthly_usd):,.2f} per month ({HOURS_PER_MONTH} h, {best.price_basis} price{tie})"]
     if chosen is not None:
         rank = rank_of(comparisons, chosen)
         if rank is not None:
-            lines.append(f"--node-type {chosen}: #{rank} of {len(comparisons)}")
+            label = f"the pools file's {pool} type" if pool else "--node-type"
+            lines.append(f"{label} {chosen}: #{rank} of {len(comparisons)}")
     return lines
 
 
@@ -288,9 +293,11 @@ def compare_from_params(params: PlanParams, *, providers: Iterable[str] | None =
     return compare_node_types(catalog, profile, load_node_types(), options, providers=providers, families=families)
 
 
-def compare_pools_from_params(params: PlanParams, *, families: Iterable[str] | None = None) -> dict[str, list[Comparison]]:
+def compare_pools_from_params(params: PlanParams, *, pools: Sequence[PoolSpec] | None = None,
+                              families: Iterable[str] | None = None) -> dict[str, list[Comparison]]:
     """``plan --compare-node-types --pools FILE``: per pool, every node type of the pools'
-    cloud tried in that pool (``poolplan.compare_pool_node_types``)."""
+    cloud tried in that pool (``poolplan.compare_pool_node_types``); ``pools``: the file's
+    pools when the caller has read them already."""
     from .inputs import load_inputs_catalog, plan_options
     from .nodes import load_node_types
     from .paths import data_file
@@ -302,6 +309,7 @@ def compare_pools_from_params(params: PlanParams, *, families: Iterable[str] | N
         raise InputError("no pools file to compare per pool", field="pools", valid="a pools file")
     catalog = load_inputs_catalog(params)
     profile = get_profile(params.profile, load_profiles(), file=str(data_file("profiles.yaml")))
-    return compare_pool_node_types(catalog, profile, load_pools(params.pools), load_node_types(),
+    return compare_pool_node_types(catalog, profile, pools if pools is not None else load_pools(params.pools),
+                                   load_node_types(),
                                    plan_options(params), file=params.pools, families=families,
                                    auto_exact=params.exact is None)

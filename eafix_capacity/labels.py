@@ -11,6 +11,7 @@ most 63 characters, empty or qualifiedNameFmt). Pure.
 from __future__ import annotations
 
 import re
+from typing import Any, Callable
 
 LABEL_VALUE_MAX_LENGTH = 63
 _QUALIFIED_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
@@ -33,3 +34,25 @@ def is_valid_label_key(key: str) -> bool:
     if slash and (not prefix or len(prefix) > 253 or _DNS_SUBDOMAIN.fullmatch(prefix) is None):
         return False
     return 0 < len(name) <= LABEL_VALUE_MAX_LENGTH and _QUALIFIED_NAME.fullmatch(name) is not None
+
+
+Fail = Callable[[str, str, Any, str], Exception]
+"""Builds the caller's error from (field, problem, value, what is valid)."""
+
+
+def label_map(raw: Any, *, field: str, fail: Fail) -> dict[str, str]:
+    """A mapping of label keys to label values, each as the API server accepts it (``{}`` for
+    None): a pool's labels, a service's nodeSelector. ``fail`` builds the one-line error, which
+    names ``field`` (or ``field.KEY`` for a bad value)."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise fail(field, "not a mapping", raw, "LABEL_KEY: VALUE entries, e.g. {eafix.io/pool: memory}")
+    out: dict[str, str] = {}
+    for k, v in raw.items():
+        if not isinstance(k, str) or not is_valid_label_key(k):
+            raise fail(field, "invalid label key", k, LABEL_KEY_RULE)
+        if not isinstance(v, str) or not is_valid_label_value(v):
+            raise fail(f"{field}.{k}", "invalid label value", v, LABEL_VALUE_RULE + ", quoted as a string")
+        out[k] = v
+    return out

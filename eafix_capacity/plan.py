@@ -51,6 +51,7 @@ class PlanOptions:
     zones: tuple[str, ...] | int = ()      # zone names or a count of the cloud's (zones.py); (): no zones
     zonal_pool: bool = False               # with zones: counts need not be the same in every zone
     control_plane: bool = True             # the mesh's control plane runs here (one pool of several: poolplan.py)
+    at_least: int = 0                      # without nodes: recommend no fewer (poolplan grows a pool for the profile)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "provider", parse_provider(self.provider))
@@ -332,6 +333,9 @@ def _check_options(o: PlanOptions) -> None:
         raise InputError("invalid node count", field="nodes", value=o.nodes, valid="a whole number of at least 1")
     if o.nodes is not None and o.nodes > MAX_NODES:
         raise InputError("too many nodes", field="nodes", value=o.nodes, valid=f"at most {MAX_NODES:,}: {NODES_LIMIT_TEXT}")
+    if isinstance(o.at_least, bool) or not isinstance(o.at_least, int) or not 0 <= o.at_least <= MAX_NODES:
+        raise InputError("invalid smallest count", field="at_least", value=o.at_least,
+                         valid=f"a whole number from 0 to {MAX_NODES:,}")
     if o.max_pods is not None and not isinstance(o.max_pods, bool) and isinstance(o.max_pods, int) \
             and o.max_pods > MAX_PODS:
         raise InputError("too many pods per node", field="max_pods", value=o.max_pods,
@@ -487,6 +491,7 @@ def make_plan(catalog: Catalog, profile: Profile, node_type: NodeType, options: 
         _nodes_for(profile.memory_bytes, node.capacity_memory_bytes),
         _nodes_for_ratio(base_totals.cpu_limit_m, options.cpu_limit_ratio, shape.cpu_m),
         _nodes_for_ratio(base_totals.memory_limit_bytes, options.memory_limit_ratio, shape.memory_bytes),
+        options.at_least,
     )
     if recommended is not None and zoning is not None:
         recommended = zoning.round_up(recommended)

@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from .catalog import ZERO, Catalog, Resources, Service
 from .errors import InputError
-from .limits import MAX_NODES, NODES_LIMIT_TEXT
 from .nodes import NodeType, get_node_type
 from .plan import Gate, Plan, PlanOptions, ScenarioResult, make_plan, profile_gates, storage_claims_gate
 from .pools import PoolSpec, assign, place_services
@@ -66,21 +65,6 @@ def _bare(pools: Sequence[PoolSpec]) -> PoolSpec | None:
 def _pool_profile(profile: Profile) -> Profile:
     """A profile asking nothing: a pool's own plan is not judged on the cluster's profile."""
     return replace(profile, cpu_m=0, memory_bytes=0, storage_bytes=0, storage_media="any")
-
-
-def _sized(spec: PoolSpec, catalog: Catalog, profile: Profile, node_type: NodeType, options: PlanOptions,
-           nodes: int, *, step: int) -> Plan:
-    """The pool's plan at ``nodes`` or, when a scenario does not pack there (first-fit is not
-    monotone in the count), the next count (in ``step``s) that does; reported as the pool's
-    recommendation."""
-    while True:
-        if nodes > MAX_NODES:
-            raise InputError(f"pool {spec.name} needs more than {MAX_NODES:,} {node_type.name} nodes", field="nodes",
-                             valid=f"{NODES_LIMIT_TEXT}: a larger node type or fewer replicas")
-        plan = make_plan(catalog, _pool_profile(profile), node_type, replace(options, nodes=nodes))
-        if all(r.fits for r in plan.scenarios.values()):
-            return replace(plan, recommended_nodes=nodes, nodes_given=False)
-        nodes += step
 
 
 def make_pools_plan(catalog: Catalog, profile: Profile, pools: Sequence[PoolSpec],
@@ -136,10 +120,9 @@ def _meet_profile(plans: list[PoolPlan], profile: Profile, node_types: Mapping[s
         cpu, memory = _capacity(plans)
         if cpu >= profile.cpu_m and memory >= profile.memory_bytes:
             return plans
-        current = plans[grow].plan
-        sub = current.catalog
-        plans[grow] = PoolPlan(spec, _sized(spec, sub, profile, node_type, current.options, current.nodes + step,
-                                            step=step))
+        current = plans[grow].plan   # planned again with no fewer nodes: make_plan counts on until it passes
+        plans[grow] = PoolPlan(spec, make_plan(current.catalog, _pool_profile(profile), node_type,
+                                               replace(current.options, at_least=current.nodes + step)))
 
 
 def _fleet(plans: Sequence[PoolPlan]) -> str:

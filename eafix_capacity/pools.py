@@ -34,7 +34,7 @@ from typing import Any, Mapping, Sequence
 
 from .catalog import Catalog, Service
 from .errors import InputError
-from .labels import LABEL_KEY_RULE, LABEL_VALUE_RULE, is_valid_label_key, is_valid_label_value
+from .labels import LABEL_KEY_RULE, LABEL_VALUE_RULE, is_valid_label_key, is_valid_label_value, label_map
 from .limits import MAX_NODES, NODES_LIMIT_TEXT
 from .scheduling import Taint, Toleration, untolerated_taint
 from .yamlio import load_yaml_file
@@ -78,23 +78,6 @@ def _check_name(name: Any, *, file: str, index: int) -> str:
         raise InputError(f"pool name {problem}", file=file, obj=f"pools[{index}]", field="name", value=name,
                          valid="a DNS label: lower-case letters, digits and '-', at most 63 characters")
     return name
-
-
-def _labels(raw: Any, *, file: str, obj: str) -> dict[str, str]:
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise InputError("not a mapping", file=file, obj=obj, field="labels", value=raw,
-                         valid="KEY: VALUE entries, e.g. {eafix.io/pool: memory}")
-    out = {}
-    for k, v in raw.items():
-        if not isinstance(k, str) or not is_valid_label_key(k):
-            raise InputError("invalid label key", file=file, obj=obj, field="labels", value=k, valid=LABEL_KEY_RULE)
-        if not isinstance(v, str) or not is_valid_label_value(v):
-            raise InputError("invalid label value", file=file, obj=obj, field=f"labels.{k}", value=v,
-                             valid=LABEL_VALUE_RULE + ", quoted as a string")
-        out[k] = v
-    return out
 
 
 def _taints(raw: Any, *, file: str, obj: str) -> tuple[Taint, ...]:
@@ -168,7 +151,10 @@ def pools_from_dict(doc: Any, *, file: str = "<dict>") -> tuple[PoolSpec, ...]:
         if not isinstance(services, list) or not all(isinstance(s, str) and s for s in services):
             raise InputError("not a list of service names", file=file, obj=name, field="services", value=services,
                              valid="e.g. [redis, postgresql]")
-        out.append(PoolSpec(name, node_type, nodes, _labels(p.get("labels"), file=file, obj=name),
+        labels = label_map(p.get("labels"), field="labels",
+                           fail=lambda fld, problem, value, valid: InputError(problem, file=file, obj=name, field=fld,
+                                                                              value=value, valid=valid))
+        out.append(PoolSpec(name, node_type, nodes, labels,
                             _taints(p.get("taints"), file=file, obj=name), tuple(services)))
     return tuple(out)
 

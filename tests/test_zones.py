@@ -180,12 +180,22 @@ def test_n_plus_one_is_the_mixin_inequality(profile, node_type, pod_cpu_m) -> No
 
 
 def test_a_lost_zone_that_takes_every_replica_fails_the_gate(profile, node_type) -> None:
-    """Two replicas too large to share a node in zone b's single node: without the zone
-    spread (a single-replica service's pods carry none) nothing keeps them apart; with 2
-    replicas the spread does, so a 2-replica service never loses both."""
+    """With the zone spread a 2-replica service keeps one replica when a zone is lost; the
+    gate fails when a service of 2 or more would keep none (survivors as a placement without
+    the spread would leave them), and names it."""
+    from dataclasses import replace
+
+    from eafix_capacity.plan import ZoneSurvivors, _zone_loss_gate
     plan = make_plan(feed(100, replicas=2), profile, node_type, PlanOptions(provider="gke", zones=("a", "b", "c")))
     (v,) = plan.survivors
     assert v.survivors == 1 and {g.name: g for g in plan.gates}["zone-loss"].passed
+    fits = {g.name: g for g in plan.gates}["zone-loss"]
+    both = replace(plan, survivors=(ZoneSurvivors("feed", "trading", 2, 0, "us-central1-a"),))
+    gate = _zone_loss_gate(both, fits)
+    assert not gate.passed and "left with none: feed (2 replicas in us-central1-a)" in gate.detail
+    single = replace(plan, survivors=(ZoneSurvivors("feed", "trading", 1, 0, "us-central1-a"),))
+    gate = _zone_loss_gate(single, fits)
+    assert gate.passed and "single replicas, down until rescheduled: feed" in gate.detail
 
 
 def test_regional_counts_are_multiples_of_the_zones_for_every_node_type(profile) -> None:
